@@ -1,0 +1,222 @@
+"""The policy contract: ``PlanningSnapshot`` in, ``Plan`` out. Plain data, no I/O.
+
+Time: the snapshot is taken at the end of day ``day``, after that day's demand. Anything a plan
+dispatches or orders leaves at the end of ``day`` and arrives at the start of
+``day + transit/lead days`` (so a 1-day lane delivers tomorrow morning, before tomorrow's demand).
+Arrays are indexed ``[location, sku]`` with DCs first (``[:n_dcs]``) then stores.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class InboundShipment:
+    """One open shipment or purchase order: arrays of SKU indices and units, due on ``due_day``."""
+
+    kind: str  # "purchase" | "expedite" | "shipment" | "transfer"
+    origin: int  # location index, or supplier index for purchases/expedites
+    destination: int  # location index
+    due_day: int  # planned arrival day (what the ERP shows; the real one may differ)
+    sku: IntArray
+    qty: IntArray
+
+
+@dataclass(frozen=True)
+class PlanningSnapshot:
+    """Everything a policy may see. Built by the twin each day, or from an ERP by an adapter."""
+
+    day: int
+    date: dt.date
+    location_ids: tuple[str, ...]
+    sku_ids: tuple[str, ...]
+    n_dcs: int
+    serving_dc: IntArray  # [L] DC index replenishing each location (a DC maps to itself)
+    on_hand: IntArray  # [L, S] units
+    in_transit: IntArray  # [L, S] units dispatched between locations, not yet arrived
+    on_order: IntArray  # [L, S] units ordered from suppliers, not yet arrived
+    inbound: tuple[InboundShipment, ...]  # the detail behind in_transit and on_order
+    forecast_mean: FloatArray  # [H, L, S] demand served from each location's stock, day+1..day+H
+    forecast_dispersion: float  # negative-binomial k: variance = mu + mu**2 / k
+    history_mean: FloatArray  # [L, S] trailing 28-day average daily sales (what an ERP sees)
+    baseline_mean: FloatArray  # [L, S] average daily demand without promotions
+    promotions: pd.DataFrame  # id, start_day, end_day, depth, planned_uplift
+    promotion_cells: dict[str, BoolArray]  # promotion id -> [L, S] cells it applies to
+    sku_supplier: IntArray  # [S] supplier index
+    supplier_ids: tuple[str, ...]
+    lead_time_mean: FloatArray  # [V] days
+    lead_time_sd: FloatArray  # [V] days
+    expedite_lead_time: IntArray  # [V] days
+    supplier_capacity: FloatArray  # [V] units per day
+    moq: FloatArray  # [V] units per SKU line
+    fill_rate: FloatArray  # [V] expected share delivered
+    lanes: pd.DataFrame  # o, d (location indices), transit_days, cost_per_unit, capacity
+    dc_throughput: FloatArray  # [D] outbound units per day, today
+    price: FloatArray  # [S] currency per unit
+    unit_cost: FloatArray  # [S]
+    holding_cost: FloatArray  # [S] currency per unit per day
+    lost_sale_cost: FloatArray  # [S] lost margin + goodwill, currency per unit
+    expedite_premium: FloatArray  # [S] extra currency per expedited unit
+    seed: int = 0
+
+    @property
+    def n_locations(self) -> int:
+        return len(self.location_ids)
+
+    @property
+    def n_skus(self) -> int:
+        return len(self.sku_ids)
+
+    @property
+    def horizon(self) -> int:
+        return int(self.forecast_mean.shape[0])
+
+    @property
+    def position(self) -> IntArray:
+        """Inventory position per cell: on hand + in transit + on order (units)."""
+        return self.on_hand + self.in_transit + self.on_order
+
+    def forecast_var(self, mean: FloatArray) -> FloatArray:
+        """Variance of daily demand with the given mean (negative binomial)."""
+        return mean + mean**2 / self.forecast_dispersion
+
+
+class ActionKind(IntEnum):
+    PURCHASE = 0  # supplier -> DC
+    EXPEDITE = 1  # supplier -> DC, faster and dearer
+    SHIPMENT = 2  # DC -> store allocation
+    TRANSFER = 3  # DC <-> DC or store <-> store
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A policy's actions, columnar (one row per action line); ``reasons`` are indexed by ``reason``.
+
+    ``origin`` is a supplier index for purchases and expedites, a location index otherwise.
+    ``confidence`` is in [0, 1]: how sure the policy is that the line is needed.
+    """
+
+    policy: str
+    kind: IntArray
+    origin: IntArray
+    destination: IntArray
+    sku: IntArray
+    qty: IntArray
+    unit_cost: FloatArray
+    confidence: FloatArray
+    reason: IntArray
+    reasons: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.qty)
+
+    def select(self, mask: BoolArray) -> Plan:
+        """The lines where ``mask`` is true (same reasons table)."""
+        cols = {c: getattr(self, c)[mask] for c in _COLUMNS}
+        return Plan(policy=self.policy, reasons=self.reasons, **cols)
+
+    def of_kind(self, kind: ActionKind) -> Plan:
+        return self.select(self.kind == kind)
+
+    def to_frame(self, snapshot: PlanningSnapshot) -> pd.DataFrame:
+        """Readable table with ids instead of indices."""
+        locs = np.asarray(snapshot.location_ids, dtype=object)
+        sups = np.asarray(snapshot.supplier_ids, dtype=object)
+        is_supplier = (self.kind == ActionKind.PURCHASE) | (self.kind == ActionKind.EXPEDITE)
+        origin = np.where(
+            is_supplier,
+            sups[np.where(is_supplier, self.origin, 0)] if len(sups) else "",
+            locs[np.where(is_supplier, 0, self.origin)],
+        )
+        return pd.DataFrame(
+            {
+                "kind": [ActionKind(k).name.lower() for k in self.kind],
+                "origin": origin,
+                "destination": locs[self.destination],
+                "sku": np.asarray(snapshot.sku_ids, dtype=object)[self.sku],
+                "qty": self.qty,
+                "unit_cost": self.unit_cost,
+                "confidence": self.confidence,
+                "reason": np.asarray(self.reasons + ("",), dtype=object)[self.reason],
+            }
+        )
+
+
+_COLUMNS = ("kind", "origin", "destination", "sku", "qty", "unit_cost", "confidence", "reason")
+
+
+@dataclass
+class PlanBuilder:
+    """Collects action lines as arrays (no per-line Python objects) and freezes them into a Plan."""
+
+    policy: str
+    _parts: list[dict[str, npt.NDArray]] = field(default_factory=list)
+    _reasons: dict[str, int] = field(default_factory=dict)
+
+    def add(
+        self,
+        kind: ActionKind,
+        origin: npt.ArrayLike,
+        destination: npt.ArrayLike,
+        sku: npt.ArrayLike,
+        qty: npt.ArrayLike,
+        unit_cost: npt.ArrayLike,
+        confidence: npt.ArrayLike,
+        reason: str,
+    ) -> None:
+        """Add lines; scalars broadcast against ``qty``. Lines with qty <= 0 are dropped."""
+        q = np.asarray(qty, dtype=np.int64)
+        keep = q > 0
+        if not keep.any():
+            return
+        code = self._reasons.setdefault(reason, len(self._reasons))
+        n = int(keep.sum())
+
+        def col(x: npt.ArrayLike, dtype: type) -> npt.NDArray:
+            a = np.broadcast_to(np.asarray(x, dtype=dtype), q.shape)
+            return np.ascontiguousarray(a[keep])
+
+        self._parts.append(
+            {
+                "kind": np.full(n, int(kind), np.int64),
+                "origin": col(origin, np.int64),
+                "destination": col(destination, np.int64),
+                "sku": col(sku, np.int64),
+                "qty": q[keep],
+                "unit_cost": col(unit_cost, np.float64),
+                "confidence": np.clip(col(confidence, np.float64), 0.0, 1.0),
+                "reason": np.full(n, code, np.int64),
+            }
+        )
+
+    def build(self) -> Plan:
+        if self._parts:
+            cols = {c: np.concatenate([p[c] for p in self._parts]) for c in _COLUMNS}
+        else:
+            cols = {
+                c: np.zeros(0, np.float64 if c in ("unit_cost", "confidence") else np.int64)
+                for c in _COLUMNS
+            }
+        return Plan(policy=self.policy, reasons=tuple(self._reasons), **cols)
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """Decides each day's actions from a snapshot; deterministic, no I/O."""
+
+    name: str
+    horizon_days: int  # forecast days it needs in the snapshot
+
+    def decide(self, snapshot: PlanningSnapshot) -> Plan: ...

@@ -1,0 +1,253 @@
+"""The scenario schema: strict, frozen pydantic models validated once before anything runs.
+
+Days are integers counted from ``start_date`` (day 0). Quantities are units, money is currency,
+lead and transit times are days.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+StoreChannel = Literal["walk_in", "pickup", "ship_from_store"]
+DemandChannel = Literal["walk_in", "pickup", "ecommerce"]
+NonNegFloat = Annotated[float, Field(ge=0)]
+PosFloat = Annotated[float, Field(gt=0)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
+class Strict(BaseModel):
+    """Base for every scenario model: unknown fields are rejected, instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Store(Strict):
+    id: str
+    region: str
+    cluster: str = "default"
+    channels: tuple[StoreChannel, ...] = ("walk_in", "pickup")
+    size: PosFloat = Field(1.0, description="demand multiplier relative to an average store")
+    pickup_share: Fraction = Field(0.15, description="share of store demand placed as pickup")
+
+
+class DC(Strict):
+    id: str
+    region: str
+    throughput: PosFloat = Field(description="outbound units per day (store shipments + ecommerce)")
+    serves: tuple[str, ...] = Field(description="ids of the stores this DC replenishes")
+
+
+class LeadTime(Strict):
+    """Supplier lead time in days: ``mean`` with ``distribution`` around it, never below ``min``."""
+
+    distribution: Literal["fixed", "poisson", "lognormal"] = "fixed"
+    mean: PosFloat = 7.0
+    sd: NonNegFloat = 0.0
+    min: Annotated[int, Field(ge=1)] = 1
+
+
+class Supplier(Strict):
+    id: str
+    lead_time: LeadTime = LeadTime()
+    fill_rate: Fraction = Field(0.98, description="expected share of ordered units delivered")
+    capacity: PosFloat = Field(1e9, description="units per day across all its orders")
+    moq: NonNegFloat = Field(0, description="minimum order quantity per SKU line, units")
+    expedite_lead_time: Annotated[int, Field(ge=1)] = 2
+    order_cost: NonNegFloat = Field(0.0, description="fixed cost per purchase order")
+
+
+class Lane(Strict):
+    origin: str
+    destination: str
+    transit_days: Annotated[int, Field(ge=1)] = Field(1, description="dispatched today, arrives this many days later")
+    cost_per_unit: NonNegFloat = 0.5
+    capacity: PosFloat = Field(1e9, description="units per day")
+
+
+class Sku(Strict):
+    id: str
+    category: str
+    price: PosFloat = Field(description="regular shelf price, currency per unit")
+    unit_cost: PosFloat = Field(description="purchase cost, currency per unit")
+    holding_rate: NonNegFloat = Field(0.25, description="holding cost per year as share of cost")
+    supplier: str
+    baseline: NonNegFloat = Field(description="average daily units per average store, no promo")
+    ecommerce_share: Fraction = Field(0.1, description="ecommerce units as share of store units")
+    elasticity: float | None = Field(None, description="own-price elasticity; demand default")
+
+
+class Seasonality(Strict):
+    """Multiplier ``1 + amplitude * cos(2*pi*(day_of_year - peak_day)/365)`` per category."""
+
+    amplitude: Fraction = 0.0
+    peak_day: Annotated[int, Field(ge=1, le=366)] = 180
+
+
+class DemandParams(Strict):
+    """Generator parameters; or ``history`` to replay a file exactly instead."""
+
+    history: str | None = Field(None, description="CSV/Parquet: date, location, sku, channel, units")
+    dispersion: PosFloat = Field(4.0, description="negative-binomial k: var = mu + mu^2/k")
+    weekday: tuple[PosFloat, ...] = (0.9, 0.85, 0.9, 0.95, 1.1, 1.25, 1.05)
+    seasonality: dict[str, Seasonality] = Field(default_factory=dict, description="by category")
+    elasticity: float = Field(-2.0, le=0, description="own-price elasticity on discount depth")
+    display_lift: NonNegFloat = 0.2
+    feature_lift: NonNegFloat = 0.3
+    cannibalisation: Fraction = Field(
+        0.3, description="share of promoted SKUs' extra units taken from same-category SKUs"
+    )
+    halo: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict, description="category -> complement categories that gain"
+    )
+    halo_rate: Fraction = Field(0.1, description="complements gain this share of extra units")
+    post_promo_dip: Fraction = Field(0.3, description="demand drop right after a promotion")
+    post_promo_days: Annotated[int, Field(ge=0)] = 7
+    forecast_error: NonNegFloat = Field(
+        0.25, description="sd of log error of the planners' uplift estimate per promotion x SKU"
+    )
+
+    @model_validator(mode="after")
+    def _weekday_length(self) -> DemandParams:
+        if len(self.weekday) != 7:
+            raise ValueError(
+                f"weekday needs 7 factors (Monday..Sunday), got {len(self.weekday)}: "
+                "list one multiplier per weekday"
+            )
+        return self
+
+
+class EcommerceWave(Strict):
+    start: dt.date
+    end: dt.date
+    lift: NonNegFloat = Field(0.5, description="extra ecommerce uplift during the wave")
+
+
+class LocationFilter(Strict):
+    """Stores by id, region or cluster; empty means every store."""
+
+    stores: tuple[str, ...] = ()
+    regions: tuple[str, ...] = ()
+    clusters: tuple[str, ...] = ()
+
+
+class Promotion(Strict):
+    id: str
+    skus: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    locations: LocationFilter = LocationFilter()
+    channels: tuple[DemandChannel, ...] = ("walk_in", "pickup", "ecommerce")
+    start: dt.date
+    end: dt.date = Field(description="last day of the promotion (inclusive)")
+    depth: Annotated[float, Field(ge=0, lt=1)] = Field(description="discount as share of price")
+    display: bool = False
+    feature: bool = False
+    ecommerce_waves: tuple[EcommerceWave, ...] = ()
+    vendor_funding: NonNegFloat = Field(0.0, description="currency per promoted unit sold")
+    planned_uplift: PosFloat | None = Field(
+        None, description="uplift multiplier in the static pre-season plan (static-forecast)"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Promotion:
+        if not self.skus and not self.categories:
+            raise ValueError("a promotion needs `skus` or `categories`: name what is promoted")
+        if self.end < self.start:
+            raise ValueError(f"end {self.end} is before start {self.start}: swap them")
+        return self
+
+
+class InitialInventory(Strict):
+    """Opening stock as days of average baseline demand."""
+
+    store_days: NonNegFloat = 10.0
+    dc_days: NonNegFloat = 21.0
+
+
+class Costs(Strict):
+    lost_sale_penalty: NonNegFloat = Field(
+        0.5, description="goodwill cost per lost unit, as share of price, on top of lost margin"
+    )
+    expedite_premium: NonNegFloat = Field(0.3, description="extra cost per expedited unit / cost")
+
+
+class SupplierDelay(Strict):
+    supplier: str
+    start: dt.date
+    end: dt.date
+    extra_days: Annotated[int, Field(ge=1)]
+
+
+class DcCapacityDrop(Strict):
+    dc: str
+    start: dt.date
+    end: dt.date
+    factor: Fraction = Field(description="share of normal throughput left")
+
+
+class Disruptions(Strict):
+    supplier_delays: tuple[SupplierDelay, ...] = ()
+    dc_capacity_drops: tuple[DcCapacityDrop, ...] = ()
+
+
+class Fulfilment(Strict):
+    ecommerce: Literal["dc", "dc_then_store"] = Field(
+        "dc_then_store", description="ecommerce from DC stock, then ship-from-store stores"
+    )
+
+
+class Synthetic(Strict):
+    """Generate the network and catalogue instead of listing them (seeded)."""
+
+    stores: Annotated[int, Field(ge=1)]
+    dcs: Annotated[int, Field(ge=1)] = 2
+    skus: Annotated[int, Field(ge=1)]
+    suppliers: Annotated[int, Field(ge=1)] = 5
+    regions: Annotated[int, Field(ge=1)] = 4
+    categories: Annotated[int, Field(ge=1)] = 10
+    promotions: Annotated[int, Field(ge=0)] = 2
+    seed: int = 0
+
+
+class Scenario(Strict):
+    name: str
+    description: str = ""
+    start_date: dt.date
+    horizon_days: Annotated[int, Field(ge=1, le=3660)]
+    warmup_days: Annotated[int, Field(ge=0)] = 0
+    synthetic: Synthetic | None = None
+    stores: tuple[Store, ...] = ()
+    dcs: tuple[DC, ...] = ()
+    suppliers: tuple[Supplier, ...] = ()
+    lanes: tuple[Lane, ...] = ()
+    skus: tuple[Sku, ...] = ()
+    demand: DemandParams = DemandParams()
+    promotions: tuple[Promotion, ...] = ()
+    initial_inventory: InitialInventory = InitialInventory()
+    costs: Costs = Costs()
+    disruptions: Disruptions = Disruptions()
+    fulfilment: Fulfilment = Fulfilment()
+
+    @model_validator(mode="after")
+    def _network_given_once(self) -> Scenario:
+        listed = bool(self.stores or self.dcs or self.skus or self.suppliers)
+        if self.synthetic is not None and listed:
+            raise ValueError(
+                "give either `synthetic` or explicit stores/dcs/skus/suppliers, not both"
+            )
+        if self.synthetic is None and not (self.stores and self.dcs and self.skus):
+            raise ValueError(
+                "the network is empty: list `stores`, `dcs`, `skus` and `suppliers`, "
+                "or add a `synthetic:` block to generate them"
+            )
+        return self
+
+    @property
+    def end_date(self) -> dt.date:
+        return self.start_date + dt.timedelta(days=self.horizon_days - 1)
+
+    def day_of(self, date: dt.date) -> int:
+        """Day index of ``date`` (0 = start_date)."""
+        return (date - self.start_date).days

@@ -1,0 +1,545 @@
+"""The SimPy twin: a daily tick process, one event per shipment, promotions and disruptions as
+events. A day's demand and fulfilment for every ``[location, sku]`` cell is one numpy step.
+
+Time: arrivals fire at integer times ``t`` (start of day t); the tick runs at ``t + 0.5``:
+demand -> fulfilment -> snapshot -> ``policy.decide()`` -> governance -> execute -> records.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import simpy
+
+from promotwin.demand.forecast import RollingForecast
+from promotwin.demand.model import DayDemand, DemandModel, PromotionCells
+from promotwin.demand.replay import ReplayDemand
+from promotwin.policies.contract import (
+    ActionKind,
+    BoolArray,
+    FloatArray,
+    InboundShipment,
+    IntArray,
+    Plan,
+    PlanningSnapshot,
+    Policy,
+)
+from promotwin.scenarios.network import Network, compile_network
+from promotwin.scenarios.schema import Scenario
+from promotwin.twin.ledger import Detail, Kind, Ledger
+from promotwin.workflow.governance import AutoApprove, Governance
+
+HISTORY_WINDOW_DAYS = 28  # the ERP's "average daily usage" smoothing window
+SKU_DETAIL_MAX_CELLS = 200_000  # above this the ledger keeps per-location summaries
+CONCENTRATION = 50.0  # beta concentration of a supplier's daily fill fraction
+
+
+class PlanError(ValueError):
+    """A policy proposed an action the network cannot carry out (a policy bug)."""
+
+
+@dataclass
+class Shipment:
+    """Units in flight: from a supplier (``origin`` = supplier index) or between locations."""
+
+    kind: str
+    origin: int
+    destination: int
+    planned_day: int
+    sku: IntArray
+    qty: IntArray  # ordered / dispatched units
+    delivered: IntArray  # units that will arrive (supplier short-shipments already taken off)
+    premium: FloatArray  # extra cost per unit (expedite)
+    order_cost: float = 0.0
+
+
+def _streams(seed: int) -> dict[str, np.random.Generator]:
+    names = ("demand", "lead_time", "fill", "forecast")
+    seqs = np.random.SeedSequence(seed).spawn(len(names))
+    return {n: np.random.default_rng(s) for n, s in zip(names, seqs, strict=True)}
+
+
+class Twin:
+    """The network's state and the processes that change it."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        policy: Policy,
+        seed: int = 0,
+        governance: Governance | None = None,
+        days: int | None = None,
+        ledger_detail: Detail | None = None,
+        history: pd.DataFrame | None = None,
+    ):
+        self.scenario = scenario
+        self.policy = policy
+        self.seed = seed
+        self.governance: Governance = governance or AutoApprove()
+        self.days = days or scenario.horizon_days
+        net = compile_network(scenario)
+        self.net: Network = net
+        n_loc, n_sku = net.n_locations, net.n_skus
+        if ledger_detail is None:
+            ledger_detail = "sku" if n_loc * n_sku <= SKU_DETAIL_MAX_CELLS else "summary"
+        self.ledger = Ledger(ledger_detail)
+        self.rng = _streams(seed)
+        self.model = DemandModel(scenario, net)
+        self.replay: ReplayDemand | None = None
+        if history is not None:
+            self.replay = ReplayDemand(history, scenario, net)
+        self.forecast = RollingForecast(self.model, policy.horizon_days, self.rng["forecast"])
+        self._draw_supplier_outcomes()
+
+        nd = net.n_dcs
+        mean_weekday = float(np.mean(scenario.demand.weekday))
+        self.baseline_mean: FloatArray = self.model.base * mean_weekday
+        init = scenario.initial_inventory
+        cover = np.where(np.arange(n_loc)[:, None] < nd, init.dc_days, init.store_days)
+        dc_total = self.baseline_mean[:nd].copy()
+        np.add.at(dc_total, net.serving_dc[nd:], self.baseline_mean[nd:])
+        opening = np.vstack([dc_total, self.baseline_mean[nd:]]) * cover
+        self.on_hand: IntArray = np.rint(opening).astype(np.int64)
+        self.in_transit: IntArray = np.zeros((n_loc, n_sku), np.int64)
+        self.on_order: IntArray = np.zeros((n_loc, n_sku), np.int64)
+        self.history_mean: FloatArray = self.baseline_mean.copy()
+        self.open: dict[int, Shipment] = {}
+        self._ids = itertools.count()
+
+        self.depth: FloatArray = np.zeros((n_loc, n_sku))
+        self.funding: FloatArray = np.zeros((n_loc, n_sku))
+        self.promoted: BoolArray = np.zeros((n_loc, n_sku), bool)
+        self.active: list[PromotionCells] = []
+        self.dc_factor: FloatArray = np.ones(nd)
+        self.supplier_delay: IntArray = np.zeros(len(net.suppliers), np.int64)
+
+        self.lanes = {
+            (int(r.o), int(r.d)): (int(r.transit_days), float(r.cost_per_unit), float(r.capacity))
+            for r in net.lanes.itertuples()
+        }
+        self.sfs_stores = [
+            np.nonzero(
+                (net.serving_dc[nd:] == d) & net.locations["ship_from_store"].to_numpy()[nd:]
+            )[0]
+            for d in range(nd)
+        ]
+        promo_skus = np.zeros(n_sku, bool)
+        for pc in self.model.promotions:
+            promo_skus |= pc.cells.any(axis=0)
+        self.promo_skus = promo_skus
+        self._lost_cost_share = scenario.costs.lost_sale_penalty
+        self._prev_forecast: FloatArray | None = None
+        self.daily: list[dict[str, Any]] = []
+        self.decisions: list[pd.DataFrame] = []
+        self.exceptions = 0
+
+        self.env = simpy.Environment()
+        self.ledger.cells(0, Kind.INITIAL, self.on_hand, self.on_hand * net.unit_cost, 0 * self.on_hand)
+
+    # -- randomness drawn up front so every policy sees the same outcomes (common random numbers)
+
+    def _draw_supplier_outcomes(self) -> None:
+        """Lead time and fill fraction per supplier x order day; rounding noise per day x SKU."""
+        sup = self.net.suppliers
+        n_days = self.days
+        rng = self.rng["lead_time"]
+        mean = sup["lead_mean"].to_numpy()[:, None]
+        sd = sup["lead_sd"].to_numpy()[:, None]
+        shape = (len(sup), n_days)
+        dist = sup["lead_dist"].to_numpy()[:, None]
+        sigma2 = np.log1p((sd / mean) ** 2)
+        lognormal = rng.lognormal(np.log(mean) - sigma2 / 2, np.sqrt(sigma2), shape)
+        poisson = rng.poisson(np.broadcast_to(mean, shape))
+        lead = np.where(dist == "fixed", mean, np.where(dist == "poisson", poisson, lognormal))
+        self.lead_days = np.maximum(np.rint(lead), sup["lead_min"].to_numpy()[:, None]).astype(
+            np.int64
+        )
+        rng = self.rng["fill"]
+        fill = sup["fill_rate"].to_numpy()[:, None]
+        a, b = fill * CONCENTRATION, (1 - fill) * CONCENTRATION
+        beta = rng.beta(np.maximum(a, 1e-9), np.maximum(b, 1e-9), shape)
+        self.fill_fraction = np.where(fill >= 1, 1.0, beta)
+        self.fill_rounding = rng.random((n_days, self.net.n_skus))
+
+    # -- processes ------------------------------------------------------------------------------
+
+    def run(self, progress: Callable[[int, int], None] | None = None) -> None:
+        for pc in self.model.promotions:
+            self.env.process(self._promotion(pc))
+        for drop in self.scenario.disruptions.dc_capacity_drops:
+            d = self.net.location_index[drop.dc]
+            self.env.process(
+                self._window(drop.start, drop.end, lambda on, d=d, f=drop.factor: self._dc(d, f, on))
+            )
+        for delay in self.scenario.disruptions.supplier_delays:
+            v = self.net.supplier_index[delay.supplier]
+            self.env.process(
+                self._window(
+                    delay.start, delay.end, lambda on, v=v, x=delay.extra_days: self._delay(v, x, on)
+                )
+            )
+        self.env.process(self._ticks(progress))
+        self.env.run(until=self.days)
+
+    def _ticks(self, progress: Callable[[int, int], None] | None) -> Generator[simpy.Event, Any, None]:
+        yield self.env.timeout(0.5)
+        for day in range(self.days):
+            self.tick(day)
+            if progress is not None:
+                progress(day + 1, self.days)
+            yield self.env.timeout(1)
+
+    def _promotion(self, pc: PromotionCells) -> Generator[simpy.Event, Any, None]:
+        yield self.env.timeout(pc.start_day)
+        self.active.append(pc)
+        self._reprice()
+        yield self.env.timeout(pc.end_day - pc.start_day + 1)
+        self.active.remove(pc)
+        self._reprice()
+
+    def _window(
+        self, start: dt.date, end: dt.date, switch: Callable[[bool], None]
+    ) -> Generator[simpy.Event, Any, None]:
+        first = max(0, self.scenario.day_of(start))
+        yield self.env.timeout(first)
+        switch(True)
+        yield self.env.timeout(self.scenario.day_of(end) - first + 1)
+        switch(False)
+
+    def _dc(self, d: int, factor: float, on: bool) -> None:
+        self.dc_factor[d] = factor if on else 1.0
+
+    def _delay(self, v: int, extra: int, on: bool) -> None:
+        self.supplier_delay[v] = extra if on else 0
+
+    def _reprice(self) -> None:
+        """Selling price discount, vendor funding and promoted flags of the active promotions."""
+        self.depth[:] = 0.0
+        self.funding[:] = 0.0
+        self.promoted[:] = False
+        for pc in self.active:
+            self.depth = np.where(pc.cells, np.maximum(self.depth, pc.promotion.depth), self.depth)
+            self.funding = np.where(pc.cells, pc.promotion.vendor_funding, self.funding)
+            self.promoted |= pc.cells
+
+    # -- one day ------------------------------------------------------------------------------
+
+    def tick(self, day: int) -> None:
+        window = self.forecast.window(day)
+        demand = self._demand(day)
+        sold, lost = self._fulfil(day, demand)
+        self._record_day(day, demand, sold, lost)
+        snapshot = self.snapshot(day, window)
+        plan = self.policy.decide(snapshot)
+        review = self.governance.review(plan, snapshot)
+        self.exceptions += len(review.routed)
+        executed = self._execute(day, review.approved)
+        self._record_decisions(day, review.approved, executed, review.routed)
+        self._prev_forecast = window[0].copy()
+
+    def _demand(self, day: int) -> DayDemand:
+        if self.replay is not None:
+            return self.replay.sample(day)
+        return self.model.sample(day, self.rng["demand"])
+
+    def _fulfil(self, day: int, dem: DayDemand) -> tuple[IntArray, IntArray]:
+        """Walk-in then pickup from store stock; ecommerce from the DC, then ship-from-store."""
+        nd = self.net.n_dcs
+        store = self.on_hand[nd:]
+        walk = np.minimum(store, dem.walk_in)
+        store -= walk
+        pick = np.minimum(store, dem.pickup)
+        store -= pick
+        dc = self.on_hand[:nd]
+        ecom = np.minimum(dc, dem.ecommerce)
+        dc -= ecom
+        unmet = dem.ecommerce - ecom
+        sfs = np.zeros_like(store)
+        if self.scenario.fulfilment.ecommerce == "dc_then_store" and unmet.any():
+            for d, stores in enumerate(self.sfs_stores):
+                if not len(stores):
+                    continue
+                avail = store[stores]
+                before = np.cumsum(avail, axis=0) - avail
+                take = np.clip(unmet[d] - before, 0, avail)
+                store[stores] -= take
+                sfs[stores] = take
+                unmet[d] -= take.sum(axis=0)
+        self._ledger_sales(day, walk, pick, ecom, sfs, dem, unmet)
+        sold = np.vstack([ecom, walk + pick + sfs])
+        lost = np.vstack([unmet, dem.walk_in - walk + dem.pickup - pick])
+        return sold, lost
+
+    def _ledger_sales(
+        self,
+        day: int,
+        walk: IntArray,
+        pick: IntArray,
+        ecom: IntArray,
+        sfs: IntArray,
+        dem: DayDemand,
+        unmet: IntArray,
+    ) -> None:
+        net, nd = self.net, self.net.n_dcs
+        promo = self.promoted if self.active else None
+        price = net.price * (1.0 - self.depth) if self.active else np.broadcast_to(net.price, self.depth.shape)
+        margin = np.maximum(price - net.unit_cost, 0.0)
+        lost_unit = margin + self._lost_cost_share * net.price
+        cost = net.unit_cost
+        rows = {"dc": slice(0, nd), "store": slice(nd, None)}
+        for qty, where, channel in (
+            (walk, "store", 0),
+            (pick, "store", 1),
+            (ecom, "dc", 2),
+            (sfs, "store", 2),
+        ):
+            r = rows[where]
+            p = None if promo is None else promo[r]
+            self.ledger.cells(day, Kind.SALE, qty, qty * price[r], qty * cost, r.start or 0, channel, p)
+            if promo is not None:
+                units = np.where(promo[r], qty, 0)
+                self.ledger.cells(day, Kind.FUNDING, units, units * self.funding[r], 0 * units, r.start or 0, channel, p)
+        for qty, where, channel in (
+            (dem.walk_in - walk, "store", 0),
+            (dem.pickup - pick, "store", 1),
+            (unmet, "dc", 2),
+        ):
+            r = rows[where]
+            p = None if promo is None else promo[r]
+            self.ledger.cells(day, Kind.LOST, qty, qty * price[r], qty * lost_unit[r], r.start or 0, channel, p)
+
+    def _record_day(self, day: int, dem: DayDemand, sold: IntArray, lost: IntArray) -> None:
+        net = self.net
+        served = np.vstack([dem.ecommerce, dem.walk_in + dem.pickup])
+        alpha = 1.0 / HISTORY_WINDOW_DAYS
+        self.history_mean += alpha * (sold - self.history_mean)
+        forecast = self._prev_forecast if self._prev_forecast is not None else self.forecast.day_mean(day)
+        self.daily.append(
+            {
+                "day": day,
+                "on_hand": self.on_hand.sum(axis=1),
+                "on_hand_value": self.on_hand @ net.unit_cost,
+                "holding_cost": self.on_hand @ net.holding_cost_per_day,
+                "in_transit": self.in_transit.sum(axis=1),
+                "on_order": self.on_order.sum(axis=1),
+                "promo_on_hand": self.on_hand[:, self.promo_skus].sum(axis=1),
+                "demand": served.sum(axis=1),
+                "sold": sold.sum(axis=1),
+                "lost": lost.sum(axis=1),
+                "stockout_cells": np.count_nonzero(lost, axis=1),
+                "forecast": forecast.sum(axis=1),
+                "abs_error": np.abs(forecast - served).sum(axis=1),
+            }
+        )
+
+    # -- the policy's view ---------------------------------------------------------------------
+
+    def snapshot(self, day: int, window: FloatArray) -> PlanningSnapshot:
+        net = self.net
+        sup = net.suppliers
+        return PlanningSnapshot(
+            day=day,
+            date=self.scenario.start_date + dt.timedelta(days=day),
+            location_ids=tuple(net.locations.index),
+            sku_ids=tuple(net.skus.index),
+            n_dcs=net.n_dcs,
+            serving_dc=net.serving_dc,
+            on_hand=self.on_hand.copy(),
+            in_transit=self.in_transit.copy(),
+            on_order=self.on_order.copy(),
+            inbound=tuple(
+                InboundShipment(s.kind, s.origin, s.destination, s.planned_day, s.sku, s.qty)
+                for s in self.open.values()
+            ),
+            forecast_mean=window,
+            forecast_dispersion=self.scenario.demand.dispersion,
+            history_mean=self.history_mean.copy(),
+            baseline_mean=self.baseline_mean,
+            promotions=self.model.promotion_table(),
+            promotion_cells={pc.promotion.id: pc.cells for pc in self.model.promotions},
+            sku_supplier=net.sku_supplier,
+            supplier_ids=tuple(sup.index),
+            lead_time_mean=sup["lead_mean"].to_numpy(np.float64),
+            lead_time_sd=sup["lead_sd"].to_numpy(np.float64),
+            expedite_lead_time=sup["expedite_lead_time"].to_numpy(np.int64),
+            supplier_capacity=sup["capacity"].to_numpy(np.float64),
+            moq=sup["moq"].to_numpy(np.float64),
+            fill_rate=sup["fill_rate"].to_numpy(np.float64),
+            lanes=net.lanes,
+            dc_throughput=net.locations["throughput"].to_numpy(np.float64)[: net.n_dcs] * self.dc_factor,
+            price=net.price,
+            unit_cost=net.unit_cost,
+            holding_cost=net.holding_cost_per_day,
+            lost_sale_cost=np.maximum(net.price - net.unit_cost, 0) + self._lost_cost_share * net.price,
+            expedite_premium=self.scenario.costs.expedite_premium * net.unit_cost,
+            seed=self.seed,
+        )
+
+    # -- execution ----------------------------------------------------------------------------
+
+    def _execute(self, day: int, plan: Plan) -> IntArray:
+        """Carry out approved lines within stock, capacity and MOQ; return executed units per line."""
+        executed = np.zeros(len(plan), np.int64)
+        if not len(plan):
+            return executed
+        supply = (plan.kind == ActionKind.PURCHASE) | (plan.kind == ActionKind.EXPEDITE)
+        if supply.any():
+            executed[supply] = self._order(day, plan.select(supply))
+        if (~supply).any():
+            executed[~supply] = self._dispatch(day, plan.select(~supply))
+        return executed
+
+    def _order(self, day: int, plan: Plan) -> IntArray:
+        net = self.net
+        if (plan.destination >= net.n_dcs).any():
+            raise PlanError(f"{plan.policy}: purchase orders must go to a DC (locations 0..{net.n_dcs - 1})")
+        if (plan.origin != net.sku_supplier[plan.sku]).any():
+            raise PlanError(f"{plan.policy}: a purchase names a supplier that does not supply the SKU")
+        sup = net.suppliers
+        qty = np.maximum(plan.qty, sup["moq"].to_numpy()[plan.origin]).astype(np.int64)
+        capacity = sup["capacity"].to_numpy()
+        total = np.bincount(plan.origin, qty, minlength=len(sup))
+        scale = np.where(total > capacity, capacity / np.maximum(total, 1), 1.0)
+        qty = np.floor(qty * scale[plan.origin]).astype(np.int64)
+        key = (plan.kind * len(sup) + plan.origin) * net.n_dcs + plan.destination
+        lead_mean = sup["lead_mean"].to_numpy()
+        expedite_lt = sup["expedite_lead_time"].to_numpy()
+        order_cost = sup["order_cost"].to_numpy()
+        premium = self.scenario.costs.expedite_premium * net.unit_cost
+        day_idx = min(day, self.days - 1)
+        for k in np.unique(key):
+            lines = np.nonzero((key == k) & (qty > 0))[0]
+            if not len(lines):
+                continue
+            first = lines[0]
+            v, d = int(plan.origin[first]), int(plan.destination[first])
+            expedite = plan.kind[first] == ActionKind.EXPEDITE
+            sku, q = plan.sku[lines], qty[lines]
+            if expedite:
+                lead = planned = int(expedite_lt[v])
+            else:
+                lead = int(self.lead_days[v, day_idx]) + int(self.supplier_delay[v])
+                planned = int(round(lead_mean[v]))
+            f = self.fill_fraction[v, day_idx]
+            delivered = np.minimum(np.floor(q * f + self.fill_rounding[day_idx, sku]), q).astype(np.int64)
+            shipment = Shipment(
+                kind="expedite" if expedite else "purchase",
+                origin=v,
+                destination=d,
+                planned_day=day + planned,
+                sku=sku,
+                qty=q,
+                delivered=delivered,
+                premium=premium[sku] if expedite else np.zeros(len(sku)),
+                order_cost=float(order_cost[v]),
+            )
+            np.add.at(self.on_order[d], sku, q)
+            self._schedule(shipment, lead)
+        return qty
+
+    def _dispatch(self, day: int, plan: Plan) -> IntArray:
+        """Shipments and transfers: limited by origin stock, DC throughput and lane capacity."""
+        net = self.net
+        n_loc, n_sku = net.n_locations, net.n_skus
+        pairs = list(zip(plan.origin.tolist(), plan.destination.tolist(), strict=True))
+        missing = {p for p in set(pairs) if p not in self.lanes}
+        if missing:
+            names = net.locations.index
+            shown = ", ".join(f"{names[o]}->{names[d]}" for o, d in sorted(missing)[:5])
+            raise PlanError(f"{plan.policy}: no lane for {shown}")
+        qty = plan.qty.astype(np.float64)
+        flat = plan.origin * n_sku + plan.sku
+        requested = np.bincount(flat, qty, minlength=n_loc * n_sku)
+        stock = self.on_hand.ravel()
+        ratio = np.divide(stock, requested, out=np.ones(len(stock)), where=requested > stock)
+        qty = np.floor(qty * ratio[flat])
+        throughput = net.locations["throughput"].to_numpy()[: net.n_dcs] * self.dc_factor
+        out = np.bincount(plan.origin, qty, minlength=n_loc)[: net.n_dcs]
+        dc_ratio = np.divide(throughput, out, out=np.ones(net.n_dcs), where=out > throughput)
+        from_dc = plan.origin < net.n_dcs
+        qty = np.where(from_dc, np.floor(qty * dc_ratio[np.minimum(plan.origin, net.n_dcs - 1)]), qty)
+        pair_key = plan.origin * n_loc + plan.destination
+        keys, inverse = np.unique(pair_key, return_inverse=True)
+        per_pair = np.bincount(inverse, qty, minlength=len(keys))
+        caps = np.array([self.lanes[(int(k) // n_loc, int(k) % n_loc)][2] for k in keys])
+        lane_ratio = np.divide(caps, per_pair, out=np.ones(len(keys)), where=per_pair > caps)
+        executed = np.floor(qty * lane_ratio[inverse]).astype(np.int64)
+        moved = np.bincount(flat, executed, minlength=n_loc * n_sku).astype(np.int64)
+        self.on_hand -= moved.reshape(n_loc, n_sku)
+        order = np.argsort(inverse, kind="stable")
+        bounds = np.searchsorted(inverse[order], np.arange(len(keys) + 1))
+        for g, key in enumerate(keys):
+            lines = order[bounds[g] : bounds[g + 1]]
+            lines = lines[executed[lines] > 0]
+            if not len(lines):
+                continue
+            o, d = int(key) // n_loc, int(key) % n_loc
+            transit, cost, _ = self.lanes[(o, d)]
+            sku, q = plan.sku[lines], executed[lines]
+            kind = "shipment" if plan.kind[lines[0]] == ActionKind.SHIPMENT else "transfer"
+            self.ledger.lines(day, Kind.DISPATCH, o, d, sku, q, q * net.unit_cost[sku], q * cost)
+            np.add.at(self.in_transit[d], sku, q)
+            self._schedule(
+                Shipment(kind, o, d, day + transit, sku, q, q, np.zeros(len(sku))), transit
+            )
+        return executed
+
+    def _schedule(self, shipment: Shipment, days: int) -> None:
+        sid = next(self._ids)
+        self.open[sid] = shipment
+        event = self.env.timeout(max(days, 1) - 0.5)
+        event.callbacks.append(lambda _ev, sid=sid: self._arrive(sid))
+
+    def _arrive(self, sid: int) -> None:
+        s = self.open.pop(sid)
+        day = int(round(self.env.now))
+        net = self.net
+        np.add.at(self.on_hand[s.destination], s.sku, s.delivered)
+        value = s.delivered * net.unit_cost[s.sku]
+        if s.kind in ("purchase", "expedite"):
+            np.add.at(self.on_order[s.destination], s.sku, -s.qty)
+            kind = Kind.EXPEDITE_RECEIPT if s.kind == "expedite" else Kind.SUPPLIER_RECEIPT
+            cost = s.delivered * s.premium + s.order_cost / len(s.sku)
+            self.ledger.lines(day, kind, s.destination, -1, s.sku, s.delivered, value, cost)
+            short = s.qty - s.delivered
+            self.ledger.lines(day, Kind.SHORT, s.destination, -1, s.sku, short, 0 * value, 0 * value)
+        else:
+            np.add.at(self.in_transit[s.destination], s.sku, -s.qty)
+            self.ledger.lines(day, Kind.RECEIPT, s.destination, s.origin, s.sku, s.delivered, value, 0 * value)
+
+    def _record_decisions(self, day: int, approved: Plan, executed: IntArray, routed: Plan) -> None:
+        """Append the day's decision lines (per-route sums when the ledger is in summary detail)."""
+        for plan, status, done in ((approved, "approved", executed), (routed, "routed", None)):
+            if not len(plan):
+                continue
+            cols: dict[str, np.ndarray] = {
+                "kind": plan.kind,
+                "origin": plan.origin,
+                "destination": plan.destination,
+                "sku": plan.sku,
+                "proposed": plan.qty,
+                "executed": np.zeros(len(plan), np.int64) if done is None else done,
+                "value": plan.qty * plan.unit_cost,
+                "confidence": plan.confidence,
+                "reason": plan.reason,
+                "lines": np.ones(len(plan), np.int64),
+            }
+            if self.ledger.detail == "summary":
+                key = (plan.kind * self.net.n_locations + plan.origin) * self.net.n_locations
+                key = key + plan.destination
+                _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+                sums = {c: np.bincount(inverse, cols[c]) for c in ("proposed", "executed", "value", "lines")}
+                conf = np.bincount(inverse, cols["confidence"]) / sums["lines"]
+                cols = {c: cols[c][first] for c in ("kind", "origin", "destination", "reason")}
+                cols.update({c: v.astype(np.int64) for c, v in sums.items() if c != "value"})
+                cols.update(value=sums["value"], confidence=conf, sku=np.full(len(first), -1))
+            reasons = np.asarray(plan.reasons, dtype=object)[cols.pop("reason")]
+            self.decisions.append(
+                {**cols, "day": np.full(len(reasons), day), "reason": reasons, "status": np.full(len(reasons), status)}
+            )
