@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from promotwin.policies.allocation import cut_to_limit
 from promotwin.policies.contract import (
     ActionKind,
     BoolArray,
@@ -63,12 +64,10 @@ def cover_sum(window: FloatArray, days: IntArray) -> FloatArray:
 
 
 def fair_share(request: IntArray, available: IntArray, dc_of_store: IntArray) -> IntArray:
-    """Scale store requests ``[stores, S]`` down to each DC's available units ``[D, S]``."""
-    total = np.zeros_like(available)
-    np.add.at(total, dc_of_store, request)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(total > available, available / np.maximum(total, 1), 1.0)
-    return np.floor(request * ratio[dc_of_store]).astype(np.int64)
+    """Cut store requests ``[stores, S]`` to each DC's available units ``[D, S]``, pro rata."""
+    n_skus = request.shape[1]
+    group = (dc_of_store[:, None] * n_skus + np.arange(n_skus)[None, :]).ravel()
+    return cut_to_limit(request.ravel(), group, available.ravel()).reshape(request.shape)
 
 
 def add_store_shipments(
@@ -107,7 +106,7 @@ def add_purchases(
 class BaseStockPolicy:
     """Order up to forecast over the cover period + z x sigma, at stores and (echelon) at DCs."""
 
-    service_level: float = 0.95
+    service_level: float = 0.98
     name: str = "base-stock"
     horizon_days: int = 21
 

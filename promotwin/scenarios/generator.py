@@ -33,14 +33,15 @@ def generate_network(spec: Synthetic, start: dt.date, horizon_days: int) -> dict
     rng = np.random.default_rng(spec.seed)
     regions = [f"R{r + 1}" for r in range(spec.regions)]
     dc_ids = [f"DC{d + 1}" for d in range(spec.dcs)]
-    store_dc = np.arange(spec.stores) % spec.dcs
+    store_region = np.arange(spec.stores) % spec.regions
+    store_dc = store_region % spec.dcs
     stores = []
     for i in range(spec.stores):
         channels = ("walk_in", "pickup", "ship_from_store") if rng.random() < 0.3 else ("walk_in", "pickup")
         stores.append(
             Store(
                 id=f"S{i + 1:04d}",
-                region=regions[int(store_dc[i]) % spec.regions],
+                region=regions[int(store_region[i])],
                 cluster=("urban", "suburban", "rural")[int(rng.integers(3))],
                 channels=channels,
                 size=float(np.round(rng.lognormal(0, 0.35), 3)),

@@ -20,6 +20,7 @@ import simpy
 from promotwin.demand.forecast import RollingForecast
 from promotwin.demand.model import DayDemand, DemandModel, PromotionCells
 from promotwin.demand.replay import ReplayDemand
+from promotwin.policies.allocation import cut_to_limit
 from promotwin.policies.contract import (
     ActionKind,
     BoolArray,
@@ -403,10 +404,7 @@ class Twin:
             raise PlanError(f"{plan.policy}: a purchase names a supplier that does not supply the SKU")
         sup = net.suppliers
         qty = np.maximum(plan.qty, sup["moq"].to_numpy()[plan.origin]).astype(np.int64)
-        capacity = sup["capacity"].to_numpy()
-        total = np.bincount(plan.origin, qty, minlength=len(sup))
-        scale = np.where(total > capacity, capacity / np.maximum(total, 1), 1.0)
-        qty = np.floor(qty * scale[plan.origin]).astype(np.int64)
+        qty = cut_to_limit(qty, plan.origin, sup["capacity"].to_numpy())
         key = (plan.kind * len(sup) + plan.origin) * net.n_dcs + plan.destination
         lead_mean = sup["lead_mean"].to_numpy()
         expedite_lt = sup["expedite_lead_time"].to_numpy()
@@ -453,23 +451,16 @@ class Twin:
             names = net.locations.index
             shown = ", ".join(f"{names[o]}->{names[d]}" for o, d in sorted(missing)[:5])
             raise PlanError(f"{plan.policy}: no lane for {shown}")
-        qty = plan.qty.astype(np.float64)
         flat = plan.origin * n_sku + plan.sku
-        requested = np.bincount(flat, qty, minlength=n_loc * n_sku)
-        stock = self.on_hand.ravel()
-        ratio = np.divide(stock, requested, out=np.ones(len(stock)), where=requested > stock)
-        qty = np.floor(qty * ratio[flat])
-        throughput = net.locations["throughput"].to_numpy()[: net.n_dcs] * self.dc_factor
-        out = np.bincount(plan.origin, qty, minlength=n_loc)[: net.n_dcs]
-        dc_ratio = np.divide(throughput, out, out=np.ones(net.n_dcs), where=out > throughput)
-        from_dc = plan.origin < net.n_dcs
-        qty = np.where(from_dc, np.floor(qty * dc_ratio[np.minimum(plan.origin, net.n_dcs - 1)]), qty)
+        qty = cut_to_limit(plan.qty, flat, self.on_hand.ravel())
+        throughput = net.locations["throughput"].to_numpy() * np.append(
+            self.dc_factor, np.ones(net.n_stores)
+        )
+        qty = cut_to_limit(qty, plan.origin, np.minimum(throughput, 1e15))
         pair_key = plan.origin * n_loc + plan.destination
         keys, inverse = np.unique(pair_key, return_inverse=True)
-        per_pair = np.bincount(inverse, qty, minlength=len(keys))
         caps = np.array([self.lanes[(int(k) // n_loc, int(k) % n_loc)][2] for k in keys])
-        lane_ratio = np.divide(caps, per_pair, out=np.ones(len(keys)), where=per_pair > caps)
-        executed = np.floor(qty * lane_ratio[inverse]).astype(np.int64)
+        executed = cut_to_limit(qty, inverse, caps)
         moved = np.bincount(flat, executed, minlength=n_loc * n_sku).astype(np.int64)
         self.on_hand -= moved.reshape(n_loc, n_sku)
         order = np.argsort(inverse, kind="stable")

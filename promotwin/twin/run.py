@@ -20,6 +20,7 @@ import promotwin
 from promotwin.demand.replay import read_history
 from promotwin.policies.contract import Policy
 from promotwin.scenarios.schema import Scenario
+from promotwin.twin.charts import promoted_category_chart
 from promotwin.twin.kpis import compute_kpis
 from promotwin.twin.ledger import Detail
 from promotwin.twin.model import Twin
@@ -45,6 +46,8 @@ class RunResult:
     decisions: pd.DataFrame
     timings: dict[str, float]
     promoted_skus: list[str] = field(default_factory=list)
+    dc_ids: list[str] = field(default_factory=list)
+    promo_windows: list[tuple[int, int]] = field(default_factory=list)
 
     def manifest(self) -> dict[str, Any]:
         return {
@@ -96,6 +99,8 @@ def simulate(
         decisions=decisions,
         timings={"setup": t1 - t0, "simulate": t2 - t1, "kpis": t3 - t2},
         promoted_skus=list(net.skus.index[twin.promo_skus]),
+        dc_ids=list(net.locations.index[: net.n_dcs]),
+        promo_windows=[(pc.start_day, pc.end_day) for pc in twin.model.promotions],
     )
 
 
@@ -117,18 +122,19 @@ def _decisions_frame(parts: list[dict[str, np.ndarray]]) -> pd.DataFrame:
     return pd.DataFrame({c: np.concatenate([p[c] for p in parts]) for c in columns})
 
 
-def write_outputs(result: RunResult, out: Path, chart: Callable[[RunResult, Path], None]) -> None:
+def write_outputs(result: RunResult, out: Path) -> None:
     """Write every output into a temporary folder, then move it in place: never half-written."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp.chmod(0o755)
     try:
         (tmp / "manifest.json").write_text(json.dumps(result.manifest(), indent=2) + "\n")
         (tmp / "kpis.json").write_text(json.dumps(result.kpis, indent=2) + "\n")
         result.daily.to_parquet(tmp / "daily.parquet", index=False)
         result.ledger.to_parquet(tmp / "ledger.parquet", index=False)
         result.decisions.to_parquet(tmp / "decisions.parquet", index=False)
-        chart(result, tmp / "promoted_category.png")
+        promoted_category_chart(result, tmp / "promoted_category.png", result.promo_windows)
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
