@@ -28,8 +28,9 @@ app = typer.Typer(
 )
 scenarios_app = typer.Typer(help="List, show and validate scenarios.", no_args_is_help=True)
 app.add_typer(scenarios_app, name="scenarios")
-console = Console()
-err = Console(stderr=True)
+# Piped output (files, CI logs) gets a wide fixed width instead of rich's 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 120)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 BAD_INPUT = (ScenarioError, UnknownPolicyError, HistoryError, FileExistsError, ValueError)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -79,7 +80,9 @@ def user_errors(func: F) -> F:
             raise typer.Exit(2) from None
         except Exception as exc:  # internal error: say so, without a wall of traceback
             err.print(f"[red]internal error:[/] {type(exc).__name__}: {exc}")
-            err.print("Please report it with the command you ran. Set TWIN_DEBUG=1 for a traceback.")
+            err.print(
+                "Please report it with the command you ran. Set TWIN_DEBUG=1 for a traceback."
+            )
             if "TWIN_DEBUG" in __import__("os").environ:
                 raise
             raise typer.Exit(1) from None
@@ -97,7 +100,9 @@ def kpi_table(results: dict[str, dict[str, float]], title: str) -> Table:
     return table
 
 
-def _simulate_with_progress(scenario_name: str, policy: str, seed: int, days: int | None, ledger: str | None) -> Any:
+def _simulate_with_progress(
+    scenario_name: str, policy: str, seed: int, days: int | None, ledger: str | None
+) -> Any:
     from promotwin.twin import simulate
 
     scenario = load_scenario(scenario_name)
@@ -123,7 +128,9 @@ def _simulate_with_progress(scenario_name: str, policy: str, seed: int, days: in
 
 def _check_out_dir(path: Path, overwrite: bool) -> None:
     if path.exists() and any(path.iterdir()) and not overwrite:
-        raise FileExistsError(f"{path} exists and is not empty: choose another --out or add --overwrite")
+        raise FileExistsError(
+            f"{path} exists and is not empty: choose another --out or add --overwrite"
+        )
     if path.exists() and not path.is_dir():
         raise FileExistsError(f"{path} is a file: --out needs a folder")
 
@@ -156,7 +163,9 @@ def run(
 @app.command()
 @user_errors
 def demo(
-    out: Annotated[Path, typer.Option("--out", help="folder for the comparison")] = Path("demo-output"),
+    out: Annotated[Path, typer.Option("--out", help="folder for the comparison")] = Path(
+        "demo-output"
+    ),
     seed: Annotated[int, typer.Option(help="random seed")] = 1,
 ) -> None:
     """The appliance promotion under order-point and base-stock: KPI comparison and a chart."""
@@ -190,7 +199,7 @@ def scenarios_list() -> None:
             str(len(s.skus)),
             str(len(s.promotions)),
             str(s.horizon_days),
-            s.description[:80] + ("…" if len(s.description) > 80 else ""),
+            s.description[:48] + ("…" if len(s.description) > 48 else ""),
         )
     console.print(table)
 
@@ -206,15 +215,26 @@ def scenarios_show(
     o.print(f"[bold]{s.name}[/]: {s.description}")
     o.print(f"{s.start_date} .. {s.end_date} ({s.horizon_days} days, warm-up {s.warmup_days})")
     regions = sorted({x.region for x in s.stores})
-    o.print(f"{len(s.stores)} stores in {len(regions)} regions ({', '.join(regions)}), {len(s.dcs)} DCs, "
-            f"{len(s.suppliers)} suppliers, {len(s.lanes)} lanes, {len(s.skus)} SKUs")
+    o.print(
+        f"{len(s.stores)} stores in {len(regions)} regions ({', '.join(regions)}), "
+        f"{len(s.dcs)} DCs, "
+        f"{len(s.suppliers)} suppliers, {len(s.lanes)} lanes, {len(s.skus)} SKUs"
+    )
     table = Table(title="promotions")
     for col in ("id", "start", "end", "depth", "SKUs/categories", "channels", "display", "feature"):
         table.add_column(col)
     for p in s.promotions:
         what = f"{len(p.skus)} SKUs" if p.skus else ", ".join(p.categories)
-        table.add_row(p.id, str(p.start), str(p.end), f"{p.depth:.0%}", what, ", ".join(p.channels),
-                      str(p.display), str(p.feature))
+        table.add_row(
+            p.id,
+            str(p.start),
+            str(p.end),
+            f"{p.depth:.0%}",
+            what,
+            ", ".join(p.channels),
+            str(p.display),
+            str(p.feature),
+        )
     o.print(table)
     for d in s.disruptions.supplier_delays:
         o.print(f"disruption: supplier {d.supplier} +{d.extra_days} days, {d.start}..{d.end}")
@@ -231,7 +251,8 @@ def scenarios_validate(
     resolve(file)
     s = load_scenario(file)
     console.print(
-        f"[green]valid[/]: {s.name} — {len(s.stores)} stores, {len(s.dcs)} DCs, {len(s.skus)} SKUs, "
+        f"[green]valid[/]: {s.name} — {len(s.stores)} stores, {len(s.dcs)} DCs, "
+        f"{len(s.skus)} SKUs, "
         f"{len(s.promotions)} promotions, {s.horizon_days} days"
     )
 

@@ -105,7 +105,9 @@ class DemandModel:
         p = self.params
         elasticity = skus["elasticity"].to_numpy(np.float64)
         uplift = (1.0 - promo.depth) ** elasticity
-        uplift = uplift * (1 + p.display_lift) ** promo.display * (1 + p.feature_lift) ** promo.feature
+        uplift = (
+            uplift * (1 + p.display_lift) ** promo.display * (1 + p.feature_lift) ** promo.feature
+        )
         waves = tuple((s.day_of(w.start), s.day_of(w.end), w.lift) for w in promo.ecommerce_waves)
         return PromotionCells(
             promotion=promo,
@@ -191,7 +193,9 @@ class DemandModel:
         mult = self.promotion_multiplier(day, uplifts)
         return mean if mult is None else mean * mult
 
-    def sample(self, day: int, rng: np.random.Generator, mean: FloatArray | None = None) -> DayDemand:
+    def sample(
+        self, day: int, rng: np.random.Generator, mean: FloatArray | None = None
+    ) -> DayDemand:
         """Draw one day: negative binomial as a gamma-Poisson mixture, pickup split binomially."""
         mu = self.mean(day) if mean is None else mean
         k = self.params.dispersion

@@ -59,7 +59,9 @@ class ReplayDemand:
         is_ecom = (frame["channel"] == "ecommerce").to_numpy()
         loc_idx = np.where(is_ecom, network.serving_dc[loc_idx], loc_idx)
         frame = frame.assign(loc=loc_idx, sku_idx=sku.to_numpy(np.int64))
-        self._days = {int(d): g for d, g in frame.groupby("day")}
+        self._days: dict[int, pd.DataFrame] = {
+            int(str(day)): frame.iloc[rows] for day, rows in frame.groupby("day").indices.items()
+        }
 
     def sample(self, day: int, rng: np.random.Generator | None = None) -> DayDemand:
         """The recorded demand of ``day`` (``rng`` is ignored: a replay is exact)."""

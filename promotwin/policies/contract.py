@@ -102,7 +102,7 @@ class ActionKind(IntEnum):
 
 @dataclass(frozen=True)
 class Plan:
-    """A policy's actions, columnar (one row per action line); ``reasons`` are indexed by ``reason``.
+    """A policy's actions, columnar (one row per line); ``reasons`` is indexed by ``reason``.
 
     ``origin`` is a supplier index for purchases and expedites, a location index otherwise.
     ``confidence`` is in [0, 1]: how sure the policy is that the line is needed.
@@ -185,7 +185,7 @@ class PlanBuilder:
         n = int(keep.sum())
 
         def col(x: npt.ArrayLike, dtype: type) -> npt.NDArray:
-            a = np.broadcast_to(np.asarray(x, dtype=dtype), q.shape)
+            a: npt.NDArray = np.broadcast_to(np.asarray(x, dtype=dtype), q.shape)
             return np.ascontiguousarray(a[keep])
 
         self._parts.append(

@@ -31,7 +31,5 @@ def make_policy(name: str) -> Policy:
     try:
         factory = POLICIES[name]
     except KeyError:
-        raise UnknownPolicyError(
-            f"unknown policy {name!r}; valid: {', '.join(POLICIES)}"
-        ) from None
+        raise UnknownPolicyError(f"unknown policy {name!r}; valid: {', '.join(POLICIES)}") from None
     return factory()

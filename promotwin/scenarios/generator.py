@@ -31,13 +31,18 @@ def expand_synthetic(scenario: Scenario) -> Scenario:
 def generate_network(spec: Synthetic, start: dt.date, horizon_days: int) -> dict[str, tuple]:
     """Stores, DCs, suppliers, lanes, SKUs and promotions for ``spec`` (same seed, same network)."""
     rng = np.random.default_rng(spec.seed)
-    regions = [f"R{r + 1}" for r in range(spec.regions)]
+    n_regions = min(spec.regions, spec.stores)  # every region has a store
+    regions = [f"R{r + 1}" for r in range(n_regions)]
     dc_ids = [f"DC{d + 1}" for d in range(spec.dcs)]
-    store_region = np.arange(spec.stores) % spec.regions
+    store_region = np.arange(spec.stores) % n_regions
     store_dc = store_region % spec.dcs
     stores = []
     for i in range(spec.stores):
-        channels = ("walk_in", "pickup", "ship_from_store") if rng.random() < 0.3 else ("walk_in", "pickup")
+        channels = (
+            ("walk_in", "pickup", "ship_from_store")
+            if rng.random() < 0.3
+            else ("walk_in", "pickup")
+        )
         stores.append(
             Store(
                 id=f"S{i + 1:04d}",
@@ -51,7 +56,7 @@ def generate_network(spec: Synthetic, start: dt.date, horizon_days: int) -> dict
     dcs = [
         DC(
             id=dc_ids[d],
-            region=regions[d % spec.regions],
+            region=regions[d % n_regions],
             throughput=1e12,  # set below from the network's volume
             serves=tuple(s.id for s, k in zip(stores, store_dc, strict=True) if k == d),
         )
@@ -71,8 +76,9 @@ def generate_network(spec: Synthetic, start: dt.date, horizon_days: int) -> dict
         )
         for v in range(spec.suppliers)
     ]
-    categories = [f"C{c + 1:02d}" for c in range(spec.categories)]
-    cat_of = rng.integers(spec.categories, size=spec.skus)
+    n_categories = min(spec.categories, spec.skus)  # every category has a SKU
+    categories = [f"C{c + 1:02d}" for c in range(n_categories)]
+    cat_of = rng.permutation(np.arange(spec.skus) % n_categories)
     prices = np.round(rng.lognormal(3.0, 0.8, spec.skus), 2) + 1.0
     margins = rng.uniform(0.25, 0.5, spec.skus)
     baselines = np.round(rng.lognormal(-1.0, 0.9, spec.skus), 3) + 0.01
@@ -89,7 +95,9 @@ def generate_network(spec: Synthetic, start: dt.date, horizon_days: int) -> dict
         for k in range(spec.skus)
     ]
     lanes = [
-        Lane(origin=dc_ids[int(store_dc[i])], destination=s.id, transit_days=int(rng.integers(1, 3)))
+        Lane(
+            origin=dc_ids[int(store_dc[i])], destination=s.id, transit_days=int(rng.integers(1, 3))
+        )
         for i, s in enumerate(stores)
     ]
     lanes += [
@@ -113,8 +121,8 @@ def generate_network(spec: Synthetic, start: dt.date, horizon_days: int) -> dict
         promotions.append(
             Promotion(
                 id=f"P{p + 1}",
-                categories=(categories[p % spec.categories],),
-                locations=LocationFilter(regions=(regions[p % spec.regions],)),
+                categories=(categories[p % n_categories],),
+                locations=LocationFilter(regions=(regions[p % n_regions],)),
                 start=start + dt.timedelta(days=first),
                 end=start + dt.timedelta(days=last),
                 depth=float(np.round(rng.uniform(0.1, 0.4), 2)),

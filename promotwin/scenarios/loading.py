@@ -15,6 +15,16 @@ from promotwin.scenarios.schema import Scenario
 
 LIBRARY = "promotwin.scenarios.library"
 
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that leaves dates as text, so pydantic reports a bad date with its field."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    key: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
 _HINTS = {
     "extra_forbidden": "remove it or check its spelling",
     "missing": "add this field",
@@ -83,7 +93,7 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
 
 def parse_scenario(text: str, source: str = "<scenario>", base_dir: Path | None = None) -> Scenario:
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "file"
@@ -127,7 +137,7 @@ def _duplicates(kind: str, ids: list[str]) -> list[Problem]:
 
 
 def check_references(s: Scenario) -> list[Problem]:
-    """Cross-field checks pydantic cannot do per field: ids exist, dates in range, DCs cover stores."""
+    """Cross-field checks pydantic cannot do per field: ids exist, dates fit, DCs cover stores."""
     stores = {x.id for x in s.stores}
     dcs = {x.id for x in s.dcs}
     suppliers = {x.id for x in s.suppliers}
@@ -169,9 +179,9 @@ def check_references(s: Scenario) -> list[Problem]:
                 out.append(Problem(f"lanes.{i}.{end}", f"unknown location {getattr(lane, end)!r}"))
         if lane.origin == lane.destination:
             out.append(Problem(f"lanes.{i}", "origin and destination are the same location"))
-    for store, dc in served.items():
-        if not any(ln.origin == dc and ln.destination == store for ln in s.lanes):
-            out.append(Problem("lanes", f"no lane from {dc} to the store it serves, {store}"))
+    for store, dc_id in served.items():
+        if not any(ln.origin == dc_id and ln.destination == store for ln in s.lanes):
+            out.append(Problem("lanes", f"no lane from {dc_id} to the store it serves, {store}"))
 
     for i, p in enumerate(s.promotions):
         at = f"promotions.{i}"
@@ -182,8 +192,16 @@ def check_references(s: Scenario) -> list[Problem]:
             if x not in categories
         ]
         loc = p.locations
-        out += [Problem(f"{at}.locations", f"unknown store {x!r}") for x in loc.stores if x not in stores]
-        out += [Problem(f"{at}.locations", f"unknown region {x!r}") for x in loc.regions if x not in regions]
+        out += [
+            Problem(f"{at}.locations", f"unknown store {x!r}")
+            for x in loc.stores
+            if x not in stores
+        ]
+        out += [
+            Problem(f"{at}.locations", f"unknown region {x!r}")
+            for x in loc.regions
+            if x not in regions
+        ]
         out += [
             Problem(f"{at}.locations", f"unknown cluster {x!r}")
             for x in loc.clusters
@@ -191,7 +209,9 @@ def check_references(s: Scenario) -> list[Problem]:
         ]
         if p.start < s.start_date or p.end > s.end_date:
             out.append(
-                Problem(at, f"runs {p.start}..{p.end}, outside the horizon {s.start_date}..{s.end_date}")
+                Problem(
+                    at, f"runs {p.start}..{p.end}, outside the horizon {s.start_date}..{s.end_date}"
+                )
             )
     for cat in s.demand.seasonality:
         if cat not in categories:
@@ -203,8 +223,8 @@ def check_references(s: Scenario) -> list[Problem]:
     for i, d in enumerate(s.disruptions.supplier_delays):
         if d.supplier not in suppliers:
             out.append(Problem(f"disruptions.supplier_delays.{i}.supplier", "unknown supplier"))
-    for i, c in enumerate(s.disruptions.dc_capacity_drops):
-        if c.dc not in dcs:
+    for i, drop in enumerate(s.disruptions.dc_capacity_drops):
+        if drop.dc not in dcs:
             out.append(Problem(f"disruptions.dc_capacity_drops.{i}.dc", "unknown DC"))
     if s.warmup_days >= s.horizon_days:
         out.append(Problem("warmup_days", "must be shorter than horizon_days"))

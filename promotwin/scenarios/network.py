@@ -80,9 +80,11 @@ class Network:
     @cached_property
     def holding_cost_per_day(self) -> FloatArray:
         """Currency per unit per day."""
-        return self.skus["unit_cost"].to_numpy(np.float64) * self.skus["holding_rate"].to_numpy(
-            np.float64
-        ) / 365.0
+        return (
+            self.skus["unit_cost"].to_numpy(np.float64)
+            * self.skus["holding_rate"].to_numpy(np.float64)
+            / 365.0
+        )
 
     @cached_property
     def store_lane(self) -> pd.DataFrame:

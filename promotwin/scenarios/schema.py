@@ -62,7 +62,9 @@ class Supplier(Strict):
 class Lane(Strict):
     origin: str
     destination: str
-    transit_days: Annotated[int, Field(ge=1)] = Field(1, description="dispatched today, arrives this many days later")
+    transit_days: Annotated[int, Field(ge=1)] = Field(
+        1, description="dispatched today, arrives this many days later"
+    )
     cost_per_unit: NonNegFloat = 0.5
     capacity: PosFloat = Field(1e9, description="units per day")
 
@@ -89,7 +91,9 @@ class Seasonality(Strict):
 class DemandParams(Strict):
     """Generator parameters; or ``history`` to replay a file exactly instead."""
 
-    history: str | None = Field(None, description="CSV/Parquet: date, location, sku, channel, units")
+    history: str | None = Field(
+        None, description="CSV/Parquet: date, location, sku, channel, units"
+    )
     dispersion: PosFloat = Field(4.0, description="negative-binomial k: var = mu + mu^2/k")
     weekday: tuple[PosFloat, ...] = (0.9, 0.85, 0.9, 0.95, 1.1, 1.25, 1.05)
     seasonality: dict[str, Seasonality] = Field(default_factory=dict, description="by category")

@@ -16,7 +16,9 @@ if TYPE_CHECKING:
     from promotwin.twin.run import RunResult
 
 
-def promoted_category_chart(result: RunResult, path: Path, promo_windows: list[tuple[int, int]]) -> None:
+def promoted_category_chart(
+    result: RunResult, path: Path, promo_windows: list[tuple[int, int]]
+) -> None:
     """On-hand units of promoted SKUs (stores vs DCs) and their lost sales per day."""
     daily = result.daily
     is_dc = daily["location"].isin(result.dc_ids)

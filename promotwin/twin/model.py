@@ -8,6 +8,7 @@ demand -> fulfilment -> snapshot -> ``policy.decide()`` -> governance -> execute
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -120,9 +121,17 @@ class Twin:
         self.dc_factor: FloatArray = np.ones(nd)
         self.supplier_delay: IntArray = np.zeros(len(net.suppliers), np.int64)
 
-        self.lanes = {
-            (int(r.o), int(r.d)): (int(r.transit_days), float(r.cost_per_unit), float(r.capacity))
-            for r in net.lanes.itertuples()
+        lanes = net.lanes
+        self.lanes: dict[tuple[int, int], tuple[int, float, float]] = {
+            (int(o), int(d)): (int(t), float(c), float(cap))
+            for o, d, t, c, cap in zip(
+                lanes["o"],
+                lanes["d"],
+                lanes["transit_days"],
+                lanes["cost_per_unit"],
+                lanes["capacity"],
+                strict=True,
+            )
         }
         self.sfs_stores = [
             np.nonzero(
@@ -137,11 +146,13 @@ class Twin:
         self._lost_cost_share = scenario.costs.lost_sale_penalty
         self._prev_forecast: FloatArray | None = None
         self.daily: list[dict[str, Any]] = []
-        self.decisions: list[pd.DataFrame] = []
+        self.decisions: list[dict[str, np.ndarray]] = []
         self.exceptions = 0
 
         self.env = simpy.Environment()
-        self.ledger.cells(0, Kind.INITIAL, self.on_hand, self.on_hand * net.unit_cost, 0 * self.on_hand)
+        self.ledger.cells(
+            0, Kind.INITIAL, self.on_hand, self.on_hand * net.unit_cost, 0 * self.on_hand
+        )
 
     # -- randomness drawn up front so every policy sees the same outcomes (common random numbers)
 
@@ -176,19 +187,21 @@ class Twin:
         for drop in self.scenario.disruptions.dc_capacity_drops:
             d = self.net.location_index[drop.dc]
             self.env.process(
-                self._window(drop.start, drop.end, lambda on, d=d, f=drop.factor: self._dc(d, f, on))
+                self._window(drop.start, drop.end, functools.partial(self._dc, d, drop.factor))
             )
         for delay in self.scenario.disruptions.supplier_delays:
             v = self.net.supplier_index[delay.supplier]
             self.env.process(
                 self._window(
-                    delay.start, delay.end, lambda on, v=v, x=delay.extra_days: self._delay(v, x, on)
+                    delay.start, delay.end, functools.partial(self._delay, v, delay.extra_days)
                 )
             )
         self.env.process(self._ticks(progress))
         self.env.run(until=self.days)
 
-    def _ticks(self, progress: Callable[[int, int], None] | None) -> Generator[simpy.Event, Any, None]:
+    def _ticks(
+        self, progress: Callable[[int, int], None] | None
+    ) -> Generator[simpy.Event, Any, None]:
         yield self.env.timeout(0.5)
         for day in range(self.days):
             self.tick(day)
@@ -289,7 +302,11 @@ class Twin:
     ) -> None:
         net, nd = self.net, self.net.n_dcs
         promo = self.promoted if self.active else None
-        price = net.price * (1.0 - self.depth) if self.active else np.broadcast_to(net.price, self.depth.shape)
+        price = (
+            net.price * (1.0 - self.depth)
+            if self.active
+            else np.broadcast_to(net.price, self.depth.shape)
+        )
         margin = np.maximum(price - net.unit_cost, 0.0)
         lost_unit = margin + self._lost_cost_share * net.price
         cost = net.unit_cost
@@ -302,10 +319,21 @@ class Twin:
         ):
             r = rows[where]
             p = None if promo is None else promo[r]
-            self.ledger.cells(day, Kind.SALE, qty, qty * price[r], qty * cost, r.start or 0, channel, p)
+            self.ledger.cells(
+                day, Kind.SALE, qty, qty * price[r], qty * cost, r.start or 0, channel, p
+            )
             if promo is not None:
                 units = np.where(promo[r], qty, 0)
-                self.ledger.cells(day, Kind.FUNDING, units, units * self.funding[r], 0 * units, r.start or 0, channel, p)
+                self.ledger.cells(
+                    day,
+                    Kind.FUNDING,
+                    units,
+                    units * self.funding[r],
+                    0 * units,
+                    r.start or 0,
+                    channel,
+                    p,
+                )
         for qty, where, channel in (
             (dem.walk_in - walk, "store", 0),
             (dem.pickup - pick, "store", 1),
@@ -313,14 +341,18 @@ class Twin:
         ):
             r = rows[where]
             p = None if promo is None else promo[r]
-            self.ledger.cells(day, Kind.LOST, qty, qty * price[r], qty * lost_unit[r], r.start or 0, channel, p)
+            self.ledger.cells(
+                day, Kind.LOST, qty, qty * price[r], qty * lost_unit[r], r.start or 0, channel, p
+            )
 
     def _record_day(self, day: int, dem: DayDemand, sold: IntArray, lost: IntArray) -> None:
         net = self.net
         served = np.vstack([dem.ecommerce, dem.walk_in + dem.pickup])
         alpha = 1.0 / HISTORY_WINDOW_DAYS
         self.history_mean += alpha * (sold - self.history_mean)
-        forecast = self._prev_forecast if self._prev_forecast is not None else self.forecast.day_mean(day)
+        forecast = (
+            self._prev_forecast if self._prev_forecast is not None else self.forecast.day_mean(day)
+        )
         self.daily.append(
             {
                 "day": day,
@@ -373,11 +405,13 @@ class Twin:
             moq=sup["moq"].to_numpy(np.float64),
             fill_rate=sup["fill_rate"].to_numpy(np.float64),
             lanes=net.lanes,
-            dc_throughput=net.locations["throughput"].to_numpy(np.float64)[: net.n_dcs] * self.dc_factor,
+            dc_throughput=net.locations["throughput"].to_numpy(np.float64)[: net.n_dcs]
+            * self.dc_factor,
             price=net.price,
             unit_cost=net.unit_cost,
             holding_cost=net.holding_cost_per_day,
-            lost_sale_cost=np.maximum(net.price - net.unit_cost, 0) + self._lost_cost_share * net.price,
+            lost_sale_cost=np.maximum(net.price - net.unit_cost, 0)
+            + self._lost_cost_share * net.price,
             expedite_premium=self.scenario.costs.expedite_premium * net.unit_cost,
             seed=self.seed,
         )
@@ -385,7 +419,7 @@ class Twin:
     # -- execution ----------------------------------------------------------------------------
 
     def _execute(self, day: int, plan: Plan) -> IntArray:
-        """Carry out approved lines within stock, capacity and MOQ; return executed units per line."""
+        """Carry out approved lines within stock, capacity and MOQ; return units done per line."""
         executed = np.zeros(len(plan), np.int64)
         if not len(plan):
             return executed
@@ -399,9 +433,13 @@ class Twin:
     def _order(self, day: int, plan: Plan) -> IntArray:
         net = self.net
         if (plan.destination >= net.n_dcs).any():
-            raise PlanError(f"{plan.policy}: purchase orders must go to a DC (locations 0..{net.n_dcs - 1})")
+            raise PlanError(
+                f"{plan.policy}: purchase orders must go to a DC (locations 0..{net.n_dcs - 1})"
+            )
         if (plan.origin != net.sku_supplier[plan.sku]).any():
-            raise PlanError(f"{plan.policy}: a purchase names a supplier that does not supply the SKU")
+            raise PlanError(
+                f"{plan.policy}: a purchase names a supplier that does not supply the SKU"
+            )
         sup = net.suppliers
         qty = np.maximum(plan.qty, sup["moq"].to_numpy()[plan.origin]).astype(np.int64)
         qty = cut_to_limit(qty, plan.origin, sup["capacity"].to_numpy())
@@ -425,7 +463,9 @@ class Twin:
                 lead = int(self.lead_days[v, day_idx]) + int(self.supplier_delay[v])
                 planned = int(round(lead_mean[v]))
             f = self.fill_fraction[v, day_idx]
-            delivered = np.minimum(np.floor(q * f + self.fill_rounding[day_idx, sku]), q).astype(np.int64)
+            delivered = np.minimum(np.floor(q * f + self.fill_rounding[day_idx, sku]), q).astype(
+                np.int64
+            )
             shipment = Shipment(
                 kind="expedite" if expedite else "purchase",
                 origin=v,
@@ -485,9 +525,9 @@ class Twin:
         sid = next(self._ids)
         self.open[sid] = shipment
         event = self.env.timeout(max(days, 1) - 0.5)
-        event.callbacks.append(lambda _ev, sid=sid: self._arrive(sid))
+        event.callbacks.append(functools.partial(self._arrive, sid))
 
-    def _arrive(self, sid: int) -> None:
+    def _arrive(self, sid: int, _event: simpy.Event) -> None:
         s = self.open.pop(sid)
         day = int(round(self.env.now))
         net = self.net
@@ -499,10 +539,14 @@ class Twin:
             cost = s.delivered * s.premium + s.order_cost / len(s.sku)
             self.ledger.lines(day, kind, s.destination, -1, s.sku, s.delivered, value, cost)
             short = s.qty - s.delivered
-            self.ledger.lines(day, Kind.SHORT, s.destination, -1, s.sku, short, 0 * value, 0 * value)
+            self.ledger.lines(
+                day, Kind.SHORT, s.destination, -1, s.sku, short, 0 * value, 0 * value
+            )
         else:
             np.add.at(self.in_transit[s.destination], s.sku, -s.qty)
-            self.ledger.lines(day, Kind.RECEIPT, s.destination, s.origin, s.sku, s.delivered, value, 0 * value)
+            self.ledger.lines(
+                day, Kind.RECEIPT, s.destination, s.origin, s.sku, s.delivered, value, 0 * value
+            )
 
     def _record_decisions(self, day: int, approved: Plan, executed: IntArray, routed: Plan) -> None:
         """Append the day's decision lines (per-route sums when the ledger is in summary detail)."""
@@ -525,12 +569,20 @@ class Twin:
                 key = (plan.kind * self.net.n_locations + plan.origin) * self.net.n_locations
                 key = key + plan.destination
                 _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-                sums = {c: np.bincount(inverse, cols[c]) for c in ("proposed", "executed", "value", "lines")}
+                sums = {
+                    c: np.bincount(inverse, cols[c])
+                    for c in ("proposed", "executed", "value", "lines")
+                }
                 conf = np.bincount(inverse, cols["confidence"]) / sums["lines"]
                 cols = {c: cols[c][first] for c in ("kind", "origin", "destination", "reason")}
                 cols.update({c: v.astype(np.int64) for c, v in sums.items() if c != "value"})
                 cols.update(value=sums["value"], confidence=conf, sku=np.full(len(first), -1))
             reasons = np.asarray(plan.reasons, dtype=object)[cols.pop("reason")]
             self.decisions.append(
-                {**cols, "day": np.full(len(reasons), day), "reason": reasons, "status": np.full(len(reasons), status)}
+                {
+                    **cols,
+                    "day": np.full(len(reasons), day),
+                    "reason": reasons,
+                    "status": np.full(len(reasons), status),
+                }
             )

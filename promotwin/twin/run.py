@@ -108,7 +108,9 @@ def _daily_frame(records: list[dict[str, Any]], location_ids: list[str]) -> pd.D
     if not records:
         return pd.DataFrame()
     n_loc = len(location_ids)
-    cols = {k: np.concatenate([np.atleast_1d(r[k]) for r in records]) for k in records[0] if k != "day"}
+    cols = {
+        k: np.concatenate([np.atleast_1d(r[k]) for r in records]) for k in records[0] if k != "day"
+    }
     days = np.repeat([r["day"] for r in records], n_loc)
     locs = np.tile(np.asarray(location_ids, dtype=object), len(records))
     return pd.DataFrame({"day": days, "location": locs, **cols})

@@ -1,0 +1,101 @@
+"""Heuristic policies and integer allocation on hand-built situations."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from conftest import single_cell_scenario
+from hypothesis import given
+from hypothesis import strategies as st
+from scipy.stats import norm
+
+from promotwin.policies.allocation import cut_to_limit
+from promotwin.policies.contract import ActionKind, PlanningSnapshot
+from promotwin.policies.heuristics import (
+    BaseStockPolicy,
+    OrderPointPolicy,
+    StaticForecastPolicy,
+    cover_sum,
+)
+from promotwin.twin.model import Twin
+
+
+@given(
+    qty=st.lists(st.integers(0, 50), min_size=1, max_size=30),
+    data=st.data(),
+)
+def test_cut_to_limit_respects_limits_and_keeps_what_fits(qty: list[int], data) -> None:  # type: ignore[no-untyped-def]
+    groups = data.draw(st.lists(st.integers(0, 3), min_size=len(qty), max_size=len(qty)))
+    limits = data.draw(st.lists(st.integers(0, 120), min_size=4, max_size=4))
+    out = cut_to_limit(qty, groups, limits)
+    q, g, lim = np.array(qty), np.array(groups), np.array(limits)
+    assert (out >= 0).all() and (out <= q).all()
+    for k in range(4):
+        want, got = q[g == k].sum(), out[g == k].sum()
+        assert got == min(want, lim[k])  # every unit that fits is kept
+        if want <= lim[k]:
+            assert (out[g == k] == q[g == k]).all()  # groups within their limit untouched
+
+
+def test_cut_to_limit_does_not_round_small_lines_away() -> None:
+    assert cut_to_limit([1, 1, 1, 1], [0, 0, 0, 0], [2]).sum() == 2
+
+
+def _snapshot(on_hand: int, in_transit: int = 0) -> PlanningSnapshot:
+    twin = Twin(single_cell_scenario(30), BaseStockPolicy(), seed=0)
+    snap = twin.snapshot(0, twin.forecast.window(0))
+    oh = snap.on_hand.copy()
+    oh[1, 0] = on_hand
+    transit = snap.in_transit.copy()
+    transit[1, 0] = in_transit
+    return dataclasses.replace(snap, on_hand=oh, in_transit=transit)
+
+
+def test_base_stock_orders_up_to_level() -> None:
+    snap = _snapshot(on_hand=2, in_transit=1)
+    plan = BaseStockPolicy(service_level=0.9).decide(snap)
+    ship = plan.of_kind(ActionKind.SHIPMENT)
+    level = np.ceil(4.0 + norm.ppf(0.9) * np.sqrt(4.0))  # 1-day lane covers one day of demand
+    assert ship.qty.tolist() == [level - 3]
+    assert ship.origin.tolist() == [0] and ship.destination.tolist() == [1]
+    assert len(plan.of_kind(ActionKind.PURCHASE)) == 0  # the DC holds years of stock
+
+
+def test_order_point_orders_to_max_only_at_or_below_min() -> None:
+    policy = OrderPointPolicy(safety_days=2, order_days=5)
+    usage = 4.0  # history starts at the baseline demand
+    minimum, maximum = np.ceil(usage * (1 + 2)), np.ceil(usage * (1 + 2)) + np.ceil(usage * 5)
+    above = policy.decide(_snapshot(on_hand=int(minimum) + 1))
+    assert len(above.of_kind(ActionKind.SHIPMENT)) == 0
+    at_min = policy.decide(_snapshot(on_hand=int(minimum)))
+    assert at_min.of_kind(ActionKind.SHIPMENT).qty.tolist() == [maximum - minimum]
+
+
+def test_static_forecast_raises_order_points_before_the_promotion(appliance) -> None:  # type: ignore[no-untyped-def]
+    twin = Twin(appliance, StaticForecastPolicy(), seed=0)
+    policy = StaticForecastPolicy()
+    start = int(twin.model.promotion_table()["start_day"].iloc[0])
+    early = twin.snapshot(2, twin.forecast.window(2))
+    policy.decide(early)
+    baseline = policy.planned(2)
+    during = policy.planned(start + 1)
+    cells = early.promotion_cells["SUMMER-COOL"]
+    assert np.allclose(during[cells], baseline[cells] * appliance.promotions[0].planned_uplift)
+    assert np.allclose(during[~cells], baseline[~cells])
+
+
+def test_cover_sum_against_loops() -> None:
+    rng = np.random.default_rng(1)
+    window = rng.random((5, 3, 4))
+    days = rng.integers(0, 8, size=(3, 4))
+    by_loop = np.array(
+        [
+            [
+                window[: min(d, 5), i, k].sum() + max(d - 5, 0) * window[-1, i, k]
+                for k, d in enumerate(row)
+            ]
+            for i, row in enumerate(days)
+        ]
+    )
+    assert np.allclose(cover_sum(window, days), by_loop)
