@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 from conftest import single_cell_scenario
 from hypothesis import given
 from hypothesis import strategies as st
@@ -99,3 +100,27 @@ def test_cover_sum_against_loops() -> None:
         ]
     )
     assert np.allclose(cover_sum(window, days), by_loop)
+
+
+def test_uplift_file_errors_name_the_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from promotwin.policies.heuristics import read_uplift_file
+
+    good = tmp_path / "good.csv"
+    good.write_text("promotion,uplift\nP1,2.5\nP2,1.2\n")
+    assert read_uplift_file(good) == {"P1": 2.5, "P2": 1.2}
+    bad = tmp_path / "bad.csv"
+    bad.write_text("promotion,uplift\nP1,2.5\nP2,lots\n")
+    with pytest.raises(ValueError, match="line 3"):
+        read_uplift_file(bad)
+    with pytest.raises(ValueError, match="cannot read"):
+        read_uplift_file(tmp_path / "missing.csv")
+
+
+def test_static_plan_uses_the_uplift_file(appliance) -> None:  # type: ignore[no-untyped-def]
+    twin = Twin(appliance, StaticForecastPolicy(), seed=0)
+    snap = twin.snapshot(2, twin.forecast.window(2))
+    start = int(snap.promotions["start_day"].iloc[0])
+    policy = StaticForecastPolicy(uplifts={"SUMMER-COOL": 3.0})
+    policy.decide(snap)
+    cells = snap.promotion_cells["SUMMER-COOL"]
+    assert np.allclose(policy.planned(start)[cells], snap.baseline_mean[cells] * 3.0)

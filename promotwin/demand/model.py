@@ -74,6 +74,10 @@ class DemandModel:
         self.category_onehot[np.arange(network.n_skus), network.sku_category] = 1.0
         self.weekday: FloatArray = np.asarray(p.weekday, dtype=np.float64)
         self.promotions = [self._resolve(pr) for pr in scenario.promotions]
+        # locations each promotion touches (its effects never leave them)
+        self._rows = {
+            pc.promotion.id: np.flatnonzero(pc.cells.any(axis=1)) for pc in self.promotions
+        }
         self._halo = [
             (network.categories.index(src), [network.categories.index(c) for c in comps])
             for src, comps in p.halo.items()
@@ -125,6 +129,23 @@ class DemandModel:
 
         ``uplifts`` replaces each promotion's true uplift (used by forecasts made with estimates).
         """
+        effect = self.promotion_rows(day, uplifts)
+        if effect is None:
+            return None
+        rows, mult_rows = effect
+        mult = np.ones_like(self.base)
+        mult[rows] = mult_rows
+        return mult
+
+    def promotion_rows(
+        self, day: int, uplifts: dict[str, FloatArray] | None = None
+    ) -> tuple[IntArray, FloatArray] | None:
+        """The promotion effect on the rows it touches: location indices and ``[rows, S]``.
+
+        Uplift, waves, dip, cannibalisation and halo all act within the locations that have
+        cells of an active promotion, so elsewhere the multiplier is exactly 1 and a regional
+        promotion on a big network costs a fraction of a full ``[L, S]`` pass.
+        """
         active = [
             pc
             for pc in self.promotions
@@ -132,30 +153,35 @@ class DemandModel:
         ]
         if not active:
             return None
-        mult = np.ones_like(self.base)
-        promoted = np.zeros(self.base.shape, dtype=bool)
+        rows = np.unique(np.concatenate([self._rows[pc.promotion.id] for pc in active]))
+        dc = slice(0, int(np.searchsorted(rows, self.net.n_dcs)))  # rows are sorted: DCs first
+        base = self.base[rows]
+        mult = np.ones_like(base)
+        promoted = np.zeros(base.shape, dtype=bool)
         for pc in active:
+            cells = pc.cells[rows]
             if day <= pc.end_day:
                 uplift = pc.uplift if uplifts is None else uplifts[pc.promotion.id]
-                mult = np.where(pc.cells, mult * uplift, mult)
+                mult = np.where(cells, mult * uplift, mult)
                 for w_start, w_end, lift in pc.waves:
                     if w_start <= day <= w_end:
-                        dc = slice(0, self.net.n_dcs)
-                        mult[dc] = np.where(pc.cells[dc], mult[dc] * (1 + lift), mult[dc])
-                promoted |= pc.cells
+                        mult[dc] = np.where(cells[dc], mult[dc] * (1 + lift), mult[dc])
+                promoted |= cells
             else:
                 k = day - pc.end_day  # 1..post_promo_days
                 dip = self.params.post_promo_dip * (1 - (k - 1) / self.params.post_promo_days)
-                mult = np.where(pc.cells, mult * (1 - dip), mult)
+                mult = np.where(cells, mult * (1 - dip), mult)
         if promoted.any():
-            mult = self._spill(mult, promoted)
-        return mult
+            mult = self._spill(mult, promoted, base)
+        return rows, mult
 
-    def _spill(self, mult: FloatArray, promoted: BoolArray) -> FloatArray:
-        """Cannibalisation of same-category SKUs and halo on complements, from the extra units."""
-        base = self.base
+    def _spill(self, mult: FloatArray, promoted: BoolArray, base: FloatArray) -> FloatArray:
+        """Cannibalisation of same-category SKUs and halo on complements, from the extra units.
+
+        Row-wise: ``mult``, ``promoted`` and ``base`` are the same rows of ``[L, S]`` arrays.
+        """
         extra = np.where(promoted, base * np.maximum(mult - 1.0, 0.0), 0.0)
-        extra_cat = extra @ self.category_onehot  # [L, K]
+        extra_cat = extra @ self.category_onehot  # [rows, K]
         other = np.where(promoted, 0.0, base)
         other_cat = other @ self.category_onehot
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -190,8 +216,11 @@ class DemandModel:
     def mean(self, day: int, uplifts: dict[str, FloatArray] | None = None) -> FloatArray:
         """Expected demand ``[L, S]`` (units) on ``day``."""
         mean = self.base * self.calendar(day)
-        mult = self.promotion_multiplier(day, uplifts)
-        return mean if mult is None else mean * mult
+        effect = self.promotion_rows(day, uplifts)
+        if effect is not None:
+            rows, mult = effect
+            mean[rows] *= mult
+        return mean
 
     def sample(
         self, day: int, rng: np.random.Generator, mean: FloatArray | None = None

@@ -22,16 +22,22 @@ def cut_to_limit(qty: npt.ArrayLike, group: npt.ArrayLike, limit: npt.ArrayLike)
         return q.copy()
     total = np.bincount(g, q, minlength=len(cap))
     over = total > cap
-    if not over[g].any():
+    line_over = over[g]
+    if not line_over.any():
         return q.copy()
-    ratio = np.where(over, cap / np.maximum(total, 1), 1.0)
-    exact = q * ratio[g]
+    # Only the lines of over-limit groups change, so only they are sorted (a day's plan can have
+    # a million lines and a handful of short groups); the others keep their quantity.
+    out = q.copy()
+    sel = np.flatnonzero(line_over)
+    q, g = q[sel], g[sel]
+    exact = q * (cap[g] / np.maximum(total[g], 1))
     base = np.floor(exact).astype(np.int64)
-    spare = (np.where(over, cap, total) - np.bincount(g, base, minlength=len(cap))).astype(np.int64)
+    spare = (cap - np.bincount(g, base, minlength=len(cap))).astype(np.int64)
     frac = exact - base
     order = np.lexsort((np.arange(len(q)), -frac, g))
-    first_of_group = np.searchsorted(g[order], np.arange(len(cap)))
+    sorted_group = g[order]
     rank = np.empty(len(q), np.int64)
-    rank[order] = np.arange(len(q)) - first_of_group[g[order]]
-    bonus = (rank < spare[g]) & (frac > 0) & over[g]
-    return base + bonus
+    rank[order] = np.arange(len(q)) - np.searchsorted(sorted_group, sorted_group)
+    bonus = (rank < spare[g]) & (frac > 0)
+    out[sel] = base + bonus
+    return out

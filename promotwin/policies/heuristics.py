@@ -13,6 +13,7 @@ day t+L, and the next order lands at t+L+1, so the order-up-to level covers days
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,15 +53,28 @@ def dc_assignment(s: PlanningSnapshot) -> FloatArray:
     return a
 
 
-def cover_sum(window: FloatArray, days: IntArray) -> FloatArray:
-    """Sum of ``window[h, i, k]`` over h < days[i, k] (days beyond H repeat the last day)."""
+def cover_sum(
+    window: FloatArray,
+    days: IntArray,
+    per_day: Callable[[FloatArray], FloatArray] | None = None,
+) -> FloatArray:
+    """Sum of ``f(window[h, i, k])`` over h < days[i, k] (days beyond H repeat the last day).
+
+    ``days`` broadcasts against ``window.shape[1:]``; ``f`` is ``per_day`` (identity if None),
+    applied one day at a time. Days are added in order into one accumulator, so the sum equals a
+    cumulative sum's bit for bit while reading only the days covered and making no ``[H, ...]``
+    temporary (the window is large: 21 days x 1M cells on the big network).
+    """
     h = window.shape[0]
     capped = np.minimum(days, h)
-    cum = np.cumsum(window[: int(capped.max(initial=1))], axis=0)
-    idx = np.maximum(capped - 1, 0)[None]
-    total = np.take_along_axis(cum, idx, axis=0)[0]
-    total = np.where(capped > 0, total, 0.0)
-    return total + np.maximum(days - h, 0) * window[-1]
+    total = np.zeros(np.broadcast_shapes(window.shape[1:], np.shape(days)))
+    for j in range(int(capped.max(initial=0))):
+        day = window[j] if per_day is None else per_day(window[j])
+        np.add(total, day, out=total, where=capped > j)
+    if (days > h).any():
+        last = window[-1] if per_day is None else per_day(window[-1])
+        total += np.maximum(days - h, 0) * last
+    return total
 
 
 def fair_share(request: IntArray, available: IntArray, dc_of_store: IntArray) -> IntArray:
@@ -115,33 +129,45 @@ class BaseStockPolicy:
         plan = PlanBuilder(self.name)
         nd = s.n_dcs
         fc = s.forecast_mean
+        position = s.position  # a property that adds three [L, S] arrays: take it once
         transit = store_transit(s)
         # stores: cover the transit days
-        store_days = np.broadcast_to(transit[:, None], s.on_hand[nd:].shape)
+        store_days = transit[:, None]
         mu = cover_sum(fc[:, nd:], store_days)
-        sd = np.sqrt(cover_sum(s.forecast_var(fc[:, nd:]), store_days))
-        level = np.ceil(mu + z * sd)
-        need = np.maximum(level - s.position[nd:], 0).astype(np.int64)
+        sd = np.sqrt(cover_sum(fc[:, nd:], store_days, s.forecast_var))
+        upper = mu + z * sd
+        level = np.ceil(upper)
+        need = np.maximum(level - position[nd:], 0).astype(np.int64)
         ship = fair_share(need, s.on_hand[:nd], s.serving_dc[nd:])
-        confidence = mu / np.maximum(mu + z * sd, 1e-9)
+        confidence = mu / np.maximum(upper, 1e-9)
         add_store_shipments(plan, s, ship, confidence, "base-stock: below order-up-to level")
         # DCs: echelon stock over supplier lead + store transit
         assign = dc_assignment(s)
-        echelon_fc = fc[:, :nd] + np.matmul(assign, fc[:, nd:])
-        echelon_var = s.forecast_var(fc[:, :nd]) + np.matmul(assign, s.forecast_var(fc[:, nd:]))
         lead = s.lead_time_mean[s.sku_supplier]  # [S]
         lead_sd = s.lead_time_sd[s.sku_supplier]
         mean_transit = (assign @ transit) / np.maximum(assign.sum(axis=1), 1)  # [D]
         days = np.rint(lead[None, :] + mean_transit[:, None]).astype(np.int64)
+        # echelon forecast only for the days the cover reads (all H if any cover runs past it),
+        # one day at a time: the stores' sum per DC is a [D, stores] @ [stores, S] product
+        h = s.horizon
+        n_days = h if (days > h).any() else max(int(days.max(initial=1)), 1)
+        echelon_fc = np.stack([fc[j, :nd] + assign @ fc[j, nd:] for j in range(n_days)])
+        echelon_var = np.stack(
+            [
+                s.forecast_var(fc[j, :nd]) + assign @ s.forecast_var(fc[j, nd:])
+                for j in range(n_days)
+            ]
+        )
         mu_e = cover_sum(echelon_fc, days)
         daily = echelon_fc[0]
         var_e = cover_sum(echelon_var, days) + (lead_sd[None, :] * daily) ** 2
         level_e = np.ceil(mu_e + z * np.sqrt(var_e))
-        store_pos = s.on_hand[nd:] + s.in_transit[nd:] + s.on_order[nd:]
-        position_e = s.position[:nd] + assign @ store_pos
+        position_e = position[:nd] + assign @ position[nd:]
         order = np.maximum(level_e - position_e, 0).astype(np.int64)
         conf_e = mu_e / np.maximum(level_e, 1e-9)
-        add_purchases(plan, s, order, conf_e, "base-stock: echelon position below order-up-to level")
+        add_purchases(
+            plan, s, order, conf_e, "base-stock: echelon position below order-up-to level"
+        )
         return plan.build()
 
 
@@ -184,7 +210,9 @@ def min_max_plan(
     conf = np.full(ship.shape, confidence)
     add_store_shipments(plan, s, ship, conf, f"{why}: store position at or below min")
     order = points.order(position[:nd], slice(0, nd))
-    add_purchases(plan, s, order, np.full(order.shape, confidence), f"{why}: DC position at or below min")
+    add_purchases(
+        plan, s, order, np.full(order.shape, confidence), f"{why}: DC position at or below min"
+    )
     return plan.build()
 
 
@@ -208,12 +236,25 @@ class OrderPointPolicy:
 
 
 def read_uplift_file(path: str | Path) -> dict[str, float]:
-    """A static uplift file: CSV with columns ``promotion,uplift``."""
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    """A static uplift file: CSV with columns ``promotion,uplift`` (uplift > 0, a multiplier)."""
+    try:
+        with open(path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read the uplift file ({exc.strerror})") from None
     if not rows or not {"promotion", "uplift"} <= set(rows[0]):
         raise ValueError(f"{path}: need a CSV with columns promotion,uplift")
-    return {r["promotion"]: float(r["uplift"]) for r in rows}
+    uplifts = {}
+    for line, row in enumerate(rows, start=2):
+        try:
+            uplifts[row["promotion"]] = float(row["uplift"])
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{path}, line {line}: uplift {row['uplift']!r} is not a number"
+            ) from None
+        if uplifts[row["promotion"]] <= 0:
+            raise ValueError(f"{path}, line {line}: uplift must be > 0 (1.0 means no uplift)")
+    return uplifts
 
 
 @dataclass
@@ -235,15 +276,17 @@ class StaticForecastPolicy:
         default=None, repr=False
     )
 
-    def _freeze(self, s: PlanningSnapshot) -> tuple[FloatArray, list[tuple[int, int, BoolArray, float]]]:
+    def _freeze(
+        self, s: PlanningSnapshot
+    ) -> tuple[FloatArray, list[tuple[int, int, BoolArray, float]]]:
         promos = []
-        for row in s.promotions.itertuples():
-            uplift = self.uplifts.get(str(row.id))
+        for row in s.promotions.to_dict("records"):
+            uplift = self.uplifts.get(str(row["id"]))
             if uplift is None:
-                planned = row.planned_uplift
+                planned = row["planned_uplift"]
                 uplift = float(planned) if pd.notna(planned) else self.default_uplift
-            cells = s.promotion_cells[str(row.id)]
-            promos.append((int(row.start_day), int(row.end_day), cells, float(uplift)))
+            cells = s.promotion_cells[str(row["id"])]
+            promos.append((int(row["start_day"]), int(row["end_day"]), cells, float(uplift)))
         return s.baseline_mean.copy(), promos
 
     def planned(self, day: int) -> FloatArray:

@@ -23,6 +23,7 @@ import pandas as pd
 Detail = Literal["sku", "summary"]
 CHANNELS = ("walk_in", "pickup", "ecommerce")
 NO_CHANNEL = -1
+SUMMARY_BLOCK_ROWS = 32  # rows summed per step in summary detail (32 x 2,000 SKUs: 0.5 MB)
 COLUMNS = (
     "day",
     "kind",
@@ -36,6 +37,19 @@ COLUMNS = (
     "cost",
     "lines",
 )
+DTYPES: dict[str, type] = {
+    "day": np.int32,
+    "kind": np.int8,
+    "location": np.int32,
+    "counterparty": np.int32,
+    "sku": np.int32,
+    "channel": np.int8,
+    "promoted": np.bool_,
+    "qty": np.int64,
+    "value": np.float64,
+    "cost": np.float64,
+    "lines": np.int64,
+}
 
 
 class Kind(IntEnum):
@@ -53,24 +67,33 @@ class Kind(IntEnum):
 class Ledger:
     def __init__(self, detail: Detail):
         self.detail = detail
-        self._chunks: list[dict[str, npt.NDArray]] = []
+        # array chunks, or single summary rows as tuples in COLUMNS order
+        self._chunks: list[dict[str, npt.NDArray] | tuple[int | float | bool, ...]] = []
 
     def cells(
         self,
         day: int,
         kind: Kind,
         qty: npt.NDArray,
-        value: npt.NDArray,
-        cost: npt.NDArray,
+        unit_value: npt.ArrayLike,
+        unit_cost: npt.ArrayLike,
         location_offset: int = 0,
         channel: int = NO_CHANNEL,
         promoted: npt.NDArray[np.bool_] | None = None,
     ) -> None:
-        """Record a ``[locations, S]`` array of movements (row i is location i + offset)."""
+        """Record a ``[locations, S]`` array of movements (row i is location i + offset).
+
+        ``value`` and ``cost`` of a cell are ``qty`` times ``unit_value`` / ``unit_cost`` (each
+        broadcast against ``qty``: per SKU ``[S]``, per cell, or a scalar), formed only where
+        needed rather than as full arrays by the caller.
+        """
+        value_per = np.broadcast_to(unit_value, qty.shape)
+        cost_per = np.broadcast_to(unit_cost, qty.shape)
         if self.detail == "sku":
             loc, sku = np.nonzero(qty)
             if not len(loc):
                 return
+            q = qty[loc, sku]
             self._append(
                 day,
                 kind,
@@ -79,20 +102,15 @@ class Ledger:
                 sku,
                 channel,
                 np.zeros(len(loc), bool) if promoted is None else promoted[loc, sku],
-                qty[loc, sku],
-                value[loc, sku],
-                cost[loc, sku],
+                q,
+                q * value_per[loc, sku],
+                q * cost_per[loc, sku],
                 np.ones(len(loc), np.int64),
             )
             return
-        flags = (False, True) if promoted is not None else (False,)
-        for flag in flags:
-            if promoted is None:
-                mask: npt.NDArray[np.bool_] | bool = True
-            else:
-                mask = promoted if flag else ~promoted
-            q = np.where(mask, qty, 0)
-            q_sum = q.sum(axis=1)
+        for flag in (False, True) if promoted is not None else (False,):
+            mask = None if promoted is None else (promoted if flag else ~promoted)
+            q_sum, value, cost, lines = _row_sums(qty, value_per, cost_per, mask)
             rows = np.nonzero(q_sum)[0]
             if not len(rows):
                 continue
@@ -105,9 +123,9 @@ class Ledger:
                 channel,
                 np.full(len(rows), flag),
                 q_sum[rows],
-                np.where(mask, value, 0).sum(axis=1)[rows],
-                np.where(mask, cost, 0).sum(axis=1)[rows],
-                np.count_nonzero(q, axis=1)[rows],
+                value[rows],
+                cost[rows],
+                lines[rows],
             )
 
     def lines(
@@ -141,19 +159,11 @@ class Ledger:
                 np.ones(n, np.int64),
             )
         else:
-            self._append(
-                day,
-                kind,
-                np.array([location]),
-                np.array([counterparty]),
-                np.array([-1]),
-                NO_CHANNEL,
-                np.array([False]),
-                np.array([qty[keep].sum()]),
-                np.array([value[keep].sum()]),
-                np.array([cost[keep].sum()]),
-                np.array([n]),
-            )
+            # one row per shipment, a thousand a day: kept as a tuple, turned into arrays once
+            if n < len(qty):
+                qty, value, cost = qty[keep], value[keep], cost[keep]
+            row = (day, int(kind), location, counterparty, -1, NO_CHANNEL, False)
+            self._chunks.append((*row, int(qty.sum()), float(value.sum()), float(cost.sum()), n))
 
     def _append(
         self,
@@ -172,21 +182,68 @@ class Ledger:
         n = len(location)
         self._chunks.append(
             {
-                "day": np.full(n, day, np.int32),
-                "kind": np.full(n, int(kind), np.int8),
-                "location": location.astype(np.int32),
-                "counterparty": counterparty.astype(np.int32),
-                "sku": sku.astype(np.int32),
-                "channel": np.full(n, channel, np.int8),
-                "promoted": promoted.astype(bool),
-                "qty": qty.astype(np.int64),
-                "value": value.astype(np.float64),
-                "cost": cost.astype(np.float64),
-                "lines": lines.astype(np.int64),
+                "day": np.full(n, day, DTYPES["day"]),
+                "kind": np.full(n, int(kind), DTYPES["kind"]),
+                "location": location.astype(DTYPES["location"]),
+                "counterparty": counterparty.astype(DTYPES["counterparty"]),
+                "sku": sku.astype(DTYPES["sku"]),
+                "channel": np.full(n, channel, DTYPES["channel"]),
+                "promoted": promoted.astype(DTYPES["promoted"]),
+                "qty": qty.astype(DTYPES["qty"]),
+                "value": value.astype(DTYPES["value"]),
+                "cost": cost.astype(DTYPES["cost"]),
+                "lines": lines.astype(DTYPES["lines"]),
             }
         )
 
     def frame(self) -> pd.DataFrame:
         if not self._chunks:
             return pd.DataFrame({c: pd.Series(dtype=np.int64) for c in COLUMNS})
-        return pd.DataFrame({c: np.concatenate([ch[c] for ch in self._chunks]) for c in COLUMNS})
+        chunks: list[dict[str, npt.NDArray]] = []
+        rows: list[tuple[int | float | bool, ...]] = []
+        for chunk in self._chunks:
+            if isinstance(chunk, tuple):
+                rows.append(chunk)
+                continue
+            if rows:
+                chunks.append(_rows_chunk(rows))
+                rows = []
+            chunks.append(chunk)
+        if rows:
+            chunks.append(_rows_chunk(rows))
+        return pd.DataFrame({c: np.concatenate([ch[c] for ch in chunks]) for c in COLUMNS})
+
+
+def _rows_chunk(rows: list[tuple[int | float | bool, ...]]) -> dict[str, npt.NDArray]:
+    """Single ledger rows (tuples in ``COLUMNS`` order) as one chunk of column arrays."""
+    columns = zip(*rows, strict=True)
+    return {c: np.array(v, dtype=DTYPES[c]) for c, v in zip(COLUMNS, columns, strict=True)}
+
+
+def _row_sums(
+    qty: npt.NDArray,
+    value_per: npt.NDArray,
+    cost_per: npt.NDArray,
+    mask: npt.NDArray[np.bool_] | None,
+) -> tuple[npt.NDArray, npt.NDArray, npt.NDArray, npt.NDArray]:
+    """Per row of ``qty`` (cells outside ``mask`` left out): units, value, cost, nonzero cells.
+
+    Works through a few rows at a time so the products stay in cache; each row is still summed
+    by numpy's own pairwise reduction over that row, so the sums do not depend on the blocking.
+    """
+    n_rows = qty.shape[0]
+    q_sum = np.empty(n_rows, np.int64)
+    value = np.empty(n_rows)
+    cost = np.empty(n_rows)
+    lines = np.empty(n_rows, np.int64)
+    for a in range(0, n_rows, SUMMARY_BLOCK_ROWS):
+        b = slice(a, a + SUMMARY_BLOCK_ROWS)
+        q = qty[b] if mask is None else np.where(mask[b], qty[b], 0)
+        q_sum[b] = q.sum(axis=1)
+        if not q_sum[b].any():  # rows without units are not recorded: skip the products
+            value[b], cost[b], lines[b] = 0.0, 0.0, 0
+            continue
+        value[b] = (q * value_per[b]).sum(axis=1)
+        cost[b] = (q * cost_per[b]).sum(axis=1)
+        lines[b] = np.count_nonzero(q, axis=1)
+    return q_sum, value, cost, lines
