@@ -150,9 +150,7 @@ class Twin:
         self.exceptions = 0
 
         self.env = simpy.Environment()
-        self.ledger.cells(
-            0, Kind.INITIAL, self.on_hand, self.on_hand * net.unit_cost, 0 * self.on_hand
-        )
+        self.ledger.cells(0, Kind.INITIAL, self.on_hand, net.unit_cost, 0.0)
 
     # -- randomness drawn up front so every policy sees the same outcomes (common random numbers)
 
@@ -254,6 +252,7 @@ class Twin:
         review = self.governance.review(plan, snapshot)
         self.exceptions += len(review.routed)
         executed = self._execute(day, review.approved)
+        review.executed(executed)  # governance records what was carried out (audit trail)
         self._record_decisions(day, review.approved, executed, review.routed)
         self._prev_forecast = window[0].copy()
 
@@ -302,14 +301,11 @@ class Twin:
     ) -> None:
         net, nd = self.net, self.net.n_dcs
         promo = self.promoted if self.active else None
-        price = (
-            net.price * (1.0 - self.depth)
-            if self.active
-            else np.broadcast_to(net.price, self.depth.shape)
-        )
+        # without an active promotion prices are per SKU: work on [S] and broadcast to [L, S]
+        price = net.price * (1.0 - self.depth) if self.active else net.price
         margin = np.maximum(price - net.unit_cost, 0.0)
-        lost_unit = margin + self._lost_cost_share * net.price
-        cost = net.unit_cost
+        lost_unit = np.broadcast_to(margin + self._lost_cost_share * net.price, self.depth.shape)
+        price = np.broadcast_to(price, self.depth.shape)
         rows = {"dc": slice(0, nd), "store": slice(nd, None)}
         for qty, where, channel in (
             (walk, "store", 0),
@@ -320,7 +316,7 @@ class Twin:
             r = rows[where]
             p = None if promo is None else promo[r]
             self.ledger.cells(
-                day, Kind.SALE, qty, qty * price[r], qty * cost, r.start or 0, channel, p
+                day, Kind.SALE, qty, price[r], net.unit_cost, r.start or 0, channel, p
             )
             if promo is not None:
                 units = np.where(promo[r], qty, 0)
@@ -328,8 +324,8 @@ class Twin:
                     day,
                     Kind.FUNDING,
                     units,
-                    units * self.funding[r],
-                    0 * units,
+                    self.funding[r],
+                    0.0,
                     r.start or 0,
                     channel,
                     p,
@@ -341,9 +337,7 @@ class Twin:
         ):
             r = rows[where]
             p = None if promo is None else promo[r]
-            self.ledger.cells(
-                day, Kind.LOST, qty, qty * price[r], qty * lost_unit[r], r.start or 0, channel, p
-            )
+            self.ledger.cells(day, Kind.LOST, qty, price[r], lost_unit[r], r.start or 0, channel, p)
 
     def _record_day(self, day: int, dem: DayDemand, sold: IntArray, lost: IntArray) -> None:
         net = self.net
@@ -485,11 +479,14 @@ class Twin:
         """Shipments and transfers: limited by origin stock, DC throughput and lane capacity."""
         net = self.net
         n_loc, n_sku = net.n_locations, net.n_skus
-        pairs = list(zip(plan.origin.tolist(), plan.destination.tolist(), strict=True))
-        missing = {p for p in set(pairs) if p not in self.lanes}
+        # one key per (origin, destination) route, checked once each, not once per line
+        pair_key = plan.origin * n_loc + plan.destination
+        keys, inverse = np.unique(pair_key, return_inverse=True)
+        routes = [(int(k) // n_loc, int(k) % n_loc) for k in keys]
+        missing = [r for r in routes if r not in self.lanes]
         if missing:
             names = net.locations.index
-            shown = ", ".join(f"{names[o]}->{names[d]}" for o, d in sorted(missing)[:5])
+            shown = ", ".join(f"{names[o]}->{names[d]}" for o, d in missing[:5])
             raise PlanError(f"{plan.policy}: no lane for {shown}")
         flat = plan.origin * n_sku + plan.sku
         qty = cut_to_limit(plan.qty, flat, self.on_hand.ravel())
@@ -497,20 +494,17 @@ class Twin:
             self.dc_factor, np.ones(net.n_stores)
         )
         qty = cut_to_limit(qty, plan.origin, np.minimum(throughput, 1e15))
-        pair_key = plan.origin * n_loc + plan.destination
-        keys, inverse = np.unique(pair_key, return_inverse=True)
-        caps = np.array([self.lanes[(int(k) // n_loc, int(k) % n_loc)][2] for k in keys])
+        caps = np.array([self.lanes[r][2] for r in routes])
         executed = cut_to_limit(qty, inverse, caps)
         moved = np.bincount(flat, executed, minlength=n_loc * n_sku).astype(np.int64)
         self.on_hand -= moved.reshape(n_loc, n_sku)
         order = np.argsort(inverse, kind="stable")
         bounds = np.searchsorted(inverse[order], np.arange(len(keys) + 1))
-        for g, key in enumerate(keys):
+        for g, (o, d) in enumerate(routes):
             lines = order[bounds[g] : bounds[g + 1]]
             lines = lines[executed[lines] > 0]
             if not len(lines):
                 continue
-            o, d = int(key) // n_loc, int(key) % n_loc
             transit, cost, _ = self.lanes[(o, d)]
             sku, q = plan.sku[lines], executed[lines]
             kind = "shipment" if plan.kind[lines[0]] == ActionKind.SHIPMENT else "transfer"

@@ -24,7 +24,7 @@ from promotwin.twin.charts import promoted_category_chart
 from promotwin.twin.kpis import compute_kpis
 from promotwin.twin.ledger import Detail
 from promotwin.twin.model import Twin
-from promotwin.workflow.governance import Governance
+from promotwin.workflow.governance import Governance, RunGovernance
 
 
 def scenario_hash(scenario: Scenario) -> str:
@@ -75,6 +75,12 @@ def simulate(
     t0 = time.perf_counter()
     history = read_history(scenario.demand.history) if scenario.demand.history else None
     twin = Twin(scenario, policy, seed, governance, days, ledger_detail, history)
+    s_hash = scenario_hash(scenario)
+    key = f"{s_hash}|{policy.name}|{seed}|{twin.days}|{promotwin.__version__}"
+    governed = twin.governance if isinstance(twin.governance, RunGovernance) else None
+    if governed is not None:  # the run id also traces the governance config
+        key += f"|{governed.fingerprint()}"
+        governed.begin_run(hashlib.sha256(key.encode()).hexdigest()[:12])
     t1 = time.perf_counter()
     twin.run(progress)
     t2 = time.perf_counter()
@@ -83,9 +89,9 @@ def simulate(
     ledger = twin.ledger.frame()
     decisions = _decisions_frame(twin.decisions)
     kpis = compute_kpis(ledger, daily, twin.exceptions, scenario.warmup_days)
+    if governed is not None:
+        kpis.update(governed.kpis(twin.days, scenario.warmup_days))
     t3 = time.perf_counter()
-    s_hash = scenario_hash(scenario)
-    key = f"{s_hash}|{policy.name}|{seed}|{twin.days}|{promotwin.__version__}"
     return RunResult(
         run_id=hashlib.sha256(key.encode()).hexdigest()[:12],
         scenario=scenario.name,

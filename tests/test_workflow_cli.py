@@ -1,0 +1,160 @@
+"""``twin governance|exceptions|audit`` end to end: bad input writes nothing and exits 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy import update
+from typer.testing import CliRunner
+
+from promotwin.cli.main import app
+from promotwin.workflow.store import Store, audit
+
+runner = CliRunner()
+SCENARIO = {
+    "name": "small",
+    "start_date": "2026-03-02",
+    "horizon_days": 12,
+    "synthetic": {"stores": 3, "dcs": 1, "skus": 4, "suppliers": 1, "promotions": 1, "seed": 5},
+}
+RULES = """
+name: cli
+confidence: {min: 0.4}
+routing: {expiry_days: 30}
+planners: {capacity_per_day: 0}
+"""
+BAD_RULES = """
+name: bad
+at_threshold: sometimes
+thresholds: {purchase: {max_value: -5}}
+hard_limits: {budget_per_day: lots}
+planners: {count: 0}
+unknown_section: {}
+"""
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Path:
+    (tmp_path / "scenario.yaml").write_text(yaml.safe_dump(SCENARIO))
+    (tmp_path / "rules.yaml").write_text(RULES)
+    (tmp_path / "bad.yaml").write_text(BAD_RULES)
+    return tmp_path
+
+
+def _run(files: Path, *extra: str) -> object:
+    return runner.invoke(
+        app,
+        [
+            "governance",
+            "run",
+            str(files / "scenario.yaml"),
+            "--store",
+            str(files / "store.db"),
+            "--rules",
+            str(files / "rules.yaml"),
+            "--seed",
+            "2",
+            *extra,
+        ],
+    )
+
+
+def test_malformed_config_lists_every_problem_exits_2_and_writes_nothing(files: Path) -> None:
+    out = files / "out"
+    result = runner.invoke(
+        app,
+        [
+            "governance",
+            "run",
+            str(files / "scenario.yaml"),
+            "--store",
+            str(files / "store.db"),
+            "--rules",
+            str(files / "bad.yaml"),
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 2, result.output
+    for where in (
+        "at_threshold",
+        "thresholds.purchase.max_value",
+        "hard_limits.budget_per_day",
+        "planners.count",
+        "unknown_section",
+    ):
+        assert where in result.output
+    assert "5 problem(s)" in result.output
+    assert not (files / "store.db").exists() and not out.exists()
+
+    validate = runner.invoke(app, ["governance", "validate", str(files / "bad.yaml")])
+    assert validate.exit_code == 2 and "5 problem(s)" in validate.output
+
+
+def test_config_naming_unknown_scenario_ids_is_bad_input(files: Path) -> None:
+    (files / "ids.yaml").write_text("name: ids\nhard_limits: {blocked_skus: [NOT-A-SKU]}\n")
+    result = _run(files, "--rules", str(files / "ids.yaml"))
+    assert result.exit_code == 2 and "NOT-A-SKU" in result.output
+    assert not (files / "store.db").exists()
+
+
+def test_list_approve_reject_and_verify(files: Path) -> None:
+    result = _run(files)
+    assert result.exit_code == 0, result.output
+    assert "exceptions raised" in result.output
+    store = Store(files / "store.db", create=False)
+    open_ = store.list_exceptions("open")
+    assert len(open_) >= 2
+    first, second = open_[0]["id"], open_[1]["id"]
+    s = str(files / "store.db")
+
+    listed = runner.invoke(app, ["exceptions", "list", "--store", s, "--limit", "500"])
+    assert listed.exit_code == 0 and "confidence" in listed.output
+
+    ok = runner.invoke(app, ["exceptions", "approve", str(first), "--store", s, "--by", "ana"])
+    assert ok.exit_code == 0 and "approved by ana" in ok.output
+    again = runner.invoke(app, ["exceptions", "reject", str(first), "--store", s, "--by", "ben"])
+    assert again.exit_code == 2 and "already approved by ana" in again.output
+    no = runner.invoke(
+        app, ["exceptions", "reject", str(second), "--store", s, "--by", "ben", "--note", "no"]
+    )
+    assert no.exit_code == 0
+    assert store.get(first)["status"] == "approved" and store.get(second)["status"] == "rejected"
+    frame = store.audit_frame()
+    decided = frame[frame["event"].isin(["approved", "rejected"])]
+    assert decided[["exception_id", "event", "actor"]].values.tolist() == [
+        [first, "approved", "ana"],
+        [second, "rejected", "ben"],
+    ]
+
+    verified = runner.invoke(app, ["audit", "verify", "--store", s])
+    assert verified.exit_code == 0 and "intact" in verified.output
+    with store.engine.begin() as conn:
+        conn.execute(update(audit).where(audit.c.seq == 7).values(actor="someone else"))
+    broken = runner.invoke(app, ["audit", "verify", "--store", s])
+    assert broken.exit_code == 1 and "record 7" in broken.output
+
+
+def test_commands_on_a_missing_store_exit_2_and_create_nothing(tmp_path: Path) -> None:
+    missing = str(tmp_path / "missing.db")
+    for args in (
+        ["exceptions", "list", "--store", missing],
+        ["exceptions", "approve", "1", "--store", missing, "--by", "ana"],
+        ["audit", "verify", "--store", missing],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and "no store at" in result.output, args
+    assert not Path(missing).exists()
+
+
+def test_bad_options_are_bad_input(files: Path) -> None:
+    _run(files)
+    s = str(files / "store.db")
+    status = runner.invoke(app, ["exceptions", "list", "--store", s, "--status", "pending"])
+    assert status.exit_code == 2 and "--status" in status.output
+    nobody = runner.invoke(app, ["exceptions", "approve", "1", "--store", s, "--by", " "])
+    assert nobody.exit_code == 2 and "--by" in nobody.output
+    unknown = runner.invoke(app, ["exceptions", "approve", "9999", "--store", s, "--by", "ana"])
+    assert unknown.exit_code == 2 and "no exception 9999" in unknown.output
