@@ -14,6 +14,8 @@ feasible for the whole. One group of all SKUs is the monolithic model.
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from dataclasses import dataclass
 
@@ -43,6 +45,27 @@ _STATUS = {
     highspy.HighsModelStatus.kIterationLimit: TerminationStatus.ITERATION_LIMIT,
     highspy.HighsModelStatus.kUnknown: TerminationStatus.NUMERICAL,
 }
+
+
+def quiet_highs() -> highspy.Highs:
+    """A silent HiGHS instance.
+
+    HiGHS prints its banner from C++ on the first construction in a process, before any option
+    can be set; it would corrupt progress bars and anything piped from stdout, so the process's
+    stdout file descriptor points at /dev/null while the instance is built.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        h = highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+    h.setOptionValue("output_flag", False)
+    return h
 
 
 def make_sku_groups(sku_supplier: IntArray, n_locations: int, max_cells: int) -> list[IntArray]:
@@ -143,8 +166,7 @@ class SubProblem:
             ]
         )
 
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
+        h = quiet_highs()
         h.setOptionValue("time_limit", float(time_limit))
         h.setOptionValue("solver", "simplex")
         h.setOptionValue("simplex_strategy", 1)  # dual simplex: warm starts after bound changes
