@@ -11,20 +11,22 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from promotwin.experiments.kpis import DEFAULT_KPIS, KPIS
 from promotwin.policies.registry import POLICIES, make_policy
-from promotwin.scenarios.loading import (
+from promotwin.scenarios import config_files
+from promotwin.scenarios.config_files import (
+    ConfigError,
     Problem,
+    parse_yaml_model,
+    problem_from_pydantic,
+)
+from promotwin.scenarios.loading import (
     ScenarioError,
-    _Loader,
-    _problem,
     check_references,
     load_scenario,
 )
@@ -50,14 +52,8 @@ LABELS: dict[str, str] = {
 }
 
 
-class SpecError(ValueError):
+class SpecError(ConfigError):
     """An experiment spec that cannot be run; ``problems`` lists every issue found."""
-
-    def __init__(self, source: str, problems: list[Problem]):
-        self.source = source
-        self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{source}: {len(problems)} problem(s)\n{lines}")
 
 
 class _Strict(BaseModel):
@@ -202,23 +198,11 @@ class Experiment:
 
 def library_names() -> list[str]:
     """Names of the built-in experiment specs (files in ``experiments/library``)."""
-    files = resources.files(LIBRARY).iterdir()
-    return sorted(f.name[: -len(".yaml")] for f in files if f.name.endswith(".yaml"))
+    return config_files.library_names(LIBRARY)
 
 
 def resolve_spec(name_or_path: str | Path) -> Path:
-    path = Path(name_or_path)
-    if path.suffix in {".yaml", ".yml"} or path.exists():
-        if not path.is_file():
-            raise SpecError(str(path), [Problem("file", "not found: check the path")])
-        return path
-    names = library_names()
-    if str(name_or_path) not in names:
-        raise SpecError(
-            str(name_or_path),
-            [Problem("name", f"no built-in experiment of that name; valid: {', '.join(names)}")],
-        )
-    return Path(str(resources.files(LIBRARY).joinpath(f"{name_or_path}.yaml")))
+    return config_files.resolve(name_or_path, LIBRARY, SpecError, "experiment")
 
 
 def load_spec(name_or_path: str | Path) -> Experiment:
@@ -228,18 +212,7 @@ def load_spec(name_or_path: str | Path) -> Experiment:
 
 
 def parse_spec(text: str, source: str = "<spec>", base_dir: Path | None = None) -> Experiment:
-    try:
-        raw = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "file"
-        raise SpecError(source, [Problem(where, f"not valid YAML: {exc}")]) from None
-    if not isinstance(raw, dict):
-        raise SpecError(source, [Problem("file", "expected a mapping of experiment fields")])
-    try:
-        spec = ExperimentSpec.model_validate(raw)
-    except ValidationError as exc:
-        raise SpecError(source, [_problem(e) for e in exc.errors()]) from None
+    spec = parse_yaml_model(text, ExperimentSpec, source, SpecError, "experiment")
 
     problems: list[Problem] = []
     policies = tuple((p, p) if isinstance(p, str) else (p.label, p.policy) for p in spec.policies)
@@ -387,7 +360,7 @@ def _set(obj: Any, parts: list[str], value: Any, where: str) -> Any:
         except ValidationError as exc:
             raise SpecError(
                 where,
-                [Problem(where, _problem(e).message) for e in exc.errors()],
+                [Problem(where, problem_from_pydantic(e).message) for e in exc.errors()],
             ) from None
     if isinstance(obj, tuple):
         picked: list[int]

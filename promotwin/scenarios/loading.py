@@ -2,87 +2,28 @@
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
-import yaml
-from pydantic import ValidationError
-
+from promotwin.scenarios import config_files
+from promotwin.scenarios.config_files import ConfigError, Problem, parse_yaml_model
 from promotwin.scenarios.generator import expand_synthetic
 from promotwin.scenarios.schema import Scenario
 
 LIBRARY = "promotwin.scenarios.library"
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that leaves dates as text, so pydantic reports a bad date with its field."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    key: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-_HINTS = {
-    "extra_forbidden": "remove it or check its spelling",
-    "missing": "add this field",
-    "greater_than_equal": "raise the value",
-    "less_than_equal": "lower the value",
-    "greater_than": "raise the value",
-    "less_than": "lower the value",
-    "date_from_datetime_parsing": "write dates as YYYY-MM-DD",
-    "date_parsing": "write dates as YYYY-MM-DD",
-    "float_parsing": "give a number",
-    "int_parsing": "give a whole number",
-    "literal_error": "use one of the allowed values",
-}
-
-
-@dataclass(frozen=True)
-class Problem:
-    where: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.where}: {self.message}"
-
-
-class ScenarioError(ValueError):
+class ScenarioError(ConfigError):
     """A scenario file that cannot be used; ``problems`` lists every issue found."""
-
-    def __init__(self, source: str, problems: list[Problem]):
-        self.source = source
-        self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{source}: {len(problems)} problem(s)\n{lines}")
 
 
 def library_names() -> list[str]:
     """Names of the built-in scenarios (files in ``scenarios/library``)."""
-    files = resources.files(LIBRARY).iterdir()
-    return sorted(f.name[: -len(".yaml")] for f in files if f.name.endswith(".yaml"))
+    return config_files.library_names(LIBRARY)
 
 
 def resolve(name_or_path: str | Path) -> Path:
     """A path to a scenario file, from a path or a built-in scenario name."""
-    path = Path(name_or_path)
-    if path.suffix in {".yaml", ".yml"} or path.exists():
-        if not path.exists():
-            raise ScenarioError(str(path), [Problem("file", "not found: check the path")])
-        return path
-    names = library_names()
-    if str(name_or_path) not in names:
-        raise ScenarioError(
-            str(name_or_path),
-            [Problem("name", f"no built-in scenario of that name; valid: {', '.join(names)}")],
-        )
-    return Path(str(resources.files(LIBRARY).joinpath(f"{name_or_path}.yaml")))
-
-
-def content_hash(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return config_files.resolve(name_or_path, LIBRARY, ScenarioError, "scenario")
 
 
 def load_scenario(name_or_path: str | Path) -> Scenario:
@@ -92,18 +33,7 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
 
 
 def parse_scenario(text: str, source: str = "<scenario>", base_dir: Path | None = None) -> Scenario:
-    try:
-        raw = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "file"
-        raise ScenarioError(source, [Problem(where, f"not valid YAML: {exc}")]) from None
-    if not isinstance(raw, dict):
-        raise ScenarioError(source, [Problem("file", "expected a mapping of scenario fields")])
-    try:
-        scenario = Scenario.model_validate(raw)
-    except ValidationError as exc:
-        raise ScenarioError(source, [_problem(e) for e in exc.errors()]) from None
+    scenario = parse_yaml_model(text, Scenario, source, ScenarioError, "scenario")
     if scenario.synthetic is not None:
         scenario = expand_synthetic(scenario)
     if scenario.demand.history and base_dir is not None:
@@ -116,14 +46,6 @@ def parse_scenario(text: str, source: str = "<scenario>", base_dir: Path | None 
     if problems:
         raise ScenarioError(source, problems)
     return scenario
-
-
-def _problem(error: object) -> Problem:
-    err = dict(error)  # type: ignore[call-overload]
-    where = ".".join(str(p) for p in err["loc"]) or "scenario"
-    hint = _HINTS.get(err["type"], "")
-    message = err["msg"].removeprefix("Value error, ")
-    return Problem(where, f"{message}{'; ' + hint if hint else ''}")
 
 
 def _duplicates(kind: str, ids: list[str]) -> list[Problem]:

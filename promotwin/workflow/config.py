@@ -7,14 +7,13 @@ field and a fix). Money is currency, quantities are units, times are days.
 from __future__ import annotations
 
 import hashlib
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from promotwin.scenarios.loading import Problem, _Loader, _problem
+from promotwin.scenarios import config_files
+from promotwin.scenarios.config_files import ConfigError, Problem, parse_yaml_model
 from promotwin.scenarios.schema import Scenario
 
 LIBRARY = "promotwin.workflow.library"
@@ -26,14 +25,8 @@ NonNeg = Annotated[float, Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
 
 
-class GovernanceConfigError(ValueError):
+class GovernanceConfigError(ConfigError):
     """A governance config that cannot be used; ``problems`` lists every issue found."""
-
-    def __init__(self, source: str, problems: list[Problem]):
-        self.source = source
-        self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{source}: {len(problems)} problem(s)\n{lines}")
 
 
 class Strict(BaseModel):
@@ -148,24 +141,12 @@ class GovernanceConfig(Strict):
 
 
 def library_names() -> list[str]:
-    files = resources.files(LIBRARY).iterdir()
-    return sorted(f.name[: -len(".yaml")] for f in files if f.name.endswith(".yaml"))
+    return config_files.library_names(LIBRARY)
 
 
 def resolve_config(name_or_path: str | Path) -> Path:
     """A path to a governance config, from a path or a built-in name (``default``)."""
-    path = Path(name_or_path)
-    if path.suffix in {".yaml", ".yml"} or path.exists():
-        if not path.is_file():
-            raise GovernanceConfigError(str(path), [Problem("file", "not found: check the path")])
-        return path
-    names = library_names()
-    if str(name_or_path) not in names:
-        raise GovernanceConfigError(
-            str(name_or_path),
-            [Problem("name", f"no built-in governance config of that name; valid: {names}")],
-        )
-    return Path(str(resources.files(LIBRARY).joinpath(f"{name_or_path}.yaml")))
+    return config_files.resolve(name_or_path, LIBRARY, GovernanceConfigError, "governance config")
 
 
 def load_config(name_or_path: str | Path, scenario: Scenario | None = None) -> GovernanceConfig:
@@ -178,20 +159,7 @@ def parse_config(
     text: str, source: str = "<governance>", scenario: Scenario | None = None
 ) -> GovernanceConfig:
     """Validate governance YAML; raise ``GovernanceConfigError`` listing every problem."""
-    try:
-        raw = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "file"
-        raise GovernanceConfigError(source, [Problem(where, f"not valid YAML: {exc}")]) from None
-    if not isinstance(raw, dict):
-        raise GovernanceConfigError(
-            source, [Problem("file", "expected a mapping of governance fields")]
-        )
-    try:
-        config = GovernanceConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise GovernanceConfigError(source, [_problem(e) for e in exc.errors()]) from None
+    config = parse_yaml_model(text, GovernanceConfig, source, GovernanceConfigError, "governance")
     problems = check_against(config, scenario) if scenario is not None else []
     if problems:
         raise GovernanceConfigError(source, problems)
