@@ -1,0 +1,726 @@
+"""Fit the promotion demand model to a sales history: negative-binomial GLMs with a log link.
+
+One GLM per category (statsmodels ``GLM`` with ``NegativeBinomial``), on store demand
+(walk-in + pickup, the twin's store cell) and ecommerce series::
+
+    log E[units] = location + sku (+ ecommerce x sku) + weekday + season (2 annual harmonics)
+                   + elasticity_sku * log(1 - depth) + log(1 + display_lift) * display
+                   + log(1 + feature_lift) * feature
+                   + log(1 - dip * ramp)                  (post-promotion dip, linear recovery)
+                   + log(max(1 - cannibalisation * z, 0.3))   (same-category promotions)
+
+which is the twin's generator (``demand/model.py``) written as a likelihood. ``z`` is the twin's
+cannibalisation pressure: the promoted same-category SKUs' extra units over the non-promoted
+SKUs' base units at the same location and date. The two terms that are not log-linear are
+linearised around the current estimate and the GLM refitted until the estimate stops moving
+(a Gauss-Newton fixed point, so the GLM's standard errors are the right ones at convergence).
+The negative-binomial ``alpha`` (= 1/k) comes from the Pearson moment equation between refits.
+
+Partial pooling: per-SKU elasticities are shrunk toward their category mean by empirical Bayes
+(DerSimonian-Laird between-SKU variance; each SKU keeps ``tau^2 / (tau^2 + se^2)`` of its own
+deviation). Sparse or never-promoted SKUs borrow the category's estimate with its spread as
+their uncertainty. Stores enter as multiplicative fixed effects (the twin's ``size``) and share
+the promotion effects. Display/feature lift, dip, cannibalisation and dispersion are estimated
+per category and pooled across categories by inverse-variance weighting for the twin, which has
+one value of each. The fitted model is a JSON file (parameters, standard errors, intervals and
+each category's covariance), so it can be versioned and reviewed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import statsmodels.api as sm
+from scipy import linalg, stats
+
+from promotwin.demand._blas import single_thread_blas
+from promotwin.demand.history import attach_categories, validate_history
+from promotwin.demand.replay import HistoryError
+from promotwin.scenarios.schema import Scenario, Seasonality
+
+FloatArray = npt.NDArray[np.float64]
+FORMAT = "promotwin.demand-model/1"
+STORE, ECOM = "store", "ecommerce"
+CANNIBALISATION_FLOOR = 0.3  # the twin's floor: a SKU keeps at least 30% of its demand
+MIN_SEASON_SPAN_DAYS = 300
+THETA_MAX = 0.95
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """How to fit. ``post_promo_periods`` defaults to 7 days (daily) or 1 week (weekly data)."""
+
+    post_promo_periods: int | None = None
+    fill_zeros: bool = True  # a missing date/location/sku row means zero sales, no promotion
+    seasonality: bool | None = None  # None: fit it when the history spans >= 300 days
+    ci_level: float = 0.90
+    max_refits: int = 12
+    tol: float = 1e-5
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate with its standard error and ``ci_level`` interval."""
+
+    value: float
+    se: float
+    low: float
+    high: float
+
+    @classmethod
+    def wald(cls, value: float, se: float, level: float) -> Estimate:
+        z = float(stats.norm.ppf(0.5 + level / 2))
+        return cls(float(value), float(se), float(value - z * se), float(value + z * se))
+
+    def map(self, f: Any) -> Estimate:
+        """Transform value and bounds by a monotone increasing ``f`` (se by the delta method)."""
+        v = float(f(self.value))
+        eps = 1e-6
+        slope = (float(f(self.value + eps)) - float(f(self.value - eps))) / (2 * eps)
+        return Estimate(v, abs(slope) * self.se, float(f(self.low)), float(f(self.high)))
+
+    def covers(self, truth: float) -> bool:
+        return self.low <= truth <= self.high
+
+
+@dataclass
+class CategoryFit:
+    """One category's GLM: parameter names, estimates, covariance and the NB alpha."""
+
+    category: str
+    columns: list[str]
+    coef: list[float]
+    cov: list[list[float]]
+    alpha: float
+    n_obs: int
+    refits: int
+    converged: bool
+    skus: list[str]
+    locations: list[str]
+    seasonal: bool
+
+    def param(self, name: str) -> tuple[float, float] | None:
+        if name not in self.columns:
+            return None
+        i = self.columns.index(name)
+        return self.coef[i], math.sqrt(max(self.cov[i][i], 0.0))
+
+
+@dataclass
+class FittedModel:
+    """Everything the forecast and the twin need; ``save``/``load`` as JSON."""
+
+    period_days: int
+    post_promo_periods: int
+    ci_level: float
+    history_start: str
+    history_end: str
+    categories: dict[str, CategoryFit]
+    sku_category: dict[str, str]
+    elasticity: dict[str, Estimate]  # pooled (shrunk) per SKU
+    elasticity_raw: dict[str, Estimate]  # per-SKU GLM estimate, where identified
+    category_elasticity: dict[str, dict[str, float]]  # mean, se, tau
+    display_lift: Estimate
+    feature_lift: Estimate
+    cannibalisation: Estimate
+    post_promo_dip: Estimate
+    dispersion: float  # NB k = 1 / alpha, pooled
+    weekday: list[float]  # 7 multipliers, mean 1 (all 1 for weekly data)
+    pickup_share: dict[str, float]  # by location: pickup / (walk-in + pickup)
+    last_promo: dict[str, str]  # "location|sku" -> last promoted date in the history
+    series: list[tuple[str, str, str]] = field(default_factory=list)  # location, sku, group
+    source: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    # -- persistence --------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, **asdict(self)}
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1, sort_keys=False) + "\n")
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> FittedModel:
+        if raw.get("format") != FORMAT:
+            raise ValueError(
+                f"not a fitted demand model (format {raw.get('format')!r}, need {FORMAT})"
+            )
+        d = {k: v for k, v in raw.items() if k != "format"}
+        est = ("display_lift", "feature_lift", "cannibalisation", "post_promo_dip")
+        for k in est:
+            d[k] = Estimate(**d[k])
+        for k in ("elasticity", "elasticity_raw"):
+            d[k] = {s: Estimate(**e) for s, e in d[k].items()}
+        d["categories"] = {c: CategoryFit(**v) for c, v in d["categories"].items()}
+        d["series"] = [tuple(x) for x in d.get("series", [])]
+        return cls(**d)
+
+    @classmethod
+    def load(cls, path: str | Path) -> FittedModel:
+        path = Path(path)
+        try:
+            raw = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{path}: cannot read the fitted model ({exc})") from None
+        return cls.from_dict(raw)
+
+    def summary(self) -> pd.DataFrame:
+        """One row per parameter: value, se, interval."""
+        rows = [
+            ("display_lift", "", self.display_lift),
+            ("feature_lift", "", self.feature_lift),
+            ("cannibalisation", "", self.cannibalisation),
+            ("post_promo_dip", "", self.post_promo_dip),
+        ]
+        rows += [("elasticity", s, e) for s, e in self.elasticity.items()]
+        return pd.DataFrame(
+            [(n, s, e.value, e.se, e.low, e.high) for n, s, e in rows],
+            columns=["parameter", "sku", "value", "se", "low", "high"],
+        )
+
+
+# -- preparing the rows -----------------------------------------------------------------------
+
+
+def detect_period(dates: pd.Series) -> int:
+    """1 for daily data, 7 for weekly (the most common gap between distinct dates)."""
+    uniq = np.sort(pd.to_datetime(dates.unique()))
+    if len(uniq) < 2:
+        return 1
+    gaps = np.diff(uniq).astype("timedelta64[D]").astype(np.int64)
+    return 7 if np.median(gaps) >= 7 else 1
+
+
+def prepare(
+    history: pd.DataFrame,
+    categories: Mapping[str, str] | None = None,
+    fill_zeros: bool = True,
+    period_days: int | None = None,
+) -> tuple[pd.DataFrame, dict[str, float], int]:
+    """Series rows ``date, location, sku, group, category, units, depth, display, feature, promo``.
+
+    Walk-in and pickup are summed into the store group; ecommerce is its own group. Returns the
+    rows, the pickup share by location and the period in days.
+    """
+    f = attach_categories(history, categories)
+    period = period_days or detect_period(f["date"])
+    f = f.assign(group=np.where(f["channel"] == "ecommerce", ECOM, STORE))
+    pick = f[f["group"] == STORE].pivot_table(
+        index="location", columns="channel", values="units", aggfunc="sum", fill_value=0
+    )
+    pickup_share: dict[str, float] = {}
+    for loc, row in pick.iterrows():
+        total = float(row.sum())
+        pickup_share[str(loc)] = float(row.get("pickup", 0.0)) / total if total > 0 else 0.0
+    keys = ["date", "location", "sku", "group"]
+    rows = f.groupby(keys, as_index=False, sort=False).agg(
+        units=("units", "sum"),
+        depth=("depth", "max"),
+        display=("display", "max"),
+        feature=("feature", "max"),
+        promo=("promo", "max"),
+        category=("category", "first"),
+    )
+    if fill_zeros:
+        series = rows[["location", "sku", "group", "category"]].drop_duplicates()
+        start, end = rows["date"].min(), rows["date"].max()
+        dates = pd.date_range(start, end, freq=f"{period}D")
+        grid = series.merge(pd.DataFrame({"date": dates}), how="cross")
+        rows = grid.merge(rows.drop(columns="category"), on=keys, how="left")
+        rows = rows.fillna({"units": 0, "depth": 0.0, "display": 0, "feature": 0, "promo": 0})
+        for c in ("units", "display", "feature", "promo"):
+            rows[c] = rows[c].astype(np.int64)
+    rows = rows.sort_values(["category", "group", "location", "sku", "date"], ignore_index=True)
+    return rows, pickup_share, period
+
+
+def post_promo_ramp(
+    rows: pd.DataFrame,
+    period: int,
+    periods_after: int,
+    last_promo: Mapping[str, str] | None = None,
+) -> FloatArray:
+    """``1 - (k - 1) / P`` for the k-th period (1..P) after a series' last promoted period."""
+    if periods_after <= 0:
+        return np.zeros(len(rows))
+    promo_date = rows["date"].where(rows["promo"] > 0)
+    key = rows["location"].astype(str) + "|" + rows["sku"].astype(str) + "|" + rows["group"]
+    order = np.lexsort((rows["date"].to_numpy(), key.to_numpy()))
+    pd_sorted = promo_date.iloc[order]
+    key_sorted = key.iloc[order]
+    last = pd_sorted.groupby(key_sorted.to_numpy()).shift(1)
+    last = last.groupby(key_sorted.to_numpy()).ffill()
+    last_arr = pd.Series(pd.NaT, index=rows.index, dtype="datetime64[ns]")
+    last_arr.iloc[order] = last.to_numpy()
+    if last_promo:
+        prior = (rows["location"].astype(str) + "|" + rows["sku"].astype(str)).map(
+            {k: pd.Timestamp(v) for k, v in last_promo.items()}
+        )
+        last_arr = last_arr.fillna(prior)
+    k = (rows["date"] - last_arr).dt.days.to_numpy(np.float64) / period
+    ramp = np.where(
+        (rows["promo"].to_numpy() == 0) & (k >= 1) & (k <= periods_after),
+        1.0 - (k - 1.0) / periods_after,
+        0.0,
+    )
+    return np.nan_to_num(ramp)
+
+
+# -- the design matrix ------------------------------------------------------------------------
+
+
+@dataclass
+class Design:
+    """Columns of one category's GLM, built the same way for fitting and forecasting."""
+
+    locations: list[str]
+    skus: list[str]
+    weekday: bool
+    seasonal: bool
+
+    def base_columns(self) -> list[str]:
+        cols = [f"loc[{x}]" for x in self.locations]
+        cols += [f"sku[{x}]" for x in self.skus[1:]]
+        cols += [f"ecom[{x}]" for x in self.skus]
+        if self.weekday:
+            cols += [f"weekday[{d}]" for d in range(1, 7)]
+        if self.seasonal:
+            cols += ["season_cos1", "season_sin1", "season_cos2", "season_sin2"]
+        return cols
+
+    def promo_columns(self) -> list[str]:
+        return [f"elasticity[{x}]" for x in self.skus] + ["display", "feature"]
+
+    def matrix(self, rows: pd.DataFrame) -> tuple[FloatArray, list[str]]:
+        """Base and promotion columns (not the linearised dip / cannibalisation columns)."""
+        n = len(rows)
+        loc_i = pd.Categorical(rows["location"], categories=self.locations).codes
+        sku_i = pd.Categorical(rows["sku"], categories=self.skus).codes
+        if (loc_i < 0).any() or (sku_i < 0).any():
+            raise ValueError("rows with a location or SKU the model was not fitted on")
+        is_ecom = (rows["group"] == ECOM).to_numpy()
+        cols = self.base_columns() + self.promo_columns()
+        x = np.zeros((n, len(cols)))
+        r = np.arange(n)
+        nl, ns = len(self.locations), len(self.skus)
+        x[r, loc_i] = 1.0
+        has_sku = sku_i > 0
+        x[r[has_sku], nl + sku_i[has_sku] - 1] = 1.0
+        x[r[is_ecom], nl + ns - 1 + sku_i[is_ecom]] = 1.0
+        j = nl + 2 * ns - 1
+        dates = pd.DatetimeIndex(rows["date"])
+        if self.weekday:
+            wd = dates.day_of_week.to_numpy()
+            ok = wd > 0
+            x[r[ok], j + wd[ok] - 1] = 1.0
+            j += 6
+        if self.seasonal:
+            u = 2 * np.pi * dates.day_of_year.to_numpy() / 365.25
+            x[:, j : j + 4] = np.column_stack([np.cos(u), np.sin(u), np.cos(2 * u), np.sin(2 * u)])
+            j += 4
+        logp = np.log1p(-rows["depth"].to_numpy(np.float64))
+        x[r, j + sku_i] = logp
+        j += ns
+        x[:, j] = rows["display"].to_numpy(np.float64)
+        x[:, j + 1] = rows["feature"].to_numpy(np.float64)
+        return x, cols
+
+
+def cannibalisation_pressure(
+    rows: pd.DataFrame, base: FloatArray, uplift: FloatArray
+) -> FloatArray:
+    """The twin's ``z``: promoted same-category extra units / non-promoted base units, per row.
+
+    ``base`` and ``uplift`` are each row's base level and promotion multiplier; z is 0 on
+    promoted rows (they are not cannibalised) and where nothing else is promoted.
+    """
+    promo = rows["promo"].to_numpy() > 0
+    extra = np.where(promo, base * np.maximum(uplift - 1.0, 0.0), 0.0)
+    other = np.where(promo, 0.0, base)
+    keys = [rows["category"], rows["group"], rows["location"], rows["date"]]
+    g = pd.DataFrame({"e": extra, "o": other}).groupby(keys, sort=False)
+    e_sum = g["e"].transform("sum").to_numpy()
+    o_sum = g["o"].transform("sum").to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(o_sum > 0, e_sum / o_sum, 0.0)
+    return np.where(promo, 0.0, z)
+
+
+def _linearised(theta: float, x: FloatArray, floor: float) -> tuple[FloatArray, FloatArray]:
+    """Offset and regressor so that ``offset + theta' * w ~ log(max(1 - theta' x, floor))``."""
+    inner = 1.0 - theta * x
+    clipped = inner < floor
+    safe = np.maximum(inner, floor)
+    w = np.where(clipped, 0.0, -x / safe)
+    return np.log(safe) - theta * w, w
+
+
+def _independent_columns(x: FloatArray) -> npt.NDArray[np.bool_]:
+    """Columns to keep: drop all-zero ones and those linearly dependent on earlier ones."""
+    keep = np.abs(x).sum(axis=0) > 0
+    xs = x[:, keep]
+    scale = np.sqrt((xs**2).sum(axis=0))
+    gram = (xs.T @ xs) / np.outer(scale, scale)
+    _, r, piv = linalg.qr(gram, pivoting=True)
+    diag = np.abs(np.diag(r))
+    rank = int((diag > diag[0] * 1e-10).sum())
+    ok = np.zeros(xs.shape[1], dtype=bool)
+    ok[piv[:rank]] = True
+    out = np.zeros(x.shape[1], dtype=bool)
+    out[np.nonzero(keep)[0][ok]] = True
+    return out
+
+
+# -- fitting ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _State:
+    coef: dict[str, float]
+    dip: float
+    cannib: float
+    alpha: float
+
+
+def _row_terms(
+    design: Design, x: FloatArray, cols: list[str], coef: Mapping[str, float]
+) -> tuple[FloatArray, FloatArray]:
+    """Each row's base level ``exp(location + sku + ecommerce)`` and promotion multiplier."""
+    base_names = [c for c in cols if c.startswith(("loc[", "sku[", "ecom["))]
+    promo_names = design.promo_columns()
+    idx = {c: i for i, c in enumerate(cols)}
+    b = x[:, [idx[c] for c in base_names]] @ np.array([coef.get(c, 0.0) for c in base_names])
+    p = x[:, [idx[c] for c in promo_names]] @ np.array([coef.get(c, 0.0) for c in promo_names])
+    return np.exp(b), np.exp(p)
+
+
+def _fit_category(
+    rows: pd.DataFrame, period: int, periods_after: int, seasonal: bool, opts: FitOptions
+) -> CategoryFit:
+    locations = sorted(rows["location"].unique())
+    skus = sorted(rows["sku"].unique())
+    design = Design(locations, skus, weekday=period == 1, seasonal=seasonal)
+    x0, cols0 = design.matrix(rows)
+    ramp = post_promo_ramp(rows, period, periods_after)
+    y = rows["units"].to_numpy(np.float64)
+    has_cannib = bool(((rows["promo"] > 0).groupby(rows["location"]).nunique() > 1).any()) and (
+        len(skus) > 1
+    )
+    state = _State(coef={}, dip=0.0, cannib=0.0, alpha=0.0)
+    start: FloatArray | None = None
+    keep: npt.NDArray[np.bool_] | None = None
+    result: Any = None
+    converged = False
+    refits = 0
+    for refits in range(1, opts.max_refits + 1):
+        off_d, w_d = _linearised(state.dip, ramp, 1e-3)
+        extra_x = [w_d] if periods_after > 0 else []
+        extra_cols = ["dip"] if periods_after > 0 else []
+        offset = off_d
+        if has_cannib and refits > 1:
+            base, uplift = _row_terms(design, x0, cols0, state.coef)
+            z = cannibalisation_pressure(rows, base, uplift)
+            off_c, w_c = _linearised(state.cannib, z, CANNIBALISATION_FLOOR)
+            offset = offset + off_c
+            extra_x.append(w_c)
+            extra_cols.append("cannibalisation")
+        x = np.column_stack([x0, *extra_x]) if extra_x else x0
+        cols = cols0 + extra_cols
+        if keep is None or len(keep) != x.shape[1]:
+            keep = _independent_columns(x)
+            start = None
+        xk = x[:, keep]
+        names = [c for c, k in zip(cols, keep, strict=True) if k]
+        family = (
+            sm.families.Poisson()
+            if state.alpha <= 0
+            else sm.families.NegativeBinomial(alpha=state.alpha)
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = sm.GLM(y, xk, family=family, offset=offset, hasconst=False).fit(
+                start_params=start, maxiter=100, tol=1e-10
+            )
+        params = np.asarray(result.params, dtype=np.float64)
+        mu = np.asarray(result.fittedvalues, dtype=np.float64)
+        alpha = max(float(((y - mu) ** 2 - mu).sum() / (mu**2).sum()), 1e-4)
+        coef = dict(zip(names, params.tolist(), strict=True))
+        new_dip = min(max(coef.get("dip", 0.0), 0.0), THETA_MAX)
+        new_c = min(max(coef.get("cannibalisation", 0.0), 0.0), THETA_MAX)
+        moved = max(
+            abs(new_dip - state.dip),
+            abs(new_c - state.cannib),
+            abs(alpha - state.alpha) / max(alpha, 1e-3),
+            max((abs(v - state.coef.get(k, 0.0)) for k, v in coef.items()), default=0.0),
+        )
+        state = _State(coef=coef, dip=new_dip, cannib=new_c, alpha=alpha)
+        start = params
+        if moved < opts.tol and refits > 2:
+            converged = True
+            break
+    assert result is not None
+    cov = np.asarray(result.cov_params(), dtype=np.float64)
+    return CategoryFit(
+        category=str(rows["category"].iloc[0]),
+        columns=list(state.coef),
+        coef=list(state.coef.values()),
+        cov=cov.tolist(),
+        alpha=state.alpha,
+        n_obs=len(rows),
+        refits=refits,
+        converged=converged,
+        skus=skus,
+        locations=locations,
+        seasonal=seasonal,
+    )
+
+
+def _pool(values: list[tuple[float, float]], level: float) -> Estimate:
+    """Inverse-variance (fixed-effect) pooled estimate of independent estimates."""
+    vals = [(v, s) for v, s in values if s > 0 and np.isfinite(s)]
+    if not vals:
+        return Estimate(float("nan"), float("nan"), float("nan"), float("nan"))
+    w = np.array([1 / s**2 for _, s in vals])
+    v = np.array([x for x, _ in vals])
+    return Estimate.wald(float((w * v).sum() / w.sum()), float(1 / math.sqrt(w.sum())), level)
+
+
+def shrink(
+    raw: Mapping[str, tuple[float, float]], level: float
+) -> tuple[dict[str, Estimate], dict[str, float]]:
+    """Empirical-Bayes shrinkage of per-SKU estimates toward their precision-weighted mean.
+
+    DerSimonian-Laird ``tau^2``; shrunk ``m + B (b - m)`` with ``B = tau^2 / (tau^2 + se^2)``,
+    variance ``B se^2 + (1 - B)^2 var(m)``.
+    """
+    vals = {k: (b, s) for k, (b, s) in raw.items() if s > 0 and np.isfinite(s)}
+    if not vals:
+        return {}, {"mean": float("nan"), "se": float("nan"), "tau": float("nan")}
+    b = np.array([v[0] for v in vals.values()])
+    s2 = np.array([v[1] ** 2 for v in vals.values()])
+    w = 1 / s2
+    m_fe = (w * b).sum() / w.sum()
+    q = (w * (b - m_fe) ** 2).sum()
+    denom = w.sum() - (w**2).sum() / w.sum()
+    tau2 = max(0.0, (q - (len(b) - 1)) / denom) if len(b) > 1 and denom > 0 else 0.0
+    wr = 1 / (s2 + tau2)
+    m = float((wr * b).sum() / wr.sum())
+    var_m = float(1 / wr.sum())
+    out = {}
+    for k, (bk, sk) in vals.items():
+        shrink_b = tau2 / (tau2 + sk**2)
+        value = m + shrink_b * (bk - m)
+        var = shrink_b * sk**2 + (1 - shrink_b) ** 2 * var_m
+        out[k] = Estimate.wald(value, math.sqrt(var), level)
+    return out, {"mean": m, "se": math.sqrt(var_m), "tau": math.sqrt(tau2)}
+
+
+def fit_history(
+    history: pd.DataFrame,
+    categories: Mapping[str, str] | None = None,
+    options: FitOptions | None = None,
+    source: str = "history",
+) -> FittedModel:
+    """Validate ``history`` and fit the promotion demand model (see the module docstring)."""
+    opts = options or FitOptions()
+    clean = validate_history(history, source=source)
+    rows, pickup_share, period = prepare(clean, categories, opts.fill_zeros)
+    after = opts.post_promo_periods
+    if after is None:
+        after = 7 if period == 1 else 1
+    span = (rows["date"].max() - rows["date"].min()).days
+    seasonal = opts.seasonality if opts.seasonality is not None else span >= MIN_SEASON_SPAN_DAYS
+    if not (rows["promo"] > 0).any():
+        raise HistoryError(
+            f"{source}: no promoted rows (depth, display, feature or promo): the history "
+            "cannot tell what a promotion does; include periods with promotions"
+        )
+    fits: dict[str, CategoryFit] = {}
+    with single_thread_blas():
+        for cat, part in rows.groupby("category", sort=True):
+            part = part.reset_index(drop=True)
+            fits[str(cat)] = _fit_category(part, period, after, seasonal, opts)
+    return _assemble(fits, rows, pickup_share, period, after, opts, source)
+
+
+def _assemble(
+    fits: dict[str, CategoryFit],
+    rows: pd.DataFrame,
+    pickup_share: dict[str, float],
+    period: int,
+    after: int,
+    opts: FitOptions,
+    source: str,
+) -> FittedModel:
+    level = opts.ci_level
+    elasticity: dict[str, Estimate] = {}
+    raw_all: dict[str, Estimate] = {}
+    cat_e: dict[str, dict[str, float]] = {}
+    sku_category: dict[str, str] = {}
+    for cat, cf in fits.items():
+        raw: dict[str, tuple[float, float]] = {}
+        for s in cf.skus:
+            sku_category[s] = cat
+            p = cf.param(f"elasticity[{s}]")
+            if p is not None:
+                raw[s] = p
+                raw_all[s] = Estimate.wald(p[0], p[1], level)
+        shrunk, prior = shrink(raw, level)
+        cat_e[cat] = prior
+        for s in cf.skus:
+            if s in shrunk:
+                elasticity[s] = shrunk[s]
+            elif np.isfinite(prior["mean"]):  # never promoted: the category's distribution
+                sd = math.sqrt(prior["se"] ** 2 + prior["tau"] ** 2)
+                elasticity[s] = Estimate.wald(prior["mean"], sd, level)
+
+    def pooled(name: str) -> Estimate:
+        return _pool([p for cf in fits.values() if (p := cf.param(name)) is not None], level)
+
+    display = pooled("display").map(math.exp).map(lambda v: v - 1.0)
+    feature = pooled("feature").map(math.exp).map(lambda v: v - 1.0)
+    weekday = [1.0] * 7
+    if period == 1:
+        logs = [
+            [0.0] + [(cf.param(f"weekday[{d}]") or (0.0, 0.0))[0] for d in range(1, 7)]
+            for cf in fits.values()
+        ]
+        weights = [cf.n_obs for cf in fits.values()]
+        mean_log = np.average(np.array(logs), axis=0, weights=weights)
+        factors = np.exp(mean_log)
+        weekday = (factors / factors.mean()).tolist()
+    n = np.array([cf.n_obs for cf in fits.values()], dtype=np.float64)
+    alphas = np.array([cf.alpha for cf in fits.values()])
+    last = rows[rows["promo"] > 0].groupby(["location", "sku"])["date"].max()
+    notes = [
+        "halo on complement categories is not estimated (the twin keeps the scenario's halo)",
+        "ecommerce campaign waves are not in the history format; they average into ecommerce",
+    ]
+    notes += [
+        f"category {c}: refits did not converge" for c, cf in fits.items() if not cf.converged
+    ]
+    return FittedModel(
+        period_days=period,
+        post_promo_periods=after,
+        ci_level=level,
+        history_start=str(rows["date"].min().date()),
+        history_end=str(rows["date"].max().date()),
+        categories=fits,
+        sku_category=sku_category,
+        elasticity=elasticity,
+        elasticity_raw=raw_all,
+        category_elasticity=cat_e,
+        display_lift=display,
+        feature_lift=feature,
+        cannibalisation=pooled("cannibalisation"),
+        post_promo_dip=pooled("dip"),
+        dispersion=float(1.0 / np.average(alphas, weights=n)),
+        weekday=[float(v) for v in weekday],
+        pickup_share=pickup_share,
+        last_promo={
+            f"{key[0]}|{key[1]}": str(pd.Timestamp(d).date())  # type: ignore[index]
+            for key, d in last.items()
+        },
+        series=[
+            (str(a), str(b), str(c))
+            for a, b, c in rows[["location", "sku", "group"]]
+            .drop_duplicates()
+            .itertuples(index=False)
+        ],
+        source=source,
+        notes=notes,
+    )
+
+
+# -- driving the twin -------------------------------------------------------------------------
+
+
+def _clip01(v: float, default: float) -> float:
+    return default if not np.isfinite(v) else float(min(max(v, 0.0), 1.0))
+
+
+def calibrate_scenario(scenario: Scenario, model: FittedModel) -> Scenario:
+    """The scenario with its demand parameters replaced by the fitted ones ("calibrate the twin").
+
+    Per SKU: elasticity (pooled estimate) and baseline (daily units at an average store, no
+    promotion, from the location x SKU effects and the scenario's store sizes); ecommerce share
+    where the history had ecommerce at the scenario's DCs. Globally: display/feature lift,
+    cannibalisation, post-promotion dip and its length, dispersion, weekday factors (daily data)
+    and each category's seasonality (from the first annual harmonic). SKUs and stores the
+    history does not cover keep their scenario values; halo is kept.
+    """
+    stores = {s.id: s for s in scenario.stores}
+    dc_serves = {d.id: d.serves for d in scenario.dcs}
+    new_skus = []
+    for sku in scenario.skus:
+        cat = model.sku_category.get(sku.id)
+        update: dict[str, Any] = {}
+        if sku.id in model.elasticity:
+            update["elasticity"] = min(model.elasticity[sku.id].value, 0.0)
+        if cat is not None:
+            cf = model.categories[cat]
+            coef = dict(zip(cf.columns, cf.coef, strict=True))
+            sku_eff = coef.get(f"sku[{sku.id}]", 0.0)
+            wd = _weekday_mean(cf)
+            level = [
+                (math.exp(coef[f"loc[{loc}]"] + sku_eff) * wd, stores[loc].size)
+                for loc in cf.locations
+                if loc in stores and f"loc[{loc}]" in coef
+            ]
+            if level:
+                per_period = sum(v for v, _ in level) / sum(sz for _, sz in level)
+                update["baseline"] = per_period / model.period_days
+                ecom = coef.get(f"ecom[{sku.id}]")
+                dcs = [d for d in cf.locations if d in dc_serves and f"loc[{d}]" in coef]
+                if ecom is not None and dcs:
+                    served = sum(stores[s].size for d in dcs for s in dc_serves[d] if s in stores)
+                    ecom_units = sum(math.exp(coef[f"loc[{d}]"] + sku_eff + ecom) * wd for d in dcs)
+                    if served > 0 and per_period > 0:
+                        share = ecom_units / (served * per_period)
+                        update["ecommerce_share"] = _clip01(share, sku.ecommerce_share)
+        new_skus.append(sku.model_copy(update=update) if update else sku)
+    p = scenario.demand
+    seasonality = dict(p.seasonality)
+    for cat, cf in model.categories.items():
+        if cf.seasonal:
+            a = (cf.param("season_cos1") or (0.0, 0.0))[0]
+            b = (cf.param("season_sin1") or (0.0, 0.0))[0]
+            amp = _clip01(math.hypot(a, b), 0.0)
+            peak = int(round((math.degrees(math.atan2(b, a)) % 360) / 360 * 365.25)) % 366
+            seasonality[cat] = Seasonality(amplitude=amp, peak_day=max(peak, 1))
+    pooled_e = [v["mean"] for v in model.category_elasticity.values() if np.isfinite(v["mean"])]
+    demand = p.model_copy(
+        update={
+            "elasticity": min(float(np.mean(pooled_e)), 0.0) if pooled_e else p.elasticity,
+            "display_lift": max(model.display_lift.value, 0.0)
+            if np.isfinite(model.display_lift.value)
+            else p.display_lift,
+            "feature_lift": max(model.feature_lift.value, 0.0)
+            if np.isfinite(model.feature_lift.value)
+            else p.feature_lift,
+            "cannibalisation": _clip01(model.cannibalisation.value, p.cannibalisation),
+            "post_promo_dip": _clip01(model.post_promo_dip.value, p.post_promo_dip),
+            "post_promo_days": model.post_promo_periods * model.period_days,
+            "dispersion": model.dispersion,
+            "weekday": tuple(model.weekday) if model.period_days == 1 else p.weekday,
+            "seasonality": seasonality,
+            "history": None,
+        }
+    )
+    return scenario.model_copy(update={"skus": tuple(new_skus), "demand": demand})
+
+
+def _weekday_mean(cf: CategoryFit) -> float:
+    """Mean weekday multiplier relative to the reference weekday (1 for weekly data)."""
+    vals = [1.0] + [math.exp(p[0]) for d in range(1, 7) if (p := cf.param(f"weekday[{d}]"))]
+    return float(np.mean(vals)) if len(vals) == 7 else 1.0

@@ -1,0 +1,88 @@
+"""Readiness scoring: it reacts to supply the right way, and mitigations are measured."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from promotwin.cli.intelligence import readiness_snapshot
+from promotwin.policies.contract import InboundShipment, PlanningSnapshot
+from promotwin.policies.readiness import assess, readiness
+from promotwin.scenarios import Scenario, load_scenario
+
+PROMO = "SUMMER-COOL"
+
+
+@pytest.fixture(scope="module")
+def case() -> tuple[Scenario, PlanningSnapshot, np.ndarray]:
+    s = load_scenario("appliance_promo")
+    snap, elasticity = readiness_snapshot(s, s.promotions[0], days_before=7, seed=0)
+    return s, snap, elasticity
+
+
+def test_score_drops_when_supply_is_cut(case: tuple) -> None:
+    _, snap, _ = case
+    before = assess(snap, PROMO)
+    promoted = snap.promotion_cells[PROMO].any(axis=0)
+    cut = snap.on_hand.copy()
+    cut[:, promoted] //= 3
+    after = assess(dataclasses.replace(snap, on_hand=cut), PROMO)
+    assert after.score < before.score - 5
+    assert after.short_units > before.short_units
+    assert any(r.kind == "stock" for r in after.reasons)
+
+
+def test_score_rises_when_an_expedite_covers_the_shortfalls(case: tuple) -> None:
+    _, snap, _ = case
+    before = assess(snap, PROMO)
+    stock = [r for r in before.reasons if r.kind == "stock"]
+    assert stock, "the reference promotion starts short of stock"
+    li = {x: i for i, x in enumerate(snap.location_ids)}
+    si = {x: i for i, x in enumerate(snap.sku_ids)}
+    lines = tuple(
+        InboundShipment(
+            "expedite",
+            int(snap.sku_supplier[si[r.sku]]),
+            li[r.where],
+            snap.day + 2,
+            np.array([si[r.sku]]),
+            np.array([int(np.ceil(r.units))]),
+        )
+        for r in stock
+    )
+    after = assess(dataclasses.replace(snap, inbound=snap.inbound + lines), PROMO)
+    assert after.score > before.score
+    assert not [r for r in after.reasons if r.kind == "stock"]
+
+
+def test_reasons_name_place_sku_day_and_lead_time(case: tuple) -> None:
+    _, snap, _ = case
+    r = next(r for r in assess(snap, PROMO).reasons if r.kind == "stock")
+    assert r.where in r.text and r.sku in r.text and f"day {r.day}" in r.text
+    assert "80th percentile" in r.text
+
+
+def test_a_higher_quantile_is_harder_to_be_ready_for(case: tuple) -> None:
+    _, snap, _ = case
+    assert assess(snap, PROMO, quantile=0.95).score <= assess(snap, PROMO, quantile=0.6).score
+
+
+def test_mitigations_are_rescored_not_asserted(case: tuple) -> None:
+    s, snap, elasticity = case
+    report = readiness(snap, PROMO, 0.8, s.demand.forecast_error, elasticity, s.promotions[0].depth)
+    actions = {m.action for m in report.mitigations}
+    assert {"expedite", "limit_depth", "cap_ecommerce", "move_start"} <= actions
+    for m in report.mitigations:
+        assert m.gain == pytest.approx(m.score_after - report.score)
+    expedite = next(m for m in report.mitigations if m.action == "expedite")
+    assert expedite.gain > 0 and expedite.cost > 0
+    depth = next(m for m in report.mitigations if m.action == "limit_depth")
+    assert depth.gain >= 0
+
+
+def test_unknown_promotion_is_a_clear_error(case: tuple) -> None:
+    _, snap, _ = case
+    with pytest.raises(ValueError, match="no promotion 'NOPE'; known: SUMMER-COOL"):
+        assess(snap, "NOPE")
