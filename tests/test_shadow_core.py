@@ -1,0 +1,276 @@
+"""Shadow mode without an ERP: comparison, mapping, folder adapter, retries, run store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from promotwin.policies.registry import make_policy
+from promotwin.shadow import (
+    ErpDataError,
+    ErpState,
+    ErpUnavailable,
+    IdMapping,
+    RetryPolicy,
+    RunStore,
+    ShadowRunner,
+    SnapshotFolderAdapter,
+    build_snapshot,
+    write_folder,
+)
+from promotwin.shadow.compare import compare
+from promotwin.shadow.runner import parse_every
+
+AS_OF = dt.date(2026, 3, 10)
+
+
+def small_state() -> ErpState:
+    """One DC (id 1) serving one store (id 2); two products from one supplier (lead 4 days)."""
+    return ErpState.build(
+        AS_OF,
+        "test",
+        locations=pd.DataFrame(
+            {
+                "erp_id": ["1", "2"],
+                "code": ["DC", "S1"],
+                "name": ["dc", "store"],
+                "kind": ["dc", "store"],
+                "serving_dc": ["", "1"],
+            }
+        ),
+        lanes=pd.DataFrame({"origin": ["1"], "destination": ["2"], "transit_days": [2]}),
+        products=pd.DataFrame(
+            {
+                "erp_id": ["10", "11"],
+                "code": ["A", "B"],
+                "name": ["a", "b"],
+                "category": ["c", "c"],
+                "price": [10.0, 4.0],
+                "unit_cost": [6.0, 2.0],
+            }
+        ),
+        suppliers=pd.DataFrame({"erp_id": ["7"], "code": ["V"], "name": ["v"]}),
+        product_suppliers=pd.DataFrame(
+            {
+                "product": ["10", "11"],
+                "supplier": ["7", "7"],
+                "lead_time_days": [4.0, 4.0],
+                "sequence": [1, 1],
+            }
+        ),
+        stock=pd.DataFrame(
+            {
+                "location": ["1", "1", "2", "2"],
+                "product": ["10", "11", "10", "11"],
+                "on_hand": [50.0, 0.0, 3.0, 1.0],
+                "forecast": [np.nan] * 4,
+            }
+        ),
+        inbound=pd.DataFrame(
+            {
+                "kind": ["purchase"],
+                "origin": ["7"],
+                "destination": ["1"],
+                "product": ["11"],
+                "qty": [12.0],
+                "planned_date": [AS_OF + dt.timedelta(days=3)],
+                "reference": ["po1"],
+            }
+        ),
+        sales=pd.DataFrame(
+            {
+                "date": [
+                    AS_OF,
+                    AS_OF - dt.timedelta(days=1),
+                    AS_OF - dt.timedelta(days=40),
+                    AS_OF - dt.timedelta(days=2),
+                ],
+                "location": ["2", "2", "2", "2"],
+                "product": ["10", "10", "10", "11"],
+                "channel": ["walk_in"] * 4,
+                "units": [14.0, 14.0, 100.0, 84.0],
+            }
+        ),
+    )
+
+
+def test_snapshot_from_tables_hand_checked() -> None:
+    built = build_snapshot(small_state(), IdMapping())
+    s = built.snapshot
+    assert s.location_ids == ("DC", "S1") and s.sku_ids == ("A", "B")
+    assert s.on_hand.tolist() == [[50, 0], [3, 1]]
+    assert s.on_order.tolist() == [[0, 12], [0, 0]]
+    assert [(x.due_day, x.qty.tolist()) for x in s.inbound] == [(3, [12])]
+    assert s.history_mean[1, 0] == pytest.approx(28 / 28)  # the 40-day-old sale is outside
+    assert s.lanes["transit_days"].tolist() == [2]
+    assert s.supplier_ids == ("V",) and s.lead_time_mean.tolist() == [4.0]
+    assert built.issues == ()
+
+
+def test_compare_hand_solved() -> None:
+    d = dt.date(2026, 1, 1)
+    policy = pd.DataFrame(
+        {
+            "sku": ["A", "B", "C"],
+            "location": ["DC"] * 3,
+            "qty": [100.0, 10.0, 5.0],
+            "due": [d, d, d],
+        }
+    )
+    erp = pd.DataFrame(
+        {
+            "sku": ["A", "B", "D"],
+            "location": ["DC"] * 3,
+            "qty": [90.0, 20.0, 7.0],
+            "due": [d - dt.timedelta(days=2), d, d],
+        }
+    )
+    c = compare(policy, erp, tolerance=0.2)
+    assert c.summary["keys"] == 4 and c.summary["both"] == 2
+    assert c.summary["policy_only"] == 1 and c.summary["erp_only"] == 1
+    assert c.summary["agreement_rate"] == pytest.approx(1 / 4)  # only A is within 20 %
+    assert c.lines.set_index("sku").loc["A", "timing_diff_days"] == 2
+    assert c.summary["mean_abs_qty_diff"] == pytest.approx(10.0)
+
+
+def test_mapping_reports_unknown_items_and_persists(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "s.sqlite")
+    state = small_state()
+    mapping = store.load_mapping("erp")
+    assert mapping.resolve(state.tables) == []  # first run initialises
+    store.save_mapping("erp", mapping)
+    again = store.load_mapping("erp")
+    assert again.entries == mapping.entries
+    products = pd.concat(
+        [
+            state["products"],
+            pd.DataFrame(
+                {
+                    "erp_id": ["12"],
+                    "code": ["NEW"],
+                    "name": ["n"],
+                    "category": ["c"],
+                    "price": [1.0],
+                    "unit_cost": [0.5],
+                }
+            ),
+        ]
+    )
+    bigger = ErpState.build(AS_OF, "test", **{**state.tables, "products": products})
+    built = build_snapshot(bigger, again)
+    assert "NEW" not in built.snapshot.sku_ids
+    assert any("unknown product" in i and "NEW" in i for i in built.issues)
+
+
+def test_folder_adapter_round_trip_and_bad_folders(tmp_path: Path) -> None:
+    state = small_state()
+    folder = write_folder(state, tmp_path / "snap")
+    schema = json.loads((folder / "schema.json").read_text())
+    assert set(schema["properties"]) >= {"stock", "products", "purchases"}
+    again = SnapshotFolderAdapter(folder).read_state()
+    assert build_snapshot(again, IdMapping()).digest == build_snapshot(state, IdMapping()).digest
+    with pytest.raises(ValueError, match="holds a snapshot as of"):
+        SnapshotFolderAdapter(folder).read_state(AS_OF + dt.timedelta(days=1))
+    (folder / "stock.csv").unlink()
+    with pytest.raises(ErpDataError, match="missing table"):
+        SnapshotFolderAdapter(folder).read_state()
+    with pytest.raises(ErpDataError, match="manifest"):
+        SnapshotFolderAdapter(tmp_path)
+
+
+class FlakyFolder(SnapshotFolderAdapter):
+    """Fault injection: the first ``failures`` reads fail as if the ERP were down."""
+
+    def __init__(self, folder: Path, failures: int):
+        super().__init__(folder)
+        self.failures = failures
+        self.calls = 0
+
+    def read_state(self, as_of: dt.date | None = None, history_days: int = 28) -> ErpState:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise ErpUnavailable("connection refused")
+        return super().read_state(as_of, history_days)
+
+
+def test_runner_retries_then_records_ok(tmp_path: Path) -> None:
+    folder = write_folder(small_state(), tmp_path / "snap")
+    store = RunStore(tmp_path / "s.sqlite")
+    retry = RetryPolicy(attempts=5, initial_delay=0.01, time_limit=10)
+    result = ShadowRunner(FlakyFolder(folder, 2), store, "base-stock", retry=retry).run_once()
+    assert result.run.status == "ok" and result.run.attempts == 4  # 3 reads + actions
+    assert len(store.recommendations(result.run.run_id)) == result.run.n_recommendations > 0
+
+
+def test_runner_gives_up_and_records_failure_without_partial_results(tmp_path: Path) -> None:
+    folder = write_folder(small_state(), tmp_path / "snap")
+    store = RunStore(tmp_path / "s.sqlite")
+    retry = RetryPolicy(attempts=3, initial_delay=0.01, time_limit=10)
+    result = ShadowRunner(FlakyFolder(folder, 99), store, "base-stock", retry=retry).run_once()
+    assert result.run.status == "failed" and "connection refused" in result.run.reason
+    assert result.run.attempts == 3
+    runs = store.runs()
+    assert len(runs) == 1 and store.recommendations(result.run.run_id).empty
+
+
+def test_every_loop_survives_failures(tmp_path: Path) -> None:
+    folder = write_folder(small_state(), tmp_path / "snap")
+    store = RunStore(tmp_path / "s.sqlite")
+    retry = RetryPolicy(attempts=1, initial_delay=0.01, time_limit=5)
+    runner = ShadowRunner(FlakyFolder(folder, 1), store, "order-point", retry=retry)
+    results = runner.run_every(parse_every("1s"), max_runs=2, sleep=lambda _: None)
+    assert [r.run.status for r in results] == ["failed", "ok"]
+    with pytest.raises(ValueError, match="unit"):
+        parse_every("soon")
+
+
+def test_write_drafts_to_folder_outbox(tmp_path: Path) -> None:
+    folder = write_folder(small_state(), tmp_path / "snap")
+    store = RunStore(tmp_path / "s.sqlite")
+    result = ShadowRunner(
+        SnapshotFolderAdapter(folder), store, "base-stock", write_drafts=True
+    ).run_once()
+    buys = result.recommendations.query("kind == 'purchase'")
+    assert len(buys) > 0
+    outbox = list((folder / "outbox").glob("*.csv"))
+    assert len(outbox) == 1 and len(pd.read_csv(outbox[0])) == len(buys)
+    assert len(store.drafts(result.run.run_id)) == len(buys)
+
+
+def test_same_plan_as_policy_on_the_snapshot(tmp_path: Path) -> None:
+    built = build_snapshot(small_state(), IdMapping())
+    folder = write_folder(small_state(), tmp_path / "snap")
+    result = ShadowRunner(
+        SnapshotFolderAdapter(folder), RunStore(tmp_path / "s.sqlite"), "base-stock"
+    ).run_once()
+    direct = make_policy("base-stock").decide(built.snapshot).to_frame(built.snapshot)
+    got = result.recommendations[direct.columns]
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), direct, check_dtype=False)
+
+
+def test_core_imports_without_tryton() -> None:
+    code = (
+        "import sys\n"
+        "for m in ('trytond', 'proteus'): sys.modules[m] = None\n"
+        "import promotwin.shadow, promotwin.cli.main\n"
+        "from promotwin.shadow.tryton import TrytonAdapter\n"
+        "assert 'trytond' not in [k for k, v in sys.modules.items() if v is not None]\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_url_credentials_rejected_and_redacted() -> None:
+    from promotwin.shadow.tryton import TrytonAdapter, redact
+
+    with pytest.raises(ValueError, match="not in the URL"):
+        TrytonAdapter("http://admin:secret@127.0.0.1:1/db")
+    assert "secret" not in redact("http://admin:secret@127.0.0.1:8000/db")
