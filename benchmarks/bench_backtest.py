@@ -32,7 +32,7 @@ from promotwin.demand.synthetic import recovery_scenario, simulate_history
 def run_backtest(split: dt.date) -> dict[str, object]:
     t0 = time.perf_counter()
     history = load_orange_juice()
-    result = backtest(history, split, options=FitOptions(fill_zeros=False))
+    result = backtest(history, split, options=FitOptions(fill_zeros=False, cross_price=True))
     seconds = time.perf_counter() - t0
     print(result.scores.to_string(index=False))
     print(

@@ -33,11 +33,13 @@ def test_the_data_is_what_the_recipe_describes(oj) -> None:  # type: ignore[no-u
 
 
 def test_backtest_beats_the_no_uplift_baseline_on_promoted_weeks(oj) -> None:  # type: ignore[no-untyped-def]
-    r = backtest(oj, SPLIT, options=FitOptions(fill_zeros=False))
+    r = backtest(oj, SPLIT, options=FitOptions(fill_zeros=False, cross_price=True))
     promoted = r.scores[r.scores["subset"] == "promoted"].set_index("method")
     assert promoted.loc[METHODS[0], "n"] > 500
-    # measured on this slice: model 0.56, no-uplift seasonal naive 0.73, plain regression 0.61
-    assert r.improvement("promoted") >= 0.15
+    # measured on this slice: model 0.491, no-uplift seasonal naive 0.732, plain regression 0.610
+    # (32.9% lower than the naive baseline; 0.56 / 23.5% before the store x brand baselines,
+    # per-brand deal/feature lifts and cross-price terms)
+    assert r.improvement("promoted") >= 0.28
     assert promoted.loc[METHODS[0], "wape"] < promoted.loc[METHODS[2], "wape"]
     assert abs(promoted.loc[METHODS[0], "bias"]) < abs(promoted.loc[METHODS[1], "bias"])
     assert 0.8 <= r.coverage_90 <= 0.99
@@ -45,3 +47,8 @@ def test_backtest_beats_the_no_uplift_baseline_on_promoted_weeks(oj) -> None:  #
     e = np.mean([v.value for v in r.model.elasticity.values()])
     assert -4.5 < e < -1.0
     assert r.model.feature_lift.low > 0.3
+    # the richer model's twin-facing summaries: per-brand lifts and store x brand baselines
+    assert {f"feature[{b}]" for b in BRANDS} <= set(r.model.sku_lift)
+    effects = r.model.categories["orange_juice"].series_effect
+    assert len(effects) == len(STORES) * len(BRANDS)
+    assert np.std([u for u, _ in effects.values()]) > 0.05  # stores differ in brand mix

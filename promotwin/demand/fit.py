@@ -65,6 +65,10 @@ class FitOptions:
     ci_level: float = 0.90
     max_refits: int = 12
     tol: float = 1e-5
+    # forecast refinements (the twin-facing parameters stay precision-weighted summaries):
+    series_effects: bool = True  # shrunk location x SKU x channel-group baselines
+    sku_lifts: bool = True  # display/feature lift per SKU, shrunk to the category mean
+    cross_price: bool = False  # per-SKU slope on the other SKUs' mean log(1 - depth)
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,24 @@ class CategoryFit:
     skus: list[str]
     locations: list[str]
     seasonal: bool
+    sku_lifts: bool = False
+    cross_price: bool = False
+    # "location|sku|group" -> [log effect, its posterior variance] (shrunk random effect)
+    series_effect: dict[str, list[float]] = field(default_factory=dict)
+
+    def design(self, weekday: bool) -> Design:
+        return Design(
+            self.locations, self.skus, weekday, self.seasonal, self.sku_lifts, self.cross_price
+        )
+
+    def series_terms(self, rows: pd.DataFrame) -> tuple[FloatArray, FloatArray]:
+        """Each row's series effect and its variance (0 for series without one)."""
+        if not self.series_effect:
+            return np.zeros(len(rows)), np.zeros(len(rows))
+        key = series_key(rows)
+        u = key.map({k: v[0] for k, v in self.series_effect.items()}).fillna(0.0)
+        v = key.map({k: v[1] for k, v in self.series_effect.items()}).fillna(0.0)
+        return np.asarray(u, dtype=np.float64), np.asarray(v, dtype=np.float64)
 
     def param(self, name: str) -> tuple[float, float] | None:
         if name not in self.columns:
@@ -138,6 +160,8 @@ class FittedModel:
     pickup_share: dict[str, float]  # by location: pickup / (walk-in + pickup)
     last_promo: dict[str, str]  # "location|sku" -> last promoted date in the history
     series: list[tuple[str, str, str]] = field(default_factory=list)  # location, sku, group
+    # per-SKU display/feature log-lift, shrunk: "display[sku]" / "feature[sku]" -> Estimate
+    sku_lift: dict[str, Estimate] = field(default_factory=dict)
     source: str = ""
     notes: list[str] = field(default_factory=list)
 
@@ -159,8 +183,8 @@ class FittedModel:
         est = ("display_lift", "feature_lift", "cannibalisation", "post_promo_dip")
         for k in est:
             d[k] = Estimate(**d[k])
-        for k in ("elasticity", "elasticity_raw"):
-            d[k] = {s: Estimate(**e) for s, e in d[k].items()}
+        for k in ("elasticity", "elasticity_raw", "sku_lift"):
+            d[k] = {s: Estimate(**e) for s, e in d.get(k, {}).items()}
         d["categories"] = {c: CategoryFit(**v) for c, v in d["categories"].items()}
         d["series"] = [tuple(x) for x in d.get("series", [])]
         return cls(**d)
@@ -279,6 +303,23 @@ def post_promo_ramp(
 # -- the design matrix ------------------------------------------------------------------------
 
 
+def series_key(rows: pd.DataFrame) -> pd.Series:
+    """``location|sku|group`` of each row (the key of the series effects)."""
+    return rows["location"].astype(str) + "|" + rows["sku"].astype(str) + "|" + rows["group"]
+
+
+def cross_price(rows: pd.DataFrame) -> FloatArray:
+    """Mean ``log(1 - depth)`` of the *other* SKUs at the row's category, group, location, date
+    (their planned price cuts; 0 when the row's SKU is alone)."""
+    logp = np.log1p(-rows["depth"].to_numpy(np.float64))
+    keys = [rows["category"], rows["group"], rows["location"], rows["date"]]
+    g = pd.Series(logp).groupby(keys, sort=False)
+    total = g.transform("sum").to_numpy()
+    count = g.transform("count").to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(count > 1, (total - logp) / np.maximum(count - 1, 1), 0.0)
+
+
 @dataclass
 class Design:
     """Columns of one category's GLM, built the same way for fitting and forecasting."""
@@ -287,6 +328,8 @@ class Design:
     skus: list[str]
     weekday: bool
     seasonal: bool
+    sku_lifts: bool = False
+    cross_price: bool = False
 
     def base_columns(self) -> list[str]:
         cols = [f"loc[{x}]" for x in self.locations]
@@ -299,17 +342,25 @@ class Design:
         return cols
 
     def promo_columns(self) -> list[str]:
-        return [f"elasticity[{x}]" for x in self.skus] + ["display", "feature"]
+        """The own-promotion columns (their sum is the row's log uplift)."""
+        cols = [f"elasticity[{x}]" for x in self.skus]
+        if self.sku_lifts:
+            cols += [f"display[{x}]" for x in self.skus]
+            return cols + [f"feature[{x}]" for x in self.skus]
+        return cols + ["display", "feature"]
+
+    def cross_columns(self) -> list[str]:
+        return [f"cross[{x}]" for x in self.skus] if self.cross_price else []
 
     def matrix(self, rows: pd.DataFrame) -> tuple[FloatArray, list[str]]:
-        """Base and promotion columns (not the linearised dip / cannibalisation columns)."""
+        """Base, promotion and cross-price columns (not the linearised dip / cannibalisation)."""
         n = len(rows)
-        loc_i = pd.Categorical(rows["location"], categories=self.locations).codes
-        sku_i = pd.Categorical(rows["sku"], categories=self.skus).codes
+        loc_i = pd.Categorical(rows["location"], categories=self.locations).codes.astype(np.int64)
+        sku_i = pd.Categorical(rows["sku"], categories=self.skus).codes.astype(np.int64)
         if (loc_i < 0).any() or (sku_i < 0).any():
             raise ValueError("rows with a location or SKU the model was not fitted on")
         is_ecom = (rows["group"] == ECOM).to_numpy()
-        cols = self.base_columns() + self.promo_columns()
+        cols = self.base_columns() + self.promo_columns() + self.cross_columns()
         x = np.zeros((n, len(cols)))
         r = np.arange(n)
         nl, ns = len(self.locations), len(self.skus)
@@ -331,8 +382,18 @@ class Design:
         logp = np.log1p(-rows["depth"].to_numpy(np.float64))
         x[r, j + sku_i] = logp
         j += ns
-        x[:, j] = rows["display"].to_numpy(np.float64)
-        x[:, j + 1] = rows["feature"].to_numpy(np.float64)
+        display = rows["display"].to_numpy(np.float64)
+        feature = rows["feature"].to_numpy(np.float64)
+        if self.sku_lifts:
+            x[r, j + sku_i] = display
+            x[r, j + ns + sku_i] = feature
+            j += 2 * ns
+        else:
+            x[:, j] = display
+            x[:, j + 1] = feature
+            j += 2
+        if self.cross_price:
+            x[r, j + sku_i] = cross_price(rows)
         return x, cols
 
 
@@ -395,13 +456,91 @@ class _State:
 def _row_terms(
     design: Design, x: FloatArray, cols: list[str], coef: Mapping[str, float]
 ) -> tuple[FloatArray, FloatArray]:
-    """Each row's base level ``exp(location + sku + ecommerce)`` and promotion multiplier."""
+    """Each row's log base level ``location + sku + ecommerce`` and log promotion multiplier."""
     base_names = [c for c in cols if c.startswith(("loc[", "sku[", "ecom["))]
     promo_names = design.promo_columns()
     idx = {c: i for i, c in enumerate(cols)}
     b = x[:, [idx[c] for c in base_names]] @ np.array([coef.get(c, 0.0) for c in base_names])
     p = x[:, [idx[c] for c in promo_names]] @ np.array([coef.get(c, 0.0) for c in promo_names])
-    return np.exp(b), np.exp(p)
+    return b, p
+
+
+def _series_effects(
+    codes: npt.NDArray[np.intp], y: FloatArray, mu: FloatArray, u: FloatArray, alpha: float
+) -> tuple[FloatArray, FloatArray]:
+    """Empirical-Bayes location x SKU x group effects (log scale) given the fitted means.
+
+    Per series the raw effect ``log(sum y / sum m)`` (``m`` the mean without the effect) with
+    variance ``1 / sum(mu / (1 + alpha mu))``; a normal prior with mean 0 and a method-of-moments
+    variance; posterior means and variances per series.
+    """
+    n = int(codes.max()) + 1
+    m = mu * np.exp(-u[codes])
+    ys = np.bincount(codes, y, n)
+    ms = np.bincount(codes, m, n)
+    info = np.bincount(codes, mu / (1 + alpha * mu), n)
+    raw = np.log((ys + 0.5) / (ms + 0.5))
+    v = 1.0 / np.maximum(info, 1e-9)
+    tau2 = max(0.0, float(np.mean(raw**2 - v)))
+    b = tau2 / (tau2 + v)
+    return b * raw, b * v
+
+
+def _center(u: FloatArray, loc: npt.NDArray[np.intp], sku: npt.NDArray[np.intp]) -> FloatArray:
+    """Remove the location and SKU means (the GLM's main effects carry those)."""
+    for g in (loc, sku, loc, sku):
+        cnt = np.bincount(g)
+        u = u - (np.bincount(g, u) / np.maximum(cnt, 1))[g]
+    return u
+
+
+def _pressure_jacobian(
+    rows: pd.DataFrame,
+    xk: FloatArray,
+    names: list[str],
+    design: Design,
+    log_base: FloatArray,
+    log_uplift: FloatArray,
+    z: FloatArray,
+) -> FloatArray:
+    """``dz / d theta`` [n, p] of the cannibalisation pressure w.r.t. the GLM's coefficients.
+
+    ``z`` depends on the estimated base levels and promotion multipliers; the GLM treats it as
+    data, so its covariance misses that first-stage uncertainty. This derivative is what the
+    sandwich covariance in :func:`_fit_category` propagates it with.
+    """
+    promo = rows["promo"].to_numpy() > 0
+    promo_set = set(design.promo_columns())
+    jb = [j for j, c in enumerate(names) if c.startswith(("sku[", "ecom["))]
+    jp = [j for j, c in enumerate(names) if c in promo_set]
+    out = np.zeros_like(xk)
+    if not jb and not jp:
+        return out
+    keys = [rows["category"], rows["group"], rows["location"], rows["date"]]
+    grp = pd.Series(np.zeros(len(rows))).groupby(keys, sort=False).ngroup().to_numpy()
+    ng = int(grp.max()) + 1
+    base = np.exp(log_base)
+    up = np.exp(log_uplift)
+    lifted = promo & (up > 1.0)
+    o_sum = np.bincount(grp, np.where(promo, 0.0, base), ng)
+    ok = (~promo) & (o_sum[grp] > 0)
+    for cols, is_base in ((jb, True), (jp, False)):
+        if not cols:
+            continue
+        xc = xk[:, cols]
+        if is_base:
+            de = np.where(lifted, base * (up - 1.0), 0.0)[:, None] * xc
+            do = np.where(promo, 0.0, base)[:, None] * xc
+        else:
+            de = np.where(lifted, base * up, 0.0)[:, None] * xc
+            do = np.zeros_like(xc)
+        d_e = np.zeros((ng, len(cols)))
+        d_o = np.zeros((ng, len(cols)))
+        np.add.at(d_e, grp, de)
+        np.add.at(d_o, grp, do)
+        dz = (d_e[grp] - z[:, None] * d_o[grp]) / np.where(ok, o_sum[grp], 1.0)[:, None]
+        out[:, cols] = np.where(ok[:, None], dz, 0.0)
+    return out
 
 
 def _fit_category(
@@ -409,27 +548,36 @@ def _fit_category(
 ) -> CategoryFit:
     locations = sorted(rows["location"].unique())
     skus = sorted(rows["sku"].unique())
-    design = Design(locations, skus, weekday=period == 1, seasonal=seasonal)
+    design = Design(locations, skus, period == 1, seasonal, opts.sku_lifts, opts.cross_price)
     x0, cols0 = design.matrix(rows)
     ramp = post_promo_ramp(rows, period, periods_after)
     y = rows["units"].to_numpy(np.float64)
     has_cannib = bool(((rows["promo"] > 0).groupby(rows["location"]).nunique() > 1).any()) and (
         len(skus) > 1
     )
+    s_codes = pd.factorize(series_key(rows))[0]
+    loc_codes = pd.factorize(rows["group"] + "|" + rows["location"].astype(str))[0]
+    sku_codes = pd.factorize(rows["group"] + "|" + rows["sku"].astype(str))[0]
+    u = np.zeros(int(s_codes.max()) + 1)
+    u_var = np.zeros_like(u)
     state = _State(coef={}, dip=0.0, cannib=0.0, alpha=0.0)
     start: FloatArray | None = None
     keep: npt.NDArray[np.bool_] | None = None
     result: Any = None
     converged = False
     refits = 0
+    z = np.zeros(len(rows))
+    offset = np.zeros(len(rows))
+    xk = x0
+    names: list[str] = []
     for refits in range(1, opts.max_refits + 1):
         off_d, w_d = _linearised(state.dip, ramp, 1e-3)
         extra_x = [w_d] if periods_after > 0 else []
         extra_cols = ["dip"] if periods_after > 0 else []
-        offset = off_d
+        offset = off_d + u[s_codes]
         if has_cannib and refits > 1:
-            base, uplift = _row_terms(design, x0, cols0, state.coef)
-            z = cannibalisation_pressure(rows, base, uplift)
+            log_base, log_up = _row_terms(design, x0, cols0, state.coef)
+            z = cannibalisation_pressure(rows, np.exp(log_base + u[s_codes]), np.exp(log_up))
             off_c, w_c = _linearised(state.cannib, z, CANNIBALISATION_FLOOR)
             offset = offset + off_c
             extra_x.append(w_c)
@@ -457,11 +605,19 @@ def _fit_category(
         coef = dict(zip(names, params.tolist(), strict=True))
         new_dip = min(max(coef.get("dip", 0.0), 0.0), THETA_MAX)
         new_c = min(max(coef.get("cannibalisation", 0.0), 0.0), THETA_MAX)
+        moved_u = 0.0
+        if opts.series_effects and refits < opts.max_refits:
+            new_u, u_var = _series_effects(s_codes, y, mu, u, alpha)
+            new_u = _center(new_u[s_codes], loc_codes, sku_codes)
+            new_u = np.bincount(s_codes, new_u) / np.bincount(s_codes)
+            moved_u = float(np.max(np.abs(new_u - u)))
+            u = new_u
         moved = max(
             abs(new_dip - state.dip),
             abs(new_c - state.cannib),
             abs(alpha - state.alpha) / max(alpha, 1e-3),
             max((abs(v - state.coef.get(k, 0.0)) for k, v in coef.items()), default=0.0),
+            moved_u,
         )
         state = _State(coef=coef, dip=new_dip, cannib=new_c, alpha=alpha)
         start = params
@@ -470,6 +626,14 @@ def _fit_category(
             break
     assert result is not None
     cov = np.asarray(result.cov_params(), dtype=np.float64)
+    if "cannibalisation" in names and state.cannib > 0:
+        cov = _sandwich_cov(rows, xk, names, design, x0, cols0, state, u[s_codes], z, result)
+    keys = pd.Series(series_key(rows).to_numpy()).groupby(s_codes).first()
+    effects = (
+        {str(keys[i]): [float(u[i]), float(u_var[i])] for i in range(len(u))}
+        if opts.series_effects
+        else {}
+    )
     return CategoryFit(
         category=str(rows["category"].iloc[0]),
         columns=list(state.coef),
@@ -482,7 +646,46 @@ def _fit_category(
         skus=skus,
         locations=locations,
         seasonal=seasonal,
+        sku_lifts=opts.sku_lifts,
+        cross_price=opts.cross_price,
+        series_effect=effects,
     )
+
+
+def _sandwich_cov(
+    rows: pd.DataFrame,
+    xk: FloatArray,
+    names: list[str],
+    design: Design,
+    x0: FloatArray,
+    cols0: list[str],
+    state: _State,
+    u_rows: FloatArray,
+    z: FloatArray,
+    result: Any,
+) -> FloatArray:
+    """Covariance of the refit fixed point with the pressure's own uncertainty propagated.
+
+    At convergence the estimate solves ``X' D (y - mu) = 0`` with ``X`` the linearised design
+    (``z`` plugged in), while the mean moves with ``theta`` through ``z`` too: ``J = X + dC/dz
+    dz/dtheta``. M-estimation sandwich ``A^-1 B A^-T`` with ``A = X' W J``, ``B = X' W X``,
+    ``W = mu / (1 + alpha mu)`` (the GLM's own covariance is ``B^-1``).
+    """
+    log_base, log_up = _row_terms(design, x0, cols0, state.coef)
+    dz = _pressure_jacobian(rows, xk, names, design, log_base + u_rows, log_up, z)
+    inner = 1.0 - state.cannib * z
+    slope = np.where(inner > CANNIBALISATION_FLOOR, -state.cannib / np.maximum(inner, 1e-9), 0.0)
+    jac = xk + slope[:, None] * dz
+    mu = np.asarray(result.fittedvalues, dtype=np.float64)
+    w = mu / (1.0 + state.alpha * mu)
+    a = xk.T @ (w[:, None] * jac)
+    b = xk.T @ (w[:, None] * xk)
+    try:
+        a_inv = np.linalg.inv(a)
+    except np.linalg.LinAlgError:
+        return np.asarray(result.cov_params(), dtype=np.float64)
+    cov = a_inv @ b @ a_inv.T
+    return np.asarray((cov + cov.T) / 2, dtype=np.float64)
 
 
 def _pool(values: list[tuple[float, float]], level: float) -> Estimate:
@@ -587,8 +790,30 @@ def _assemble(
     def pooled(name: str) -> Estimate:
         return _pool([p for cf in fits.values() if (p := cf.param(name)) is not None], level)
 
-    display = pooled("display").map(math.exp).map(lambda v: v - 1.0)
-    feature = pooled("feature").map(math.exp).map(lambda v: v - 1.0)
+    sku_lift: dict[str, Estimate] = {}
+    lift_by_cat: dict[str, list[tuple[float, float]]] = {"display": [], "feature": []}
+    for cf in fits.values():
+        for mech, per_cat in lift_by_cat.items():
+            if not cf.sku_lifts:
+                if (p := cf.param(mech)) is not None:
+                    per_cat.append(p)
+                continue
+            raw_l = {s: p for s in cf.skus if (p := cf.param(f"{mech}[{s}]")) is not None}
+            shrunk_l, prior_l = shrink(raw_l, level)
+            if not np.isfinite(prior_l["mean"]):
+                continue
+            per_cat.append((prior_l["mean"], prior_l["se"]))
+            spread = math.sqrt(prior_l["se"] ** 2 + prior_l["tau"] ** 2)
+            for s in cf.skus:  # SKUs without the mechanic in the history: the category's spread
+                sku_lift[f"{mech}[{s}]"] = shrunk_l.get(
+                    s, Estimate.wald(prior_l["mean"], spread, level)
+                )
+
+    def lift(mech: str) -> Estimate:
+        return _pool(lift_by_cat[mech], level).map(math.exp).map(lambda v: v - 1.0)
+
+    display = lift("display")
+    feature = lift("feature")
     weekday = [1.0] * 7
     if period == 1:
         logs = [
@@ -637,6 +862,7 @@ def _assemble(
             .drop_duplicates()
             .itertuples(index=False)
         ],
+        sku_lift=sku_lift,
         source=source,
         notes=notes,
     )

@@ -27,7 +27,6 @@ from promotwin.demand.fit import (
     ECOM,
     STORE,
     CategoryFit,
-    Design,
     FittedModel,
     cannibalisation_pressure,
     post_promo_ramp,
@@ -122,7 +121,7 @@ def _category_terms(
     model: FittedModel, cf: CategoryFit, rows: pd.DataFrame
 ) -> tuple[FloatArray, FloatArray, FloatArray, list[str]]:
     """``eta``, the gradient ``G`` [n, p] over the category's parameters, and extra variance."""
-    design = Design(cf.locations, cf.skus, weekday=model.period_days == 1, seasonal=cf.seasonal)
+    design = cf.design(weekday=model.period_days == 1)
     unknown = sorted(set(rows["location"]) - set(cf.locations))
     if unknown:
         raise ValueError(
@@ -132,34 +131,42 @@ def _category_terms(
     x, cols = design.matrix(rows)
     coef = dict(zip(cf.columns, cf.coef, strict=True))
     idx = {c: i for i, c in enumerate(cf.columns)}
+    promo_cols = set(design.promo_columns())
     n = len(rows)
     g = np.zeros((n, len(cf.columns)))
-    eta = np.zeros(n)
-    extra_var = np.zeros(n)
+    u, u_var = cf.series_terms(rows)
+    eta, extra_var = u.copy(), u_var.copy()
+    log_base = u.copy()
+    log_uplift = np.zeros(n)
     logp = np.log1p(-rows["depth"].to_numpy(np.float64))
     sku = rows["sku"].to_numpy()
     for j, c in enumerate(cols):
+        shrunk = None
         if c.startswith("elasticity["):
-            s = c[len("elasticity[") : -1]
-            est = model.elasticity.get(s)
-            if est is None:
+            shrunk = model.elasticity.get(c[len("elasticity[") : -1])
+            if shrunk is None:
                 continue
-            on = sku == s
-            eta += np.where(on, logp * est.value, 0.0)
-            extra_var += np.where(on, logp**2 * est.se**2, 0.0)
+            on = sku == c[len("elasticity[") : -1]
+            term = np.where(on, logp * shrunk.value, 0.0)
+            eta += term
+            log_uplift += term
+            extra_var += np.where(on, logp**2 * shrunk.se**2, 0.0)
+            continue
+        if c in model.sku_lift:  # per-SKU display / feature lift, shrunk
+            est = model.sku_lift[c]
+            eta += x[:, j] * est.value
+            log_uplift += x[:, j] * est.value
+            extra_var += x[:, j] ** 2 * est.se**2
             continue
         if c in idx:
             eta += x[:, j] * coef[c]
             g[:, idx[c]] = x[:, j]
-    base_cols = [c for c in cols if c.startswith(("loc[", "sku[", "ecom["))]
-    jb = [cols.index(c) for c in base_cols]
-    base = np.exp(x[:, jb] @ np.array([coef.get(c, 0.0) for c in base_cols]))
-    promo_eta = eta - np.log(base)
-    for c in ("weekday", "season"):
-        for j, name in enumerate(cols):
-            if name.startswith(c) and name in coef:
-                promo_eta -= x[:, j] * coef[name]
-    uplift = np.exp(promo_eta)
+            if c.startswith(("loc[", "sku[", "ecom[")):
+                log_base += x[:, j] * coef[c]
+            elif c in promo_cols:
+                log_uplift += x[:, j] * coef[c]
+    base = np.exp(log_base)
+    uplift = np.exp(log_uplift)
     if "dip" in coef:
         ramp = post_promo_ramp(rows, model.period_days, model.post_promo_periods, model.last_promo)
         dip = float(np.clip(coef["dip"], 0.0, 0.95))
