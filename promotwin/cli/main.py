@@ -15,6 +15,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from promotwin.demand.replay import HistoryError
+from promotwin.policies.heuristics import StaticForecastPolicy, read_uplift_file
 from promotwin.policies.registry import POLICIES, UnknownPolicyError, make_policy
 from promotwin.scenarios import ScenarioError, library_names, load_scenario
 from promotwin.scenarios.loading import resolve
@@ -101,12 +102,17 @@ def kpi_table(results: dict[str, dict[str, float]], title: str) -> Table:
 
 
 def _simulate_with_progress(
-    scenario_name: str, policy: str, seed: int, days: int | None, ledger: str | None
+    scenario_name: str,
+    policy: str,
+    seed: int,
+    days: int | None,
+    ledger: str | None,
+    uplifts: dict[str, float] | None = None,
 ) -> Any:
     from promotwin.twin import simulate
 
     scenario = load_scenario(scenario_name)
-    pol = make_policy(policy)
+    pol = StaticForecastPolicy(uplifts=uplifts) if uplifts is not None else make_policy(policy)
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -144,17 +150,26 @@ def run(
     seed: Annotated[int, typer.Option(help="random seed (same seed, same results)")] = 0,
     days: Annotated[int | None, typer.Option(help="simulate fewer days than the horizon")] = None,
     ledger: Annotated[str | None, typer.Option(help="ledger detail: sku or summary")] = None,
+    uplift_file: Annotated[
+        Path | None,
+        typer.Option(help="static-forecast only: CSV promotion,uplift of the pre-season plan"),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="replace a non-empty --out folder")] = False,
 ) -> None:
     """Simulate SCENARIO under a policy; print KPIs and write the run's files to --out."""
     from promotwin.twin.run import write_outputs
 
+    uplifts = None
+    if uplift_file is not None:
+        if policy != "static-forecast":
+            raise ValueError("--uplift-file applies to --policy static-forecast only")
+        uplifts = read_uplift_file(uplift_file)
     if ledger not in (None, "sku", "summary"):
         raise ValueError(f"--ledger must be sku or summary, not {ledger!r}")
     if days is not None and days < 1:
         raise ValueError("--days must be at least 1")
     _check_out_dir(out, overwrite)
-    result = _simulate_with_progress(scenario, policy, seed, days, ledger)
+    result = _simulate_with_progress(scenario, policy, seed, days, ledger, uplifts)
     write_outputs(result, out)
     console.print(kpi_table({policy: result.kpis}, f"{result.scenario} — run {result.run_id}"))
     console.print(f"wrote {out}/ (manifest.json, kpis.json, daily/ledger/decisions.parquet, chart)")
@@ -261,5 +276,10 @@ def main() -> None:  # pragma: no cover - console entry point
     app()
 
 
+__import__("promotwin.cli.experiments", fromlist=["register"]).register(app)  # `twin compare`
+__import__("promotwin.cli.governance", fromlist=["register"]).register(app)  # exceptions, audit
+__import__("promotwin.cli.shadow", fromlist=["register"]).register(app)  # `twin shadow`
+__import__("promotwin.cli.intelligence", fromlist=["register"]).register(app)  # fit, readiness
+__import__("promotwin.cli.dashboard", fromlist=["register"]).register(app)  # `twin dashboard`
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
