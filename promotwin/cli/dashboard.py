@@ -43,7 +43,7 @@ def command(
 
 def register(app: typer.Typer) -> None:
     """Add ``dashboard`` to the ``twin`` app."""
-    from promotwin.cli.main import console, user_errors
+    from promotwin.cli.common import console, user_errors
 
     @app.command()
     @user_errors

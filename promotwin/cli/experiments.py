@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
     """Add ``compare`` to the ``twin`` command (called once from ``promotwin.cli.main``)."""
     # Imported here, not at the top: main imports this module at its end, and under
     # ``python -m promotwin.cli.main`` the two would otherwise import each other half-built.
-    from promotwin.cli.main import user_errors
+    from promotwin.cli.common import user_errors
 
     app.command("compare")(user_errors(compare))
 
@@ -60,7 +60,7 @@ def compare(
     Writes DIR/results.parquet (one row per scenario x variation x policy x replication x KPI),
     DIR/manifest.json (every run's id and seed), DIR/statistics.csv and DIR/report.html.
     """
-    from promotwin.cli.main import console, err
+    from promotwin.cli.common import console, err
     from promotwin.experiments.report import summary_sentences, write_report
     from promotwin.experiments.runner import ExperimentError, plan_tasks, run_experiment
     from promotwin.experiments.spec import load_spec

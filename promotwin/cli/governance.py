@@ -26,7 +26,7 @@ ByOpt = Annotated[str, typer.Option("--by", help="your planner id, recorded in t
 
 
 def _console() -> Console:
-    from promotwin.cli.main import console
+    from promotwin.cli.common import console
 
     return console
 
@@ -59,7 +59,7 @@ def governance_run(
     overwrite: Annotated[bool, typer.Option(help="replace a non-empty --out folder")] = False,
 ) -> None:
     """Simulate SCENARIO with governance and simulated planners; decisions go to --store."""
-    from promotwin.cli.main import _check_out_dir, kpi_table
+    from promotwin.cli.common import check_out_dir, kpi_table
     from promotwin.twin import simulate
     from promotwin.twin.run import write_outputs
     from promotwin.workflow import GovernedWorkflow
@@ -71,7 +71,7 @@ def governance_run(
     config = load_config(rules, s)
     pol = make_policy(policy)
     if out is not None:
-        _check_out_dir(out, overwrite)
+        check_out_dir(out, overwrite)
     url = to_url(store)
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).parent.is_dir():
         raise ValueError(f"--store {store}: its folder does not exist")
@@ -171,7 +171,7 @@ def audit_verify(store: StoreOpt) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add the governance, exceptions and audit command groups to ``app``."""
-    from promotwin.cli.main import user_errors
+    from promotwin.cli.common import user_errors
 
     groups = {
         "governance": (

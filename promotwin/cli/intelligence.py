@@ -20,7 +20,7 @@ from promotwin.scenarios.schema import Promotion, Scenario
 
 def register(app: typer.Typer) -> None:
     """Add the commands to the ``twin`` app."""
-    from promotwin.cli.main import console, user_errors
+    from promotwin.cli.common import console, user_errors
 
     @app.command()
     @user_errors

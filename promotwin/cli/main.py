@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from promotwin.demand.replay import HistoryError
+from promotwin.cli import dashboard, experiments, governance, intelligence, shadow
+from promotwin.cli.common import check_out_dir, console, err, kpi_table, user_errors
 from promotwin.policies.heuristics import StaticForecastPolicy, read_uplift_file
-from promotwin.policies.registry import POLICIES, UnknownPolicyError, make_policy
-from promotwin.scenarios import ScenarioError, library_names, load_scenario
+from promotwin.policies.registry import POLICIES, make_policy
+from promotwin.scenarios import library_names, load_scenario
 from promotwin.scenarios.loading import resolve
-from promotwin.twin.model import PlanError
 
 app = typer.Typer(
     help="Promotwin: a digital twin for retail promotion planning and inventory coordination.",
@@ -29,76 +26,6 @@ app = typer.Typer(
 )
 scenarios_app = typer.Typer(help="List, show and validate scenarios.", no_args_is_help=True)
 app.add_typer(scenarios_app, name="scenarios")
-# Piped output (files, CI logs) gets a wide fixed width instead of rich's 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 120)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
-
-BAD_INPUT = (ScenarioError, UnknownPolicyError, HistoryError, FileExistsError, ValueError)
-F = TypeVar("F", bound=Callable[..., Any])
-
-KPI_ROWS = [
-    ("fill_rate", "fill rate", "{:.1%}"),
-    ("promo_fill_rate", "fill rate, promoted SKUs in promotion", "{:.1%}"),
-    ("fill_rate_walk_in", "fill rate, walk-in", "{:.1%}"),
-    ("fill_rate_pickup", "fill rate, pickup", "{:.1%}"),
-    ("fill_rate_ecommerce", "fill rate, ecommerce", "{:.1%}"),
-    ("lost_sales_units", "lost sales (units)", "{:,.0f}"),
-    ("promo_lost_sales_units", "lost sales, promoted (units)", "{:,.0f}"),
-    ("lost_sales_value", "lost sales (value)", "{:,.0f}"),
-    ("stockout_days", "stockout location-SKU-days", "{:,.0f}"),
-    ("revenue", "revenue", "{:,.0f}"),
-    ("gross_margin", "gross margin", "{:,.0f}"),
-    ("holding_cost", "holding cost", "{:,.0f}"),
-    ("transport_cost", "transport cost", "{:,.0f}"),
-    ("expedite_cost", "expedite cost", "{:,.0f}"),
-    ("total_cost", "total cost", "{:,.0f}"),
-    ("avg_inventory_value", "average inventory value", "{:,.0f}"),
-    ("inventory_turns", "inventory turns (per year)", "{:.1f}"),
-    ("forecast_wape", "forecast WAPE", "{:.1%}"),
-    ("forecast_bias", "forecast bias", "{:+.1%}"),
-    ("exceptions", "exceptions", "{:,.0f}"),
-]
-
-
-def _fmt(fmt: str, value: float) -> str:
-    return "–" if value != value else fmt.format(value)
-
-
-def user_errors(func: F) -> F:
-    """Bad input: a clear message and exit 2. Anything else: exit 1 with a one-line summary."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except typer.Exit:
-            raise
-        except PlanError as exc:
-            err.print(f"[red]error:[/] the policy proposed an impossible plan: {exc}")
-            raise typer.Exit(1) from None
-        except BAD_INPUT as exc:
-            err.print(f"[red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(2) from None
-        except Exception as exc:  # internal error: say so, without a wall of traceback
-            err.print(f"[red]internal error:[/] {type(exc).__name__}: {exc}")
-            err.print(
-                "Please report it with the command you ran. Set TWIN_DEBUG=1 for a traceback."
-            )
-            if "TWIN_DEBUG" in __import__("os").environ:
-                raise
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def kpi_table(results: dict[str, dict[str, float]], title: str) -> Table:
-    table = Table(title=title)
-    table.add_column("KPI")
-    for name in results:
-        table.add_column(name, justify="right")
-    for key, label, fmt in KPI_ROWS:
-        table.add_row(label, *(_fmt(fmt, r.get(key, float("nan"))) for r in results.values()))
-    return table
 
 
 def _simulate_with_progress(
@@ -132,15 +59,6 @@ def _simulate_with_progress(
         )
 
 
-def _check_out_dir(path: Path, overwrite: bool) -> None:
-    if path.exists() and any(path.iterdir()) and not overwrite:
-        raise FileExistsError(
-            f"{path} exists and is not empty: choose another --out or add --overwrite"
-        )
-    if path.exists() and not path.is_dir():
-        raise FileExistsError(f"{path} is a file: --out needs a folder")
-
-
 @app.command()
 @user_errors
 def run(
@@ -168,7 +86,7 @@ def run(
         raise ValueError(f"--ledger must be sku or summary, not {ledger!r}")
     if days is not None and days < 1:
         raise ValueError("--days must be at least 1")
-    _check_out_dir(out, overwrite)
+    check_out_dir(out, overwrite)
     result = _simulate_with_progress(scenario, policy, seed, days, ledger, uplifts)
     write_outputs(result, out)
     console.print(kpi_table({policy: result.kpis}, f"{result.scenario} — run {result.run_id}"))
@@ -276,10 +194,7 @@ def main() -> None:  # pragma: no cover - console entry point
     app()
 
 
-__import__("promotwin.cli.experiments", fromlist=["register"]).register(app)  # `twin compare`
-__import__("promotwin.cli.governance", fromlist=["register"]).register(app)  # exceptions, audit
-__import__("promotwin.cli.shadow", fromlist=["register"]).register(app)  # `twin shadow`
-__import__("promotwin.cli.intelligence", fromlist=["register"]).register(app)  # fit, readiness
-__import__("promotwin.cli.dashboard", fromlist=["register"]).register(app)  # `twin dashboard`
+for group in (experiments, governance, shadow, intelligence, dashboard):
+    group.register(app)
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

@@ -70,7 +70,7 @@ def _date(text: str | None) -> dt.date | None:
 
 
 def _print_result(result: Any) -> None:
-    from promotwin.cli.main import console
+    from promotwin.cli.common import console
 
     run = result.run
     colour = {"ok": "green", "partial": "yellow", "failed": "red"}[run.status]
@@ -139,7 +139,7 @@ def _run(
 
 def register(app: typer.Typer) -> None:
     """Add the ``shadow`` command group to the ``twin`` app."""
-    from promotwin.cli.main import console, user_errors
+    from promotwin.cli.common import console, user_errors
 
     shadow = typer.Typer(
         help="Shadow mode: run a policy on live ERP data and compare with what the ERP did.",
