@@ -49,25 +49,33 @@ PHASES = (
 
 
 class PhaseTimer:
-    """Exclusive wall time per phase: nested wrapped calls are charged to their own phase."""
+    """Exclusive wall and CPU time per phase: nested wrapped calls are charged to their own phase.
+
+    CPU time is what compares across runs on a shared machine (wall time also counts the time
+    other processes hold the core).
+    """
 
     def __init__(self) -> None:
         self.totals: dict[str, float] = defaultdict(float)
-        self._child: list[float] = []
+        self.cpu_totals: dict[str, float] = defaultdict(float)
+        self._child: list[list[float]] = []
 
     def wrap(self, phase: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
         def timed(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
-            self._child.append(0.0)
+            start, start_cpu = time.perf_counter(), time.process_time()
+            self._child.append([0.0, 0.0])
             try:
                 return fn(*args, **kwargs)
             finally:
-                child = self._child.pop()
+                child, child_cpu = self._child.pop()
                 elapsed = time.perf_counter() - start
+                elapsed_cpu = time.process_time() - start_cpu
                 self.totals[phase] += elapsed - child
+                self.cpu_totals[phase] += elapsed_cpu - child_cpu
                 if self._child:
-                    self._child[-1] += elapsed
+                    self._child[-1][0] += elapsed
+                    self._child[-1][1] += elapsed_cpu
 
         return timed
 
@@ -132,6 +140,8 @@ def _worker_simulate(policy_name: str, days: int) -> dict[str, Any]:
     total = time.perf_counter() - start
     phases = {p: timer.totals.get(p, 0.0) for p in PHASES}
     phases["simpy + tick glue"] = result.timings["simulate"] - sum(phases.values())
+    phases_cpu = {p: timer.cpu_totals.get(p, 0.0) for p in PHASES}
+    phases_cpu["simpy + tick glue"] = cpu["loop"] - sum(phases_cpu.values())
     return {
         "policy": policy.name,
         "days": result.days,
@@ -142,6 +152,7 @@ def _worker_simulate(policy_name: str, days: int) -> dict[str, Any]:
         "outputs_s": result.timings["kpis"],
         "total_s": total,
         "phases_s": phases,
+        "phases_cpu_s": phases_cpu,
         "ledger_rows": len(result.ledger),
         "fill_rate": result.kpis.get("fill_rate"),
         "peak_gb": _peak_gb(),
@@ -257,16 +268,20 @@ def main() -> None:
     phase_rows = []
     for phase in (*PHASES, "simpy + tick glue"):
         a, b = bs["phases_s"][phase], floor["phases_s"][phase]
+        a_cpu, b_cpu = bs["phases_cpu_s"][phase], floor["phases_cpu_s"][phase]
         phase_rows.append(
             [
                 phase,
                 f"{a:.2f}",
-                f"{100 * a / bs['loop_s']:.0f}%",
                 f"{1e3 * a / bs['days']:.1f}",
+                f"{1e3 * a_cpu / bs['days']:.1f}",
+                f"{100 * a_cpu / bs['loop_cpu_s']:.0f}%",
                 f"{b:.2f}",
+                f"{1e3 * b_cpu / floor['days']:.1f}",
             ]
         )
-    header = ["phase (exclusive)", "base-stock s", "share", "ms/day", "do-nothing s"]
+    header = ["phase (exclusive)", "base-stock s", "ms/day", "CPU ms/day", "CPU share"]
+    header += ["do-nothing s", "CPU ms/day"]
     print(_table(phase_rows, header))
 
     per_day = bs["loop_cpu_s"] / bs["days"]

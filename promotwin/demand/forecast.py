@@ -30,8 +30,8 @@ class RollingForecast:
         self._first_day = 0
         self._filled = False
 
-    def day_mean(self, day: int) -> FloatArray:
-        return self.model.mean(day, self.uplifts)
+    def day_mean(self, day: int, out: FloatArray | None = None) -> FloatArray:
+        return self.model.mean(day, self.uplifts, out)
 
     def window(self, day: int) -> FloatArray:
         """Forecast ``[H, L, S]`` for days ``day+1 .. day+H`` (a view; do not modify)."""
@@ -41,10 +41,10 @@ class RollingForecast:
                 self._buf[: h - 1] = self._buf[self._start + 1 : self._start + h]
                 self._start = -1
             self._start += 1
-            self._buf[self._start + h - 1] = self.day_mean(first + h - 1)
+            self.day_mean(first + h - 1, out=self._buf[self._start + h - 1])
         elif not (self._filled and first == self._first_day):
             for i in range(h):
-                self._buf[i] = self.day_mean(first + i)
+                self.day_mean(first + i, out=self._buf[i])
             self._start, self._filled = 0, True
         self._first_day = first
         return self._buf[self._start : self._start + h]

@@ -213,9 +213,11 @@ class DemandModel:
             season[k] = 1 + sea.amplitude * np.cos(2 * np.pi * (doy - sea.peak_day) / 365.0)
         return self.weekday[date.weekday()] * season[self.net.sku_category]
 
-    def mean(self, day: int, uplifts: dict[str, FloatArray] | None = None) -> FloatArray:
-        """Expected demand ``[L, S]`` (units) on ``day``."""
-        mean = self.base * self.calendar(day)
+    def mean(
+        self, day: int, uplifts: dict[str, FloatArray] | None = None, out: FloatArray | None = None
+    ) -> FloatArray:
+        """Expected demand ``[L, S]`` (units) on ``day``, written into ``out`` if given."""
+        mean = np.multiply(self.base, self.calendar(day), out=out)
         effect = self.promotion_rows(day, uplifts)
         if effect is not None:
             rows, mult = effect
@@ -228,7 +230,11 @@ class DemandModel:
         """Draw one day: negative binomial as a gamma-Poisson mixture, pickup split binomially."""
         mu = self.mean(day) if mean is None else mean
         k = self.params.dispersion
-        units = rng.poisson(rng.standard_gamma(k, size=mu.shape) * (mu / k))
+        # gamma x (mu / k), in place where the arrays are this call's own (fresh 8 MB temporaries
+        # on the big network cost page faults)
+        scale = np.divide(mu, k, out=mu if mean is None else None)
+        draws = rng.standard_gamma(k, size=mu.shape)
+        units = rng.poisson(np.multiply(draws, scale, out=draws))
         n_dcs = self.net.n_dcs
         store = units[n_dcs:]
         pickup = rng.binomial(store, self.pickup_share[:, None])

@@ -13,11 +13,12 @@ day t+L, and the next order lands at t+L+1, so the order-up-to level covers days
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from scipy.stats import norm
 
@@ -54,20 +55,28 @@ def dc_assignment(s: PlanningSnapshot) -> FloatArray:
 
 
 def cover_sum(
-    window: FloatArray,
+    window: FloatArray | Sequence[FloatArray],
     days: IntArray,
     per_day: Callable[[FloatArray], FloatArray] | None = None,
+    out: FloatArray | None = None,
 ) -> FloatArray:
     """Sum of ``f(window[h, i, k])`` over h < days[i, k] (days beyond H repeat the last day).
 
-    ``days`` broadcasts against ``window.shape[1:]``; ``f`` is ``per_day`` (identity if None),
-    applied one day at a time. Days are added in order into one accumulator, so the sum equals a
-    cumulative sum's bit for bit while reading only the days covered and making no ``[H, ...]``
-    temporary (the window is large: 21 days x 1M cells on the big network).
+    ``window`` is an ``[H, ...]`` array or a sequence of H same-shaped day arrays. ``days``
+    broadcasts against one day's shape; ``f`` is ``per_day`` (identity if None), applied one day at
+    a time. Days are added in order into one accumulator, so the sum equals a cumulative sum's bit
+    for bit while reading only the days covered and making no ``[H, ...]`` temporary (the window
+    is large: 21 days x 1M cells on the big network). ``out``, if given, receives the sum.
     """
-    h = window.shape[0]
+    h = len(window)
     capped = np.minimum(days, h)
-    total = np.zeros(np.broadcast_shapes(window.shape[1:], np.shape(days)))
+    day_shape = window.shape[1:] if isinstance(window, np.ndarray) else np.shape(window[0])
+    shape = np.broadcast_shapes(day_shape, np.shape(days))
+    if out is None:
+        total = np.zeros(shape)
+    else:
+        total = out
+        total.fill(0.0)
     for j in range(int(capped.max(initial=0))):
         day = window[j] if per_day is None else per_day(window[j])
         np.add(total, day, out=total, where=capped > j)
@@ -77,25 +86,48 @@ def cover_sum(
     return total
 
 
+def share_groups(dc_of_store: IntArray, n_skus: int) -> IntArray:
+    """Fair-share group (DC x SKU) of each store cell, flattened ``[stores * S]``."""
+    return (dc_of_store[:, None] * n_skus + np.arange(n_skus)[None, :]).ravel()
+
+
 def fair_share(request: IntArray, available: IntArray, dc_of_store: IntArray) -> IntArray:
     """Cut store requests ``[stores, S]`` to each DC's available units ``[D, S]``, pro rata."""
-    n_skus = request.shape[1]
-    group = (dc_of_store[:, None] * n_skus + np.arange(n_skus)[None, :]).ravel()
+    group = share_groups(dc_of_store, request.shape[1])
     return cut_to_limit(request.ravel(), group, available.ravel()).reshape(request.shape)
 
 
 def add_store_shipments(
-    plan: PlanBuilder, s: PlanningSnapshot, qty: IntArray, confidence: FloatArray, reason: str
+    plan: PlanBuilder,
+    s: PlanningSnapshot,
+    qty: IntArray,
+    confidence: FloatArray | float,
+    reason: str,
 ) -> None:
+    """One shipment line per store cell with ``qty > 0``; ``confidence`` per cell or for all."""
     stores, skus = np.nonzero(qty)
+    conf = confidence if isinstance(confidence, float) else confidence[stores, skus]
+    add_store_lines(plan, s, stores, skus, qty[stores, skus], conf, reason)
+
+
+def add_store_lines(
+    plan: PlanBuilder,
+    s: PlanningSnapshot,
+    stores: IntArray,
+    skus: IntArray,
+    qty: IntArray,
+    confidence: FloatArray | float,
+    reason: str,
+) -> None:
+    """Shipment lines from each store's DC, ``stores`` counted from the first store (0-based)."""
     plan.add(
         ActionKind.SHIPMENT,
         s.serving_dc[stores + s.n_dcs],
         stores + s.n_dcs,
         skus,
-        qty[stores, skus],
+        qty,
         0.0,
-        confidence[stores, skus],
+        confidence,
         reason,
     )
 
@@ -116,6 +148,63 @@ def add_purchases(
     )
 
 
+@dataclass(frozen=True)
+class _Routes:
+    """What base-stock derives from the network alone, kept while the snapshots show the same one.
+
+    ``serving_dc`` and ``lanes`` are held (and compared by identity), so a new network, even one
+    allocated where an old one was, is never mistaken for the kept one.
+    """
+
+    serving_dc: IntArray
+    lanes: pd.DataFrame
+    n_skus: int
+    transit: IntArray  # [stores] days
+    assign: FloatArray  # [D, stores]
+    mean_transit: FloatArray  # [D] days
+    share_group: IntArray  # [stores * S] fair-share group of each store cell
+
+    @classmethod
+    def of(cls, s: PlanningSnapshot) -> _Routes:
+        assign = dc_assignment(s)
+        transit = store_transit(s)
+        return cls(
+            serving_dc=s.serving_dc,
+            lanes=s.lanes,
+            n_skus=s.n_skus,
+            transit=transit,
+            assign=assign,
+            mean_transit=(assign @ transit) / np.maximum(assign.sum(axis=1), 1),
+            share_group=share_groups(s.serving_dc[s.n_dcs :], s.n_skus),
+        )
+
+    def fits(self, s: PlanningSnapshot) -> bool:
+        return s.serving_dc is self.serving_dc and s.lanes is self.lanes and s.n_skus == self.n_skus
+
+
+def _same_bits(a: FloatArray, b: FloatArray) -> bool:
+    """Whether two float64 arrays hold the same bits (stricter than ``==`` on -0.0 and NaN)."""
+    return (
+        a.dtype == b.dtype == np.float64
+        and a.shape == b.shape
+        and np.array_equal(a.view(np.int64), b.view(np.int64))
+    )
+
+
+@dataclass
+class _ForecastDay:
+    """Per-day terms of one forecast day, reused on later ticks while the day is in the window.
+
+    ``mean`` is a copy of the forecast row they were computed from: a later tick reuses them only
+    if its row for the same date is bit-identical, so the results never depend on the reuse.
+    """
+
+    mean: FloatArray  # [L, S] units
+    store_var: FloatArray  # [stores, S] variance of each store cell's daily demand
+    echelon_mean: FloatArray  # [D, S] the DC's row + its stores' rows
+    echelon_var: FloatArray  # [D, S]
+
+
 @dataclass
 class BaseStockPolicy:
     """Order up to forecast over the cover period + z x sigma, at stores and (echelon) at DCs."""
@@ -123,6 +212,54 @@ class BaseStockPolicy:
     service_level: float = 0.98
     name: str = "base-stock"
     horizon_days: int = 21
+    # a forecast day's terms cost a pass over every store cell; each day stays in the window for
+    # H ticks, so it is computed once and reused (keyed by date, checked against the forecast row)
+    _routes: _Routes | None = field(default=None, repr=False, compare=False)
+    _days: dict[int, _ForecastDay] = field(default_factory=dict, repr=False, compare=False)
+    _dispersion: float = field(default=float("nan"), repr=False, compare=False)
+    # [stores, S] work arrays kept from tick to tick: a fresh 8 MB temporary costs more in page
+    # faults (the kernel zeroing new memory) than the arithmetic done in it
+    _work: dict[str, npt.NDArray] = field(default_factory=dict, repr=False, compare=False)
+
+    def _buffer(self, name: str, shape: tuple[int, ...], dtype: type) -> npt.NDArray:
+        buf = self._work.get(name)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = self._work[name] = np.empty(shape, dtype)
+        return buf
+
+    def _network(self, s: PlanningSnapshot) -> _Routes:
+        if self._routes is None or not self._routes.fits(s):
+            self._routes = _Routes.of(s)
+            self._days.clear()
+        return self._routes
+
+    def _forecast_days(self, s: PlanningSnapshot, routes: _Routes, n: int) -> list[_ForecastDay]:
+        """Terms of forecast rows ``0..n-1`` (dates ``day+1..day+n``), computed or reused."""
+        if s.forecast_dispersion != self._dispersion:
+            self._days.clear()
+            self._dispersion = s.forecast_dispersion
+        first = s.day + 1
+        spare = [self._days.pop(d) for d in list(self._days) if not first <= d < first + n]
+        fc, nd = s.forecast_mean, s.n_dcs
+        out = []
+        for j in range(n):
+            kept = self._days.get(first + j)
+            if kept is not None and _same_bits(kept.mean, fc[j]):
+                out.append(kept)
+                continue
+            # a row of a dropped day is recycled so the copy does not touch fresh memory
+            mean = spare.pop().mean if spare else np.empty_like(fc[j])
+            np.copyto(mean, fc[j])
+            store_var = s.forecast_var(fc[j, nd:])
+            day = _ForecastDay(
+                mean=mean,
+                store_var=store_var,
+                echelon_mean=fc[j, :nd] + routes.assign @ fc[j, nd:],
+                echelon_var=s.forecast_var(fc[j, :nd]) + routes.assign @ store_var,
+            )
+            self._days[first + j] = day
+            out.append(day)
+        return out
 
     def decide(self, s: PlanningSnapshot) -> Plan:
         z = float(norm.ppf(self.service_level))
@@ -130,39 +267,60 @@ class BaseStockPolicy:
         nd = s.n_dcs
         fc = s.forecast_mean
         position = s.position  # a property that adds three [L, S] arrays: take it once
-        transit = store_transit(s)
-        # stores: cover the transit days
-        store_days = transit[:, None]
-        mu = cover_sum(fc[:, nd:], store_days)
-        sd = np.sqrt(cover_sum(fc[:, nd:], store_days, s.forecast_var))
-        upper = mu + z * sd
-        level = np.ceil(upper)
-        need = np.maximum(level - position[nd:], 0).astype(np.int64)
-        ship = fair_share(need, s.on_hand[:nd], s.serving_dc[nd:])
-        confidence = mu / np.maximum(upper, 1e-9)
-        add_store_shipments(plan, s, ship, confidence, "base-stock: below order-up-to level")
-        # DCs: echelon stock over supplier lead + store transit
-        assign = dc_assignment(s)
+        routes = self._network(s)
+        transit = routes.transit
+        # DC echelon cover: supplier lead + store transit
         lead = s.lead_time_mean[s.sku_supplier]  # [S]
         lead_sd = s.lead_time_sd[s.sku_supplier]
-        mean_transit = (assign @ transit) / np.maximum(assign.sum(axis=1), 1)  # [D]
-        days = np.rint(lead[None, :] + mean_transit[:, None]).astype(np.int64)
-        # echelon forecast only for the days the cover reads (all H if any cover runs past it),
-        # one day at a time: the stores' sum per DC is a [D, stores] @ [stores, S] product
+        days = np.rint(lead[None, :] + routes.mean_transit[:, None]).astype(np.int64)
+        # forecast days the covers read (all H if any cover runs past it)
         h = s.horizon
-        n_days = h if (days > h).any() else max(int(days.max(initial=1)), 1)
-        echelon_fc = np.stack([fc[j, :nd] + assign @ fc[j, nd:] for j in range(n_days)])
-        echelon_var = np.stack(
-            [
-                s.forecast_var(fc[j, :nd]) + assign @ s.forecast_var(fc[j, nd:])
-                for j in range(n_days)
-            ]
+        n_echelon = h if (days > h).any() else max(int(days.max(initial=1)), 1)
+        n_store = h if (transit > h).any() else max(int(transit.max(initial=1)), 1)
+        terms = self._forecast_days(s, routes, max(n_echelon, n_store))
+        # stores: cover the transit days
+        store_days = transit[:, None]
+        store_shape = (s.n_locations - nd, s.n_skus)
+        mu = cover_sum(fc[:, nd:], store_days, out=self._buffer("mu", store_shape, np.float64))
+        upper = cover_sum(
+            [t.store_var for t in terms[:n_store]],
+            store_days,
+            out=self._buffer("upper", store_shape, np.float64),
         )
+        # upper = mu + z * sd and need = max(ceil(upper) - position, 0), in place
+        np.sqrt(upper, out=upper)
+        np.multiply(upper, z, out=upper)
+        np.add(mu, upper, out=upper)
+        need = np.ceil(upper, out=self._buffer("need", store_shape, np.float64))
+        np.subtract(need, position[nd:], out=need)
+        np.maximum(need, 0, out=need)
+        # fair share over the cells with a need only (row-major, as np.nonzero): a cell without
+        # one neither adds to its DC's total nor gets a unit when the DC is short
+        lines = np.flatnonzero(need)
+        ship = cut_to_limit(
+            need.ravel()[lines].astype(np.int64),
+            routes.share_group[lines],
+            s.on_hand[:nd].ravel(),
+        )
+        shipped = ship > 0
+        lines, ship = lines[shipped], ship[shipped]
+        # confidence only on the cells that ship
+        confidence = mu.ravel()[lines] / np.maximum(upper.ravel()[lines], 1e-9)
+        stores, skus = np.divmod(lines, s.n_skus)
+        add_store_lines(
+            plan, s, stores, skus, ship, confidence, "base-stock: below order-up-to level"
+        )
+        # DCs: echelon stock, the stores' sums per DC a [D, stores] @ [stores, S] product per day
+        assign = routes.assign
+        echelon_fc = [t.echelon_mean for t in terms[:n_echelon]]
         mu_e = cover_sum(echelon_fc, days)
         daily = echelon_fc[0]
-        var_e = cover_sum(echelon_var, days) + (lead_sd[None, :] * daily) ** 2
+        var_e = cover_sum([t.echelon_var for t in terms[:n_echelon]], days)
+        var_e += (lead_sd[None, :] * daily) ** 2
         level_e = np.ceil(mu_e + z * np.sqrt(var_e))
-        position_e = position[:nd] + assign @ position[nd:]
+        store_position = self._buffer("need", store_shape, np.float64)  # need is done with
+        np.copyto(store_position, position[nd:])
+        position_e = position[:nd] + assign @ store_position  # whole units: exact sums
         order = np.maximum(level_e - position_e, 0).astype(np.int64)
         conf_e = mu_e / np.maximum(level_e, 1e-9)
         add_purchases(
@@ -207,8 +365,7 @@ def min_max_plan(
     position = s.position
     need = points.order(position[nd:], slice(nd, None))
     ship = fair_share(need, s.on_hand[:nd], s.serving_dc[nd:])
-    conf = np.full(ship.shape, confidence)
-    add_store_shipments(plan, s, ship, conf, f"{why}: store position at or below min")
+    add_store_shipments(plan, s, ship, confidence, f"{why}: store position at or below min")
     order = points.order(position[:nd], slice(0, nd))
     add_purchases(
         plan, s, order, np.full(order.shape, confidence), f"{why}: DC position at or below min"

@@ -145,6 +145,7 @@ class Twin:
         self.promo_skus = promo_skus
         self._lost_cost_share = scenario.costs.lost_sale_penalty
         self._prev_forecast: FloatArray | None = None
+        self._buffers: dict[str, np.ndarray] = {}
         self.daily: list[dict[str, Any]] = []
         self.decisions: list[dict[str, np.ndarray]] = []
         self.exceptions = 0
@@ -265,15 +266,16 @@ class Twin:
         """Walk-in then pickup from store stock; ecommerce from the DC, then ship-from-store."""
         nd = self.net.n_dcs
         store = self.on_hand[nd:]
-        walk = np.minimum(store, dem.walk_in)
+        walk = np.minimum(store, dem.walk_in, out=self._work("walk", store.shape))
         store -= walk
-        pick = np.minimum(store, dem.pickup)
+        pick = np.minimum(store, dem.pickup, out=self._work("pick", store.shape))
         store -= pick
         dc = self.on_hand[:nd]
         ecom = np.minimum(dc, dem.ecommerce)
         dc -= ecom
         unmet = dem.ecommerce - ecom
-        sfs = np.zeros_like(store)
+        sfs = self._work("sfs", store.shape)
+        sfs.fill(0)
         if self.scenario.fulfilment.ecommerce == "dc_then_store" and unmet.any():
             for d, stores in enumerate(self.sfs_stores):
                 if not len(stores):
@@ -284,10 +286,25 @@ class Twin:
                 store[stores] -= take
                 sfs[stores] = take
                 unmet[d] -= take.sum(axis=0)
-        self._ledger_sales(day, walk, pick, ecom, sfs, dem, unmet)
-        sold = np.vstack([ecom, walk + pick + sfs])
-        lost = np.vstack([unmet, dem.walk_in - walk + dem.pickup - pick])
+        lost_walk = np.subtract(dem.walk_in, walk, out=self._work("lost_walk", store.shape))
+        lost_pick = np.subtract(dem.pickup, pick, out=self._work("lost_pick", store.shape))
+        self._ledger_sales(day, walk, pick, ecom, sfs, lost_walk, lost_pick, unmet)
+        sold = self._work("sold", self.on_hand.shape)
+        sold[:nd] = ecom
+        np.add(walk, pick, out=sold[nd:])
+        sold[nd:] += sfs
+        lost = self._work("lost", self.on_hand.shape)
+        lost[:nd] = unmet
+        np.add(lost_walk, lost_pick, out=lost[nd:])
         return sold, lost
+
+    def _work(self, name: str, shape: tuple[int, ...], dtype: type = np.int64) -> np.ndarray:
+        """A work array for one day's step, kept from day to day: a fresh 8 MB temporary costs
+        more in page faults (the kernel zeroing new memory) than the arithmetic done in it."""
+        buf = self._buffers.get(name)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = self._buffers[name] = np.empty(shape, dtype)
+        return buf
 
     def _ledger_sales(
         self,
@@ -296,7 +313,8 @@ class Twin:
         pick: IntArray,
         ecom: IntArray,
         sfs: IntArray,
-        dem: DayDemand,
+        lost_walk: IntArray,
+        lost_pick: IntArray,
         unmet: IntArray,
     ) -> None:
         net, nd = self.net, self.net.n_dcs
@@ -331,8 +349,8 @@ class Twin:
                     p,
                 )
         for qty, where, channel in (
-            (dem.walk_in - walk, "store", 0),
-            (dem.pickup - pick, "store", 1),
+            (lost_walk, "store", 0),
+            (lost_pick, "store", 1),
             (unmet, "dc", 2),
         ):
             r = rows[where]
@@ -340,13 +358,19 @@ class Twin:
             self.ledger.cells(day, Kind.LOST, qty, price[r], lost_unit[r], r.start or 0, channel, p)
 
     def _record_day(self, day: int, dem: DayDemand, sold: IntArray, lost: IntArray) -> None:
-        net = self.net
-        served = np.vstack([dem.ecommerce, dem.walk_in + dem.pickup])
+        net, nd = self.net, self.net.n_dcs
+        served = self._work("served", sold.shape)
+        served[:nd] = dem.ecommerce
+        np.add(dem.walk_in, dem.pickup, out=served[nd:])
         alpha = 1.0 / HISTORY_WINDOW_DAYS
-        self.history_mean += alpha * (sold - self.history_mean)
+        change = np.subtract(
+            sold, self.history_mean, out=self._work("real", sold.shape, np.float64)
+        )
+        self.history_mean += np.multiply(change, alpha, out=change)
         forecast = (
             self._prev_forecast if self._prev_forecast is not None else self.forecast.day_mean(day)
         )
+        error = np.subtract(forecast, served, out=self._work("real", sold.shape, np.float64))
         self.daily.append(
             {
                 "day": day,
@@ -361,7 +385,7 @@ class Twin:
                 "lost": lost.sum(axis=1),
                 "stockout_cells": np.count_nonzero(lost, axis=1),
                 "forecast": forecast.sum(axis=1),
-                "abs_error": np.abs(forecast - served).sum(axis=1),
+                "abs_error": np.abs(error, out=error).sum(axis=1),
             }
         )
 
@@ -479,9 +503,17 @@ class Twin:
         """Shipments and transfers: limited by origin stock, DC throughput and lane capacity."""
         net = self.net
         n_loc, n_sku = net.n_locations, net.n_skus
-        # one key per (origin, destination) route, checked once each, not once per line
+        # one key per (origin, destination) route, checked once each, not once per line; one
+        # stable sort gives the routes (sorted keys), each line's route and the lines by route
         pair_key = plan.origin * n_loc + plan.destination
-        keys, inverse = np.unique(pair_key, return_inverse=True)
+        order = np.argsort(pair_key, kind="stable")
+        sorted_key = pair_key[order]
+        first = np.empty(len(order), bool)
+        first[:1] = True
+        np.not_equal(sorted_key[1:], sorted_key[:-1], out=first[1:])
+        keys = sorted_key[first]
+        inverse = np.empty(len(order), np.int64)
+        inverse[order] = np.cumsum(first) - 1
         routes = [(int(k) // n_loc, int(k) % n_loc) for k in keys]
         missing = [r for r in routes if r not in self.lanes]
         if missing:
@@ -496,23 +528,29 @@ class Twin:
         qty = cut_to_limit(qty, plan.origin, np.minimum(throughput, 1e15))
         caps = np.array([self.lanes[r][2] for r in routes])
         executed = cut_to_limit(qty, inverse, caps)
-        moved = np.bincount(flat, executed, minlength=n_loc * n_sku).astype(np.int64)
-        self.on_hand -= moved.reshape(n_loc, n_sku)
-        order = np.argsort(inverse, kind="stable")
-        bounds = np.searchsorted(inverse[order], np.arange(len(keys) + 1))
+        # whole units summed in floating point are exact; only the origins' rows can move
+        moved = np.bincount(flat, executed).astype(np.int64)
+        self.on_hand.ravel()[: len(moved)] -= moved
+        # the executed lines by route, gathered once: each shipment takes slices (views)
+        order = order[executed[order] > 0]
+        route = inverse[order]
+        bounds = np.searchsorted(route, np.arange(len(keys) + 1))
+        sku_all, q_all = plan.sku[order], executed[order]
+        value_all = q_all * net.unit_cost[sku_all]
+        lane_cost = np.array([self.lanes[r][1] for r in routes])
+        cost_all = q_all * lane_cost[route]
+        kind_all = plan.kind[order]
+        premium = np.zeros(len(order))
+        np.add.at(self.in_transit.ravel(), plan.destination[order] * n_sku + sku_all, q_all)
         for g, (o, d) in enumerate(routes):
-            lines = order[bounds[g] : bounds[g + 1]]
-            lines = lines[executed[lines] > 0]
-            if not len(lines):
+            a, b = bounds[g], bounds[g + 1]
+            if a == b:
                 continue
-            transit, cost, _ = self.lanes[(o, d)]
-            sku, q = plan.sku[lines], executed[lines]
-            kind = "shipment" if plan.kind[lines[0]] == ActionKind.SHIPMENT else "transfer"
-            self.ledger.lines(day, Kind.DISPATCH, o, d, sku, q, q * net.unit_cost[sku], q * cost)
-            np.add.at(self.in_transit[d], sku, q)
-            self._schedule(
-                Shipment(kind, o, d, day + transit, sku, q, q, np.zeros(len(sku))), transit
-            )
+            transit = self.lanes[(o, d)][0]
+            sku, q = sku_all[a:b], q_all[a:b]
+            kind = "shipment" if kind_all[a] == ActionKind.SHIPMENT else "transfer"
+            self.ledger.lines(day, Kind.DISPATCH, o, d, sku, q, value_all[a:b], cost_all[a:b])
+            self._schedule(Shipment(kind, o, d, day + transit, sku, q, q, premium[a:b]), transit)
         return executed
 
     def _schedule(self, shipment: Shipment, days: int) -> None:
