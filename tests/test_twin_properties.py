@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from conftest import Checking, small_scenario
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -124,3 +125,27 @@ def test_summary_ledger_gives_the_same_kpis(appliance) -> None:  # type: ignore[
     assert len(summary.ledger) < len(full.ledger) / 5
     for key, value in full.kpis.items():
         assert np.isclose(summary.kpis[key], value, rtol=1e-9, equal_nan=True), key
+
+
+def test_start_from_a_known_state() -> None:
+    """A twin started from an ERP-like state: its opening stock and open orders, conserved."""
+    from promotwin.policies.contract import InboundShipment
+
+    scenario = small_scenario(horizon_days=12)
+    twin = Twin(scenario, BaseStockPolicy(), seed=2)
+    on_hand = np.full((twin.net.n_locations, twin.net.n_skus), 7, np.int64)
+    po = InboundShipment("purchase", 0, 0, 4, np.array([0, 1]), np.array([50, 20]))
+    twin.start_from(on_hand, [po], day_offset=1)  # due day 4 -> arrives at the start of day 3
+    assert twin.on_order[0, 0] == 50
+    twin.run()
+    ledger = twin.ledger.frame()
+    initial = ledger[ledger["kind"] == int(Kind.INITIAL)]
+    assert initial["qty"].sum() == on_hand.sum()
+    receipts = ledger[(ledger["kind"] == int(Kind.SUPPLIER_RECEIPT)) & (ledger["day"] == 3)]
+    assert {(0, 0, 50), (0, 1, 20)} <= set(
+        zip(receipts["location"], receipts["sku"], receipts["qty"], strict=True)
+    )
+    stock = _ledger_stock(ledger, twin.net.n_locations, twin.net.n_skus)
+    np.testing.assert_array_equal(stock, twin.on_hand)
+    with pytest.raises(RuntimeError):
+        twin.start_from(on_hand, [])

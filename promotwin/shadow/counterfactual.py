@@ -14,7 +14,6 @@ The twin's forecast for the policy is built from the ERP's trailing sales before
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,8 +26,8 @@ from promotwin.scenarios.schema import Scenario
 from promotwin.shadow.erpdata import ErpActions
 from promotwin.shadow.snapshot import BuiltSnapshot, SnapshotOptions
 from promotwin.twin.kpis import compute_kpis
-from promotwin.twin.model import Shipment, Twin
-from promotwin.twin.run import _daily_frame
+from promotwin.twin.model import Twin
+from promotwin.twin.run import daily_frame
 
 KPI_KEYS = (
     "demand_units",
@@ -218,29 +217,11 @@ def _run(
 ) -> dict[str, float]:
     twin = Twin(scenario, policy, seed=seed, history=history)
     s = built.snapshot
-    twin.on_hand[:] = s.on_hand
-    twin.history_mean[:] = s.history_mean
-    for sh in s.inbound:  # open orders at the start arrive on their planned day
-        arrive = max(sh.due_day - 1, 0)  # due day 1 = the period's first day (twin day 0)
-        shipment = Shipment(
-            sh.kind,
-            sh.origin,
-            sh.destination,
-            arrive,
-            sh.sku,
-            sh.qty,
-            sh.qty,
-            np.zeros(len(sh.sku)),
-        )
-        target = twin.on_order if sh.kind in ("purchase", "expedite") else twin.in_transit
-        np.add.at(target[sh.destination], sh.sku, sh.qty)
-        sid = next(twin._ids)
-        twin.open[sid] = shipment
-        event = twin.env.timeout(arrive)
-        event.callbacks.append(functools.partial(twin._arrive, sid))
+    # open orders arrive on their planned day; due day 1 = the period's first day (twin day 0)
+    twin.start_from(s.on_hand, s.inbound, s.history_mean, day_offset=1)
     twin.run()
     ledger = twin.ledger.frame()
-    daily = _daily_frame(twin.daily, list(twin.net.locations.index))
+    daily = daily_frame(twin.daily, list(twin.net.locations.index))
     return compute_kpis(ledger, daily, twin.exceptions, 0)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import itertools
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -179,6 +179,43 @@ class Twin:
         self.fill_rounding = rng.random((n_days, self.net.n_skus))
 
     # -- processes ------------------------------------------------------------------------------
+
+    def start_from(
+        self,
+        on_hand: IntArray,
+        inbound: Sequence[InboundShipment],
+        history_mean: FloatArray | None = None,
+        day_offset: int = 0,
+    ) -> None:
+        """Start from a known state (e.g. an ERP snapshot) instead of the scenario's opening stock.
+
+        Call before ``run()``. Each open shipment arrives in full at the start of day
+        ``due_day - day_offset`` (day 0 at the earliest); the ledger's opening stock is replaced.
+        """
+        if self.env.now > 0 or self.open:
+            raise RuntimeError("start_from() must be called once, before run()")
+        self.on_hand[:] = on_hand
+        if history_mean is not None:
+            self.history_mean[:] = history_mean
+        self.ledger = Ledger(self.ledger.detail)
+        self.ledger.cells(0, Kind.INITIAL, self.on_hand, self.net.unit_cost, 0.0)
+        for sh in inbound:
+            arrive = max(sh.due_day - day_offset, 0)
+            target = self.on_order if sh.kind in ("purchase", "expedite") else self.in_transit
+            np.add.at(target[sh.destination], sh.sku, sh.qty)
+            shipment = Shipment(
+                sh.kind,
+                sh.origin,
+                sh.destination,
+                arrive,
+                sh.sku,
+                sh.qty,
+                sh.qty,
+                np.zeros(len(sh.sku)),
+            )
+            sid = next(self._ids)
+            self.open[sid] = shipment
+            self.env.timeout(arrive).callbacks.append(functools.partial(self._arrive, sid))
 
     def run(self, progress: Callable[[int, int], None] | None = None) -> None:
         for pc in self.model.promotions:

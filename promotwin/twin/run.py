@@ -85,7 +85,7 @@ def simulate(
     twin.run(progress)
     t2 = time.perf_counter()
     net = twin.net
-    daily = _daily_frame(twin.daily, list(net.locations.index))
+    daily = daily_frame(twin.daily, list(net.locations.index))
     ledger = twin.ledger.frame()
     decisions = _decisions_frame(twin.decisions)
     kpis = compute_kpis(ledger, daily, twin.exceptions, scenario.warmup_days)
@@ -110,7 +110,7 @@ def simulate(
     )
 
 
-def _daily_frame(records: list[dict[str, Any]], location_ids: list[str]) -> pd.DataFrame:
+def daily_frame(records: list[dict[str, Any]], location_ids: list[str]) -> pd.DataFrame:
     if not records:
         return pd.DataFrame()
     n_loc = len(location_ids)
