@@ -82,7 +82,9 @@ def governance_run(
         write_outputs(result, out)
     table = kpi_table({policy: result.kpis}, f"{result.scenario} — run {result.run_id}")
     for key in KPI_NAMES:
-        table.add_row(key.replace("_", " "), f"{result.kpis[key]:,.3g}")
+        value = result.kpis[key]
+        shown = f"{value:.1%}" if key.endswith("_share") else f"{value:,.1f}"
+        table.add_row(key.replace("_", " "), shown.removesuffix(".0"))
     _console().print(table)
     _console().print(
         f"decisions in {store} (run {result.run_id}); open exceptions: "
