@@ -115,6 +115,8 @@ with ui.plain_errors():
             "count": fmt.count(delta, signed=True),
             "score": f"{delta:+.0f}" if delta == delta else "–",
         }[kind]
+        # st.metric reads the direction from a leading ASCII "-", not the typographic minus
+        delta_text = delta_text.replace("−", "-", 1)
         col.metric(
             str(row["measure"]),
             shown,
