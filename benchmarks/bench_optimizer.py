@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from optimization_helpers import random_snapshot  # noqa: E402
 
-from promotwin.policies.contract import PlanningSnapshot  # noqa: E402
-from promotwin.policies.optimizer import OptimizerPolicy  # noqa: E402
+from policies.contract import PlanningSnapshot  # noqa: E402
+from policies.optimizer import OptimizerPolicy  # noqa: E402
 
 
 def ticks(base: PlanningSnapshot, n: int, seed: int = 0) -> list[PlanningSnapshot]:

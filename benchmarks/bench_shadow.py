@@ -40,8 +40,8 @@ def main() -> None:
 
     from proteus import config
 
-    from promotwin.shadow import Credentials, IdMapping, build_snapshot
-    from promotwin.shadow.tryton import TrytonAdapter
+    from shadow import Credentials, IdMapping, build_snapshot
+    from shadow.tryton import TrytonAdapter
 
     with tempfile.TemporaryDirectory(prefix="bench-shadow-") as tmp:
         folder = Path(tmp)

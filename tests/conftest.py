@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import yaml
 
-from promotwin.policies.contract import Plan, PlanningSnapshot, Policy
-from promotwin.scenarios import Scenario, parse_scenario
+from policies.contract import Plan, PlanningSnapshot, Policy
+from scenarios import Scenario, parse_scenario
 
 
 def small_scenario(**overrides: Any) -> Scenario:
@@ -91,7 +91,7 @@ class Checking:
 
 @pytest.fixture
 def appliance() -> Scenario:
-    from promotwin.scenarios import load_scenario
+    from scenarios import load_scenario
 
     return load_scenario("appliance_promo")
 

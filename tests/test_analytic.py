@@ -15,8 +15,8 @@ import pytest
 from conftest import single_cell_scenario
 from scipy.stats import norm, poisson
 
-from promotwin.policies.heuristics import BaseStockPolicy
-from promotwin.twin import simulate
+from policies.heuristics import BaseStockPolicy
+from twin import simulate
 
 LAMBDA = 4.0
 DAYS = 3000

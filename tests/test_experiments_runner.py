@@ -18,11 +18,11 @@ import yaml
 from distributed import Client, LocalCluster
 from typer.testing import CliRunner
 
-from promotwin.cli.main import app
-from promotwin.experiments import runner
-from promotwin.experiments.runner import plan_tasks, run_experiment
-from promotwin.experiments.spec import Experiment, load_spec
-from promotwin.experiments.stats import compare
+from cli.main import app
+from experiments import runner
+from experiments.runner import plan_tasks, run_experiment
+from experiments.spec import Experiment, load_spec
+from experiments.stats import compare
 
 SMALL = {
     "name": "small",

@@ -13,9 +13,9 @@ import yaml
 from scipy import stats
 from typer.testing import CliRunner
 
-from promotwin.cli.main import app
-from promotwin.demand.reliability import calibrate_suppliers, supplier_reliability
-from promotwin.demand.synthetic import recovery_scenario, simulate_history
+from cli.main import app
+from demand.reliability import calibrate_suppliers, supplier_reliability
+from demand.synthetic import recovery_scenario, simulate_history
 
 runner = CliRunner()
 
@@ -36,7 +36,7 @@ def test_fit_then_forecast_with_planned_promotions(history: tuple, tmp_path: Pat
     assert res.exit_code == 0, res.output
     assert "elasticity" in res.output and "cannibalisation" in res.output
     raw = json.loads(model.read_text())
-    assert raw["format"] == "promotwin.demand-model/1"
+    assert raw["format"] == "demand-model/1"
     promos = tmp_path / "promos.yaml"
     promos.write_text(
         yaml.safe_dump(

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from optimization_helpers import random_snapshot
 
-from promotwin.optimization import ReplenishmentModel, TerminationStatus, make_sku_groups
-from promotwin.policies.optimizer import network_structure, tick_inputs
+from optimization import ReplenishmentModel, TerminationStatus, make_sku_groups
+from policies.optimizer import network_structure, tick_inputs
 
 
 @pytest.mark.parametrize(

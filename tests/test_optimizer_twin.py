@@ -7,10 +7,10 @@ import pytest
 from conftest import Checking
 from test_twin_properties import _ledger_stock
 
-from promotwin.policies.heuristics import OrderPointPolicy, StaticForecastPolicy
-from promotwin.policies.optimizer import OptimizerPolicy
-from promotwin.twin import simulate
-from promotwin.twin.model import Twin
+from policies.heuristics import OrderPointPolicy, StaticForecastPolicy
+from policies.optimizer import OptimizerPolicy
+from twin import simulate
+from twin.model import Twin
 
 DAYS = 50  # the promotion runs on days 28-48
 SEEDS = (0, 1)  # benchmarks/compare_policies.py runs 10 seeds over the whole horizon
@@ -27,7 +27,7 @@ def runs(appliance_module):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def appliance_module():  # type: ignore[no-untyped-def]
-    from promotwin.scenarios import load_scenario
+    from scenarios import load_scenario
 
     return load_scenario("appliance_promo")
 

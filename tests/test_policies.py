@@ -11,15 +11,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.stats import norm
 
-from promotwin.policies.allocation import cut_to_limit
-from promotwin.policies.contract import ActionKind, PlanningSnapshot
-from promotwin.policies.heuristics import (
+from policies.allocation import cut_to_limit
+from policies.contract import ActionKind, PlanningSnapshot
+from policies.heuristics import (
     BaseStockPolicy,
     OrderPointPolicy,
     StaticForecastPolicy,
     cover_sum,
 )
-from promotwin.twin.model import Twin
+from twin.model import Twin
 
 
 @given(
@@ -103,7 +103,7 @@ def test_cover_sum_against_loops() -> None:
 
 
 def test_uplift_file_errors_name_the_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from promotwin.policies.heuristics import read_uplift_file
+    from policies.heuristics import read_uplift_file
 
     good = tmp_path / "good.csv"
     good.write_text("promotion,uplift\nP1,2.5\nP2,1.2\n")

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from promotwin.policies.registry import make_policy
-from promotwin.shadow import (
+from policies.registry import make_policy
+from shadow import (
     ErpDataError,
     ErpState,
     ErpUnavailable,
@@ -25,8 +25,8 @@ from promotwin.shadow import (
     build_snapshot,
     write_folder,
 )
-from promotwin.shadow.compare import compare
-from promotwin.shadow.runner import parse_every
+from shadow.compare import compare
+from shadow.runner import parse_every
 
 AS_OF = dt.date(2026, 3, 10)
 
@@ -259,8 +259,8 @@ def test_core_imports_without_tryton() -> None:
     code = (
         "import sys\n"
         "for m in ('trytond', 'proteus'): sys.modules[m] = None\n"
-        "import promotwin.shadow, promotwin.cli.main\n"
-        "from promotwin.shadow.tryton import TrytonAdapter\n"
+        "import shadow, cli.main\n"
+        "from shadow.tryton import TrytonAdapter\n"
         "assert 'trytond' not in [k for k, v in sys.modules.items() if v is not None]\n"
         "print('ok')\n"
     )
@@ -269,7 +269,7 @@ def test_core_imports_without_tryton() -> None:
 
 
 def test_url_credentials_rejected_and_redacted() -> None:
-    from promotwin.shadow.tryton import TrytonAdapter, redact
+    from shadow.tryton import TrytonAdapter, redact
 
     with pytest.raises(ValueError, match="not in the URL"):
         TrytonAdapter("http://admin:secret@127.0.0.1:1/db")

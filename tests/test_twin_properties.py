@@ -9,10 +9,10 @@ from conftest import Checking, small_scenario
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from promotwin.policies.heuristics import BaseStockPolicy, OrderPointPolicy, StaticForecastPolicy
-from promotwin.twin import simulate
-from promotwin.twin.ledger import Kind
-from promotwin.twin.model import Twin
+from policies.heuristics import BaseStockPolicy, OrderPointPolicy, StaticForecastPolicy
+from twin import simulate
+from twin.ledger import Kind
+from twin.model import Twin
 
 POLICIES = {
     "order-point": OrderPointPolicy,
@@ -129,7 +129,7 @@ def test_summary_ledger_gives_the_same_kpis(appliance) -> None:  # type: ignore[
 
 def test_start_from_a_known_state() -> None:
     """A twin started from an ERP-like state: its opening stock and open orders, conserved."""
-    from promotwin.policies.contract import InboundShipment
+    from policies.contract import InboundShipment
 
     scenario = small_scenario(horizon_days=12)
     twin = Twin(scenario, BaseStockPolicy(), seed=2)

@@ -1,0 +1,100 @@
+"""What every ``twin`` command shares: consoles, the bad-input handler, KPI tables."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from demand.replay import HistoryError
+from policies.registry import UnknownPolicyError
+from scenarios import ScenarioError
+from twin.model import PlanError
+
+# Piped output (files, CI logs) gets a wide fixed width instead of rich's 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 120)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
+
+BAD_INPUT = (ScenarioError, UnknownPolicyError, HistoryError, FileExistsError, ValueError)
+F = TypeVar("F", bound=Callable[..., Any])
+
+KPI_ROWS = [
+    ("fill_rate", "fill rate", "{:.1%}"),
+    ("promo_fill_rate", "fill rate, promoted SKUs in promotion", "{:.1%}"),
+    ("fill_rate_walk_in", "fill rate, walk-in", "{:.1%}"),
+    ("fill_rate_pickup", "fill rate, pickup", "{:.1%}"),
+    ("fill_rate_ecommerce", "fill rate, ecommerce", "{:.1%}"),
+    ("lost_sales_units", "lost sales (units)", "{:,.0f}"),
+    ("promo_lost_sales_units", "lost sales, promoted (units)", "{:,.0f}"),
+    ("lost_sales_value", "lost sales (value)", "{:,.0f}"),
+    ("stockout_days", "stockout location-SKU-days", "{:,.0f}"),
+    ("revenue", "revenue", "{:,.0f}"),
+    ("gross_margin", "gross margin", "{:,.0f}"),
+    ("holding_cost", "holding cost", "{:,.0f}"),
+    ("transport_cost", "transport cost", "{:,.0f}"),
+    ("expedite_cost", "expedite cost", "{:,.0f}"),
+    ("total_cost", "total cost", "{:,.0f}"),
+    ("avg_inventory_value", "average inventory value", "{:,.0f}"),
+    ("inventory_turns", "inventory turns (per year)", "{:.1f}"),
+    ("forecast_wape", "forecast WAPE", "{:.1%}"),
+    ("forecast_bias", "forecast bias", "{:+.1%}"),
+    ("exceptions", "exceptions", "{:,.0f}"),
+]
+
+
+def _fmt(fmt: str, value: float) -> str:
+    return "–" if value != value else fmt.format(value)
+
+
+def user_errors(func: F) -> F:
+    """Bad input: a clear message and exit 2. Anything else: exit 1 with a one-line summary."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except PlanError as exc:
+            err.print(f"[red]error:[/] the policy proposed an impossible plan: {exc}")
+            raise typer.Exit(1) from None
+        except BAD_INPUT as exc:
+            err.print(f"[red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(2) from None
+        except Exception as exc:  # internal error: say so, without a wall of traceback
+            err.print(f"[red]internal error:[/] {type(exc).__name__}: {exc}")
+            err.print(
+                "Please report it with the command you ran. Set TWIN_DEBUG=1 for a traceback."
+            )
+            if "TWIN_DEBUG" in os.environ:
+                raise
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def kpi_table(results: dict[str, dict[str, float]], title: str) -> Table:
+    table = Table(title=title)
+    table.add_column("KPI")
+    for name in results:
+        table.add_column(name, justify="right")
+    for key, label, fmt in KPI_ROWS:
+        table.add_row(label, *(_fmt(fmt, r.get(key, float("nan"))) for r in results.values()))
+    return table
+
+
+def check_out_dir(path: Path, overwrite: bool) -> None:
+    """Refuse an output folder that is a file, or not empty without ``--overwrite``."""
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"{path} is a file: --out needs a folder")
+    if path.exists() and any(path.iterdir()) and not overwrite:
+        raise FileExistsError(
+            f"{path} exists and is not empty: choose another --out or add --overwrite"
+        )

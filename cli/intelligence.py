@@ -1,0 +1,228 @@
+"""``twin fit``, ``twin forecast`` and ``twin readiness``: promotion intelligence commands."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+import yaml
+from pydantic import TypeAdapter, ValidationError
+from rich.table import Table
+
+from policies.contract import Plan, PlanningSnapshot, Policy
+from policies.readiness import SHIFT_DAYS
+from scenarios.schema import Promotion, Scenario
+
+
+def register(app: typer.Typer) -> None:
+    """Add the commands to the ``twin`` app."""
+    from cli.common import console, user_errors
+
+    @app.command()
+    @user_errors
+    def fit(
+        history: Annotated[
+            Path, typer.Argument(help="sales history CSV/Parquet (canonical format)")
+        ],
+        out: Annotated[Path, typer.Option("--out", help="fitted model file to write (JSON)")],
+        scenario: Annotated[
+            str | None, typer.Option(help="scenario whose SKU categories to use")
+        ] = None,
+        weekly: Annotated[
+            bool, typer.Option(help="rows are weekly and gaps are not zero sales")
+        ] = False,
+    ) -> None:
+        """Fit uplift, elasticity, cannibalisation and dip (with intervals) to HISTORY."""
+        from demand.fit import FitOptions, fit_history
+        from demand.history import read_history_file
+
+        frame = read_history_file(history)
+        cats = None
+        if scenario is not None:
+            from scenarios import load_scenario
+
+            cats = {k.id: k.category for k in load_scenario(scenario).skus}
+        model = fit_history(frame, cats, FitOptions(fill_zeros=not weekly), source=str(history))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        model.save(out)
+        table = Table(title=f"fitted on {history} ({model.history_start} .. {model.history_end})")
+        for col in ("parameter", "sku", "value", f"{model.ci_level:.0%} interval"):
+            table.add_column(col)
+        for r in model.summary().itertuples(index=False):
+            table.add_row(
+                str(r.parameter), str(r.sku), f"{r.value:.3f}", f"[{r.low:.3f}, {r.high:.3f}]"
+            )
+        console.print(table)
+        console.print(f"dispersion k = {model.dispersion:.2f}; wrote {out}")
+
+    @app.command()
+    @user_errors
+    def forecast(
+        model: Annotated[Path, typer.Argument(help="fitted model file from `twin fit`")],
+        promotions: Annotated[
+            Path | None,
+            typer.Option(help="YAML with `promotions:` (the scenario schema's promotions)"),
+        ] = None,
+        start: Annotated[
+            str | None, typer.Option(help="first forecast date (default: after the history)")
+        ] = None,
+        days: Annotated[int, typer.Option(help="forecast periods (days, or weeks)")] = 28,
+        scenario: Annotated[
+            str | None, typer.Option(help="scenario for stores' regions and clusters")
+        ] = None,
+        out: Annotated[Path | None, typer.Option(help="write the forecast CSV/Parquet")] = None,
+    ) -> None:
+        """Forecast mean and 5/50/95% quantiles per date x location x SKU x channel."""
+        from demand.fit import FittedModel
+        from demand.forecasting import calendar, store_info
+        from demand.forecasting import forecast as run_forecast
+
+        fitted = FittedModel.load(model)
+        promos = _read_promotions(promotions) if promotions else []
+        first = (
+            dt.date.fromisoformat(start)
+            if start
+            else dt.date.fromisoformat(fitted.history_end) + dt.timedelta(days=fitted.period_days)
+        )
+        stores = None
+        if scenario is not None:
+            from scenarios import load_scenario
+
+            stores = store_info(load_scenario(scenario))
+        rows = calendar(fitted, first, days, promos, stores)
+        frame = run_forecast(fitted, rows)
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            if out.suffix == ".parquet":
+                frame.to_parquet(out, index=False)
+            else:
+                frame.to_csv(out, index=False)
+        daily = frame.groupby("date")[["mean", "q05", "q95"]].sum()
+        table = Table(title=f"forecast from {first}, {len(promos)} planned promotion(s)")
+        for col in ("date", "mean units", "sum of q05", "sum of q95"):
+            table.add_column(col, justify="right")
+        for date, r in daily.head(14).iterrows():
+            table.add_row(
+                str(date)[:10], f"{r['mean']:,.0f}", f"{r['q05']:,.0f}", f"{r['q95']:,.0f}"
+            )
+        console.print(table)
+        if out is not None:
+            console.print(f"wrote {len(frame):,} rows to {out}")
+
+    @app.command()
+    @user_errors
+    def readiness(
+        scenario: Annotated[str, typer.Argument(help="built-in scenario name or a YAML file")],
+        promotion: Annotated[str, typer.Option("--promotion", help="promotion id")],
+        days_before: Annotated[
+            int, typer.Option(help="assess this many days before launch (run the twin to then)")
+        ] = 7,
+        quantile: Annotated[float, typer.Option(help="demand quantile to be ready for")] = 0.8,
+        seed: Annotated[int, typer.Option(help="random seed of the run up to assessment")] = 0,
+        threshold: Annotated[
+            float, typer.Option(help="below this score the promotion goes back to merchandising")
+        ] = 80.0,
+    ) -> None:
+        """Readiness score 0-100 of a planned promotion, the reasons and measured mitigations."""
+        from policies.readiness import readiness as assess_readiness
+        from scenarios import load_scenario
+
+        if not 0.5 <= quantile < 1:
+            raise ValueError("--quantile must be in [0.5, 1)")
+        s = load_scenario(scenario)
+        promo = next((p for p in s.promotions if p.id == promotion), None)
+        if promo is None:
+            known = ", ".join(p.id for p in s.promotions) or "none"
+            raise ValueError(f"scenario {s.name} has no promotion {promotion!r}; known: {known}")
+        snap, elasticity = readiness_snapshot(s, promo, days_before, seed)
+        report = assess_readiness(
+            snap,
+            promotion,
+            quantile,
+            uplift_log_sd=s.demand.forecast_error,
+            elasticity=elasticity,
+            depth=promo.depth,
+        )
+        colour = "green" if report.score >= threshold else "red"
+        console.print(
+            f"[bold]{promotion}[/] as of {snap.date} (day {snap.day}): readiness "
+            f"[{colour}]{report.score:.0f}/100[/] at P{quantile * 100:.0f} "
+            f"({report.short_units:,.0f} of {report.demand_units:,.0f} units at risk)"
+        )
+        for r in report.reasons[:10]:
+            console.print(f"  - {r.text}", highlight=False)
+        if len(report.reasons) > 10:
+            console.print(f"  … and {len(report.reasons) - 10} more")
+        if report.mitigations:
+            table = Table(title="mitigations (each re-scored)")
+            for col in ("action", "detail", "score after", "gain", "cost"):
+                table.add_column(col)
+            for m in report.mitigations:
+                table.add_row(
+                    m.action,
+                    m.detail[:70],
+                    f"{m.score_after:.0f}",
+                    f"{m.gain:+.0f}",
+                    f"{m.cost:,.0f}",
+                )
+            console.print(table)
+        if report.score < threshold:
+            console.print(
+                f"below threshold {threshold:.0f}: route back to merchandising with the above"
+            )
+
+
+def _read_promotions(path: Path) -> list[Promotion]:
+    if not path.exists():
+        raise ValueError(f"{path}: promotions file not found")
+    raw = yaml.safe_load(path.read_text()) or {}
+    items = raw.get("promotions", raw) if isinstance(raw, dict) else raw
+    try:
+        return TypeAdapter(list[Promotion]).validate_python(items)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:10]
+        )
+        raise ValueError(f"{path}: bad promotions ({problems})") from None
+
+
+@dataclasses.dataclass
+class _Capture:
+    """Runs an inner policy with its own horizon; keeps the last full-horizon snapshot."""
+
+    inner: Policy
+    horizon_days: int
+    name: str = "readiness-capture"
+    last: PlanningSnapshot | None = None
+
+    def decide(self, snapshot: PlanningSnapshot) -> Plan:
+        self.last = snapshot
+        short = dataclasses.replace(
+            snapshot, forecast_mean=snapshot.forecast_mean[: self.inner.horizon_days]
+        )
+        return self.inner.decide(short)
+
+
+def readiness_snapshot(
+    scenario: Scenario, promo: Promotion, days_before: int, seed: int
+) -> tuple[PlanningSnapshot, Any]:
+    """Run the twin (base-stock) up to ``days_before`` launch; the snapshot of that day and the
+    SKUs' elasticities."""
+    from policies.heuristics import BaseStockPolicy
+    from scenarios.network import compile_network
+    from twin.model import Twin
+
+    start = scenario.day_of(promo.start)
+    end = scenario.day_of(promo.end)
+    as_of = max(0, start - max(days_before, 1))
+    capture = _Capture(BaseStockPolicy(), horizon_days=end - as_of + 1 + max(SHIFT_DAYS))
+    capture.horizon_days = max(capture.horizon_days, capture.inner.horizon_days)
+    twin = Twin(scenario, capture, seed=seed, days=as_of + 1)
+    twin.run()
+    assert capture.last is not None
+    elasticity = compile_network(scenario).skus["elasticity"].to_numpy(np.float64)
+    return capture.last, elasticity

@@ -1,0 +1,200 @@
+"""The ``twin`` command. Exit codes: 0 ok, 2 bad input, 1 internal error."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cli import dashboard, experiments, governance, intelligence, shadow
+from cli.common import check_out_dir, console, err, kpi_table, user_errors
+from policies.heuristics import StaticForecastPolicy, read_uplift_file
+from policies.registry import POLICIES, make_policy
+from scenarios import library_names, load_scenario
+from scenarios.loading import resolve
+
+app = typer.Typer(
+    help="Promotwin: a digital twin for retail promotion planning and inventory coordination.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+scenarios_app = typer.Typer(help="List, show and validate scenarios.", no_args_is_help=True)
+app.add_typer(scenarios_app, name="scenarios")
+
+
+def _simulate_with_progress(
+    scenario_name: str,
+    policy: str,
+    seed: int,
+    days: int | None,
+    ledger: str | None,
+    uplifts: dict[str, float] | None = None,
+) -> Any:
+    from twin import simulate
+
+    scenario = load_scenario(scenario_name)
+    pol = StaticForecastPolicy(uplifts=uplifts) if uplifts is not None else make_policy(policy)
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("day {task.completed:.0f}/{task.total:.0f}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(f"{scenario.name} / {policy}", total=days or scenario.horizon_days)
+        return simulate(
+            scenario,
+            pol,
+            seed=seed,
+            days=days,
+            ledger_detail=ledger,  # type: ignore[arg-type]
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+
+
+@app.command()
+@user_errors
+def run(
+    scenario: Annotated[str, typer.Argument(help="built-in scenario name or a YAML file")],
+    out: Annotated[Path, typer.Option("--out", help="folder for the run's outputs")],
+    policy: Annotated[str, typer.Option(help=f"one of: {', '.join(POLICIES)}")] = "base-stock",
+    seed: Annotated[int, typer.Option(help="random seed (same seed, same results)")] = 0,
+    days: Annotated[int | None, typer.Option(help="simulate fewer days than the horizon")] = None,
+    ledger: Annotated[str | None, typer.Option(help="ledger detail: sku or summary")] = None,
+    uplift_file: Annotated[
+        Path | None,
+        typer.Option(help="static-forecast only: CSV promotion,uplift of the pre-season plan"),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace a non-empty --out folder")] = False,
+) -> None:
+    """Simulate SCENARIO under a policy; print KPIs and write the run's files to --out."""
+    from twin.run import write_outputs
+
+    uplifts = None
+    if uplift_file is not None:
+        if policy != "static-forecast":
+            raise ValueError("--uplift-file applies to --policy static-forecast only")
+        uplifts = read_uplift_file(uplift_file)
+    if ledger not in (None, "sku", "summary"):
+        raise ValueError(f"--ledger must be sku or summary, not {ledger!r}")
+    if days is not None and days < 1:
+        raise ValueError("--days must be at least 1")
+    check_out_dir(out, overwrite)
+    result = _simulate_with_progress(scenario, policy, seed, days, ledger, uplifts)
+    write_outputs(result, out)
+    console.print(kpi_table({policy: result.kpis}, f"{result.scenario} — run {result.run_id}"))
+    console.print(f"wrote {out}/ (manifest.json, kpis.json, daily/ledger/decisions.parquet, chart)")
+
+
+@app.command()
+@user_errors
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="folder for the comparison")] = Path(
+        "demo-output"
+    ),
+    seed: Annotated[int, typer.Option(help="random seed")] = 1,
+) -> None:
+    """The appliance promotion under order-point and base-stock: KPI comparison and a chart."""
+    from twin.charts import comparison_chart
+    from twin.run import write_outputs
+
+    results = []
+    for name in ("order-point", "base-stock"):
+        result = _simulate_with_progress("appliance_promo", name, seed, None, None)
+        write_outputs(result, out / name)
+        results.append(result)
+    comparison_chart(results, out / "comparison.png")
+    (out / "comparison.json").write_text(json.dumps({r.policy: r.kpis for r in results}, indent=2))
+    console.print(kpi_table({r.policy: r.kpis for r in results}, "appliance_promo, seed 1"))
+    console.print(f"wrote {out}/comparison.png, comparison.json and one folder per policy")
+
+
+@scenarios_app.command("list")
+@user_errors
+def scenarios_list() -> None:
+    """The built-in scenario library."""
+    table = Table(title="built-in scenarios")
+    for col in ("name", "stores", "DCs", "SKUs", "promotions", "days", "description"):
+        table.add_column(col)
+    for name in library_names():
+        s = load_scenario(name)
+        table.add_row(
+            name,
+            str(len(s.stores)),
+            str(len(s.dcs)),
+            str(len(s.skus)),
+            str(len(s.promotions)),
+            str(s.horizon_days),
+            s.description[:48] + ("…" if len(s.description) > 48 else ""),
+        )
+    console.print(table)
+
+
+@scenarios_app.command("show")
+@user_errors
+def scenarios_show(
+    scenario: Annotated[str, typer.Argument(help="built-in scenario name or a YAML file")],
+) -> None:
+    """Summary of a scenario: network, catalogue, promotions, disruptions."""
+    s = load_scenario(scenario)
+    o = console
+    o.print(f"[bold]{s.name}[/]: {s.description}")
+    o.print(f"{s.start_date} .. {s.end_date} ({s.horizon_days} days, warm-up {s.warmup_days})")
+    regions = sorted({x.region for x in s.stores})
+    o.print(
+        f"{len(s.stores)} stores in {len(regions)} regions ({', '.join(regions)}), "
+        f"{len(s.dcs)} DCs, "
+        f"{len(s.suppliers)} suppliers, {len(s.lanes)} lanes, {len(s.skus)} SKUs"
+    )
+    table = Table(title="promotions")
+    for col in ("id", "start", "end", "depth", "SKUs/categories", "channels", "display", "feature"):
+        table.add_column(col)
+    for p in s.promotions:
+        what = f"{len(p.skus)} SKUs" if p.skus else ", ".join(p.categories)
+        table.add_row(
+            p.id,
+            str(p.start),
+            str(p.end),
+            f"{p.depth:.0%}",
+            what,
+            ", ".join(p.channels),
+            str(p.display),
+            str(p.feature),
+        )
+    o.print(table)
+    for d in s.disruptions.supplier_delays:
+        o.print(f"disruption: supplier {d.supplier} +{d.extra_days} days, {d.start}..{d.end}")
+    for c in s.disruptions.dc_capacity_drops:
+        o.print(f"disruption: {c.dc} at {c.factor:.0%} capacity, {c.start}..{c.end}")
+
+
+@scenarios_app.command("validate")
+@user_errors
+def scenarios_validate(
+    file: Annotated[str, typer.Argument(help="scenario YAML file (or a built-in name)")],
+) -> None:
+    """Check a scenario file; list every problem (exit 2) or say it is valid (exit 0)."""
+    resolve(file)
+    s = load_scenario(file)
+    console.print(
+        f"[green]valid[/]: {s.name} — {len(s.stores)} stores, {len(s.dcs)} DCs, "
+        f"{len(s.skus)} SKUs, "
+        f"{len(s.promotions)} promotions, {s.horizon_days} days"
+    )
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+for group in (experiments, governance, shadow, intelligence, dashboard):
+    group.register(app)
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,350 @@
+"""``twin shadow``: the twin's policies on live ERP data, compared with what the ERP did.
+
+    twin shadow --erp tryton --url http://127.0.0.1:8000/DB --policy base-stock --once
+    twin shadow runs | show RUN_ID | counterfactual ... | map ... | export ... | schema
+
+Credentials come from TWIN_ERP_USER / TWIN_ERP_PASSWORD or an INI file (``--credentials`` or
+TWIN_ERP_CONFIG, section ``[erp]``), never from the command line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+import typer
+from rich.table import Table
+
+from policies.registry import POLICIES
+
+DEFAULT_STORE = Path("shadow-runs.sqlite")
+
+Erp = Annotated[str, typer.Option("--erp", help="tryton or folder")]
+Url = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        help="tryton: http://host:port/DB (XML-RPC), jsonrpc+http://host:port/DB, "
+        "trytond://DB?config=FILE (in-process); folder: the snapshot folder",
+    ),
+]
+Store = Annotated[Path, typer.Option("--store", help="SQLite run store")]
+CredFile = Annotated[
+    Path | None,
+    typer.Option("--credentials", help="INI file with an \\[erp] section: user, password"),
+]
+TimeLimit = Annotated[float, typer.Option("--time-limit", help="seconds per run, retries included")]
+
+
+def _adapter(erp: str, url: str | None, credentials: Path | None, timeout: float) -> Any:
+    from shadow import SnapshotFolderAdapter, load_credentials
+
+    if not url:
+        raise ValueError("--url is required: the ERP's address or the snapshot folder")
+    if erp == "folder":
+        return SnapshotFolderAdapter(url)
+    if erp == "tryton":
+        try:
+            import proteus  # noqa: F401
+
+            from shadow.tryton import TrytonAdapter
+        except ImportError:
+            raise ValueError(
+                "the Tryton adapter needs the ERP extra: pip install 'promotwin[erp]'"
+            ) from None
+        return TrytonAdapter(url, load_credentials(credentials), timeout=timeout)
+    raise ValueError(f"--erp {erp!r}: use tryton or folder")
+
+
+def _date(text: str | None) -> dt.date | None:
+    if text is None:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a date: write YYYY-MM-DD") from None
+
+
+def _print_result(result: Any) -> None:
+    from cli.common import console
+
+    run = result.run
+    colour = {"ok": "green", "partial": "yellow", "failed": "red"}[run.status]
+    console.print(
+        f"[{colour}]{run.status}[/] run {run.run_id} — {run.policy} on {run.source}, "
+        f"as of {run.as_of or '–'}: {run.n_recommendations} recommendation(s), "
+        f"{run.attempts} attempt(s), {run.seconds:.1f} s",
+        highlight=False,
+    )
+    if run.reason:
+        console.print(f"  reason: {run.reason}", highlight=False)
+    for against, (summary, _) in result.comparisons.items():
+        console.print(
+            f"  vs ERP ({against}): agreement {summary['agreement_rate']:.0%}, "
+            f"both ordered {summary['both']}, policy only {summary['policy_only']}, "
+            f"ERP only {summary['erp_only']}, units {summary['policy_units']:.0f} vs "
+            f"{summary['erp_units']:.0f}",
+            highlight=False,
+        )
+    if len(result.drafts):
+        console.print(f"  wrote {len(result.drafts)} draft purchase line(s) (never confirmed)")
+
+
+def _run(
+    erp: str,
+    url: str | None,
+    policy: str,
+    as_of: str | None,
+    once: bool,
+    every: str | None,
+    store: Path,
+    write_drafts: bool,
+    credentials: Path | None,
+    time_limit: float,
+    add_new: bool,
+    max_runs: int | None,
+) -> None:
+    from shadow import RetryPolicy, RunStore, ShadowRunner
+    from shadow.runner import parse_every
+
+    if once and every:
+        raise ValueError("give --once or --every, not both")
+    if every and as_of:
+        raise ValueError("--as-of is for a single run; --every always reads the ERP as of today")
+    period = parse_every(every) if every else None
+    adapter = _adapter(erp, url, credentials, timeout=min(30.0, time_limit))
+    runner = ShadowRunner(
+        adapter,
+        RunStore(store),
+        policy,
+        retry=RetryPolicy(time_limit=time_limit),
+        write_drafts=write_drafts,
+        add_new=add_new,
+    )
+    try:
+        if period is None:
+            result = runner.run_once(_date(as_of))
+            _print_result(result)
+            if result.run.status == "failed":
+                raise typer.Exit(1)
+        else:
+            runner.run_every(period, max_runs=max_runs, on_run=_print_result)
+    finally:
+        adapter.close()
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``shadow`` command group to the ``twin`` app."""
+    from cli.common import console, user_errors
+
+    shadow = typer.Typer(
+        help="Shadow mode: run a policy on live ERP data and compare with what the ERP did.",
+        invoke_without_command=True,
+    )
+    logging.getLogger("shadow").addHandler(logging.NullHandler())
+
+    @shadow.callback()
+    @user_errors
+    def shadow_main(
+        ctx: typer.Context,
+        erp: Erp = "tryton",
+        url: Url = None,
+        policy: Annotated[str, typer.Option(help=f"one of: {', '.join(POLICIES)}")] = "base-stock",
+        as_of: Annotated[str | None, typer.Option("--as-of", help="YYYY-MM-DD")] = None,
+        once: Annotated[bool, typer.Option("--once", help="one run, then exit")] = False,
+        every: Annotated[str | None, typer.Option("--every", help="e.g. 1d, 6h, 15m")] = None,
+        store: Store = DEFAULT_STORE,
+        write_drafts: Annotated[
+            bool, typer.Option("--write-drafts", help="create DRAFT purchases for approved lines")
+        ] = False,
+        credentials: CredFile = None,
+        time_limit: TimeLimit = 120.0,
+        add_new: Annotated[
+            bool, typer.Option("--add-new", help="map ERP items missing from the id mapping")
+        ] = False,
+        max_runs: Annotated[int | None, typer.Option(help="stop --every after N runs")] = None,
+    ) -> None:
+        """Pull a snapshot, run the policy and governance, store and compare (default: once)."""
+        if ctx.invoked_subcommand is not None:
+            return
+        if url is None:
+            console.print(ctx.get_help())
+            raise typer.Exit(0)
+        _run(
+            erp,
+            url,
+            policy,
+            as_of,
+            once,
+            every,
+            store,
+            write_drafts,
+            credentials,
+            time_limit,
+            add_new,
+            max_runs,
+        )
+
+    @shadow.command("runs")
+    @user_errors
+    def runs(store: Store = DEFAULT_STORE) -> None:
+        """List recorded shadow runs."""
+        from shadow import RunStore
+
+        frame = RunStore(store).runs()
+        table = Table(title=f"shadow runs in {store}")
+        for col in (
+            "run_id",
+            "status",
+            "policy",
+            "as_of",
+            "n_recommendations",
+            "attempts",
+            "seconds",
+            "reason",
+        ):
+            table.add_column(col)
+        for r in frame.itertuples(False):
+            table.add_row(
+                r.run_id,
+                r.status,
+                r.policy,
+                str(r.as_of),
+                str(r.n_recommendations),
+                str(r.attempts),
+                f"{r.seconds:.1f}",
+                (r.reason or "")[:60],
+            )
+        console.print(table)
+
+    @shadow.command("show")
+    @user_errors
+    def show(
+        run_id: Annotated[str, typer.Argument(help="a run id from `twin shadow runs`")],
+        store: Store = DEFAULT_STORE,
+        out: Annotated[Path | None, typer.Option(help="write recommendations CSV here")] = None,
+    ) -> None:
+        """A run's recommendations and its comparisons with the ERP."""
+        from shadow import RunStore
+
+        rs = RunStore(store)
+        run = rs.run(run_id)
+        if run is None:
+            raise ValueError(f"no run {run_id!r} in {store}: see `twin shadow runs`")
+        console.print(json.dumps(run.__dict__, indent=2, default=str), highlight=False)
+        recs = rs.recommendations(run_id)
+        console.print(recs.drop(columns=["run_id"]).head(50).to_string(index=False))
+        if out is not None:
+            recs.to_csv(out, index=False)
+            console.print(f"wrote {out}")
+
+    @shadow.command("counterfactual")
+    @user_errors
+    def counterfactual_cmd(
+        start: Annotated[str, typer.Option("--start", help="first day, YYYY-MM-DD")],
+        end: Annotated[str, typer.Option("--end", help="last day, YYYY-MM-DD")],
+        erp: Erp = "tryton",
+        url: Url = None,
+        policy: Annotated[str, typer.Option(help=f"one of: {', '.join(POLICIES)}")] = "base-stock",
+        store: Store = DEFAULT_STORE,
+        credentials: CredFile = None,
+        seed: int = 0,
+    ) -> None:
+        """Replay START..END in the twin: the ERP's actual actions vs the policy, same demand."""
+        from shadow import ErpState, RunStore, build_snapshot
+        from shadow.counterfactual import counterfactual
+        from shadow.snapshot import sales_history
+
+        first, last = _date(start), _date(end)
+        assert first is not None and last is not None
+        adapter = _adapter(erp, url, credentials, timeout=30.0)
+        try:
+            rs = RunStore(store)
+            mapping = rs.load_mapping(adapter.name)
+            state = adapter.read_state(first - dt.timedelta(days=1))
+            built = build_snapshot(state, mapping)
+            rs.save_mapping(adapter.name, mapping)
+            actions = adapter.read_actions(first, last)
+            sales = adapter.read_sales(first, last)
+            history = sales_history(ErpState.build(last, adapter.name, sales=sales), mapping)
+            cats = dict(
+                zip(state["products"]["erp_id"], state["products"]["category"], strict=True)
+            )
+            categories = {mapping.twin_id("product", e) or "": c for e, c in cats.items()}
+            result = counterfactual(built, actions, history, policy, categories, seed=seed)
+        finally:
+            adapter.close()
+        console.print(f"counterfactual {first}..{last}: ERP actual vs {policy} (same demand)")
+        console.print(result.table().to_string(index=False, float_format="{:,.2f}".format))
+        for note in result.notes:
+            console.print(f"note: {note}")
+
+    @shadow.command("map")
+    @user_errors
+    def map_cmd(
+        erp: Erp = "tryton",
+        url: Url = None,
+        store: Store = DEFAULT_STORE,
+        credentials: CredFile = None,
+        export: Annotated[Path | None, typer.Option(help="write the mapping CSV here")] = None,
+        load: Annotated[Path | None, typer.Option("--import", help="replace from a CSV")] = None,
+        add_new: Annotated[bool, typer.Option("--add-new", help="map new ERP items")] = False,
+    ) -> None:
+        """Show, initialise, extend, export or import the ERP-id <-> twin-id mapping."""
+        from shadow import IdMapping, RunStore
+
+        adapter = _adapter(erp, url, credentials, timeout=30.0)
+        try:
+            rs = RunStore(store)
+            if load is not None:
+                mapping = IdMapping.from_frame(pd.read_csv(load, dtype=str))
+                rs.save_mapping(adapter.name, mapping, replace=True)
+            mapping = rs.load_mapping(adapter.name)
+            state = adapter.read_state(None)
+            issues = mapping.resolve(state.tables, add_new)
+            rs.save_mapping(adapter.name, mapping, replace=True)
+        finally:
+            adapter.close()
+        frame = mapping.to_frame()
+        for kind, n in frame.groupby("kind").size().items():
+            console.print(f"{kind}: {n} mapped")
+        for issue in issues:
+            console.print(f"[yellow]{issue}[/]", highlight=False)
+        if export is not None:
+            frame.to_csv(export, index=False)
+            console.print(f"wrote {export}")
+
+    @shadow.command("export")
+    @user_errors
+    def export_cmd(
+        out: Annotated[Path, typer.Option("--out", help="snapshot folder to write")],
+        erp: Erp = "tryton",
+        url: Url = None,
+        as_of: Annotated[str | None, typer.Option("--as-of", help="YYYY-MM-DD")] = None,
+        credentials: CredFile = None,
+        fmt: Annotated[str, typer.Option("--format", help="csv or parquet")] = "csv",
+    ) -> None:
+        """Write the ERP's canonical tables as a snapshot folder (for `--erp folder`)."""
+        from shadow import write_folder
+
+        adapter = _adapter(erp, url, credentials, timeout=30.0)
+        try:
+            state = adapter.read_state(_date(as_of))
+            actions = adapter.read_actions(state.as_of, state.as_of)
+        finally:
+            adapter.close()
+        write_folder(state, out, actions, fmt)
+        console.print(f"wrote {out}/ (manifest.json, schema.json, one {fmt} per table)")
+
+    @shadow.command("schema")
+    def schema_cmd() -> None:
+        """Print the snapshot folder's JSON Schema."""
+        from shadow.erpdata import json_schema
+
+        console.print_json(json.dumps(json_schema()))
+
+    app.add_typer(shadow, name="shadow")

@@ -1,0 +1,69 @@
+"""Matplotlib figures for the pages: units on every axis, the shared colours of ``fmt``."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib import ticker  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from dashboards import fmt  # noqa: E402
+
+PERCENT = ticker.PercentFormatter(1.0, decimals=0)
+THOUSANDS = ticker.FuncFormatter(lambda v, _: f"{v:,.0f}")
+MONEY = ticker.FuncFormatter(lambda v, _: fmt.money(v))
+
+SWEEP_PANELS = (
+    ("promo_fill_rate", "promotion fill rate (%)", PERCENT, fmt.GOOD),
+    ("promo_lost_sales_units", "promotion lost sales (units)", THOUSANDS, fmt.BAD),
+    ("expected_margin", f"incremental margin, expected ({fmt.CURRENCY})", MONEY, fmt.GOOD),
+    ("readiness", "readiness score (0-100)", THOUSANDS, fmt.BASELINE),
+)
+
+
+def sweep_figure(frame: pd.DataFrame, current_depth: float, chosen_depth: float) -> Figure:
+    """Headline numbers against discount depth; the current plan and the chosen depth marked."""
+    fig, axes = plt.subplots(1, len(SWEEP_PANELS), figsize=(14, 3.4))
+    for ax, (key, label, formatter, colour) in zip(axes, SWEEP_PANELS, strict=True):
+        if key in frame:
+            ax.plot(frame["depth"], frame[key], "o-", color=colour)
+        ax.axvline(current_depth, color=fmt.BASELINE, ls="--", lw=1, label="current plan")
+        ax.axvline(chosen_depth, color=fmt.VARIANT, ls=":", lw=1.5, label="chosen depth")
+        ax.set_xlabel("discount depth (%)")
+        ax.set_ylabel(label)
+        ax.xaxis.set_major_formatter(PERCENT)
+        ax.yaxis.set_major_formatter(formatter)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def agreement_figure(runs: pd.DataFrame) -> Figure:
+    """Same-day agreement with the ERP per shadow run (failed runs marked in red)."""
+    fig, ax = plt.subplots(figsize=(10, 3.2))
+    when = pd.to_datetime(runs["started"], utc=True, errors="coerce")
+    ok = runs["status"] != "failed"
+    ax.plot(when[ok], runs.loc[ok, "agreement_rate"], "o-", color=fmt.BASELINE, label="agreement")
+    ax.plot(
+        when[ok],
+        runs.loc[ok, "order_agreement_rate"],
+        "s--",
+        color=fmt.GOOD,
+        alpha=0.7,
+        label="both ordered",
+    )
+    for t in when[~ok]:
+        ax.axvline(t, color=fmt.BAD, alpha=0.5, lw=1)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("share of SKU x location keys (%)")
+    ax.set_xlabel("shadow run started (UTC)")
+    ax.yaxis.set_major_formatter(PERCENT)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,63 @@
+"""Exceptions & audit: approve or reject routed exceptions; search and verify the audit trail."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboards import approvals, fmt, ui
+from workflow.config import OWNERS
+from workflow.store import STATUSES
+
+st.set_page_config(page_title="Exceptions & audit · Promotwin", layout="wide")
+st.title("Exceptions and audit trail")
+
+with ui.plain_errors():
+    path = st.text_input(
+        "Approval store (SQLite file or SQLAlchemy URL)", ui.setting(ui.ENV_STORE), key="store"
+    )
+    status = approvals.open_store(path.strip() or None)
+    if status.store is None:
+        st.info(status.message)
+        st.stop()
+    store = status.store
+    c1, c2 = st.columns(2)
+    owner = c1.selectbox("Owner queue", ["all", *OWNERS], key="owner")
+    state = c2.selectbox("Status", list(STATUSES) + ["all"], key="status")
+    frame = approvals.queue(
+        store, None if state == "all" else state, None if owner == "all" else owner
+    )
+    st.subheader(f"Exceptions ({state}): {fmt.count(len(frame))}")
+    st.dataframe(approvals.by_owner_priority(frame), width="stretch", key="by_owner")
+    st.dataframe(frame, hide_index=True, width="stretch", key="queue")
+
+    open_ids = list(approvals.queue(store, "open")["id"])
+    st.subheader("Decide")
+    if "decision" in st.session_state:
+        st.success(st.session_state.pop("decision"))
+    if not open_ids:
+        st.success("No exception is waiting for a decision.")
+    else:
+        d1, d2, d3 = st.columns(3)
+        chosen = d1.selectbox("Exception", open_ids, key="decide_id")
+        who = d2.text_input("Your planner id", key="by")
+        note = d3.text_input("Note for the audit trail", key="note")
+        b1, b2 = st.columns(2)
+        approve = b1.button("Approve", key="approve", type="primary")
+        reject = b2.button("Reject", key="reject")
+        if approve or reject:
+            try:
+                st.session_state["decision"] = approvals.decide(
+                    store, int(chosen), approve, who, note
+                )
+            except ValueError as exc:
+                st.error(fmt.plain_error(exc))
+            else:
+                st.rerun()
+
+    st.subheader("Audit trail")
+    ok, text = approvals.verify_text(store.verify())
+    (st.success if ok else st.error)(text)
+    query = st.text_input("Search (event, actor, SKU, location, rule, detail, id)", key="search")
+    log = approvals.search_audit(store, query)
+    st.caption(f"{fmt.count(len(log))} matching records, newest first.")
+    st.dataframe(log, hide_index=True, width="stretch", key="audit")

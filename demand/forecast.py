@@ -1,0 +1,50 @@
+"""The forecast the twin hands to policies: the demand model's mean, with the planners' uplift
+estimates in place of the true uplifts (log-normal error per promotion x SKU, own seed stream).
+
+Rolling: the ``[H, L, S]`` window slides one day per tick inside a ``2H`` buffer, so each tick
+computes one new day and the window is a zero-copy contiguous view.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from demand.model import DemandModel, FloatArray
+
+
+class RollingForecast:
+    def __init__(self, model: DemandModel, horizon: int, rng: np.random.Generator):
+        self.model = model
+        self.horizon = max(1, horizon)
+        sigma = model.params.forecast_error
+        self.uplifts: dict[str, FloatArray] = {}
+        for pc in model.promotions:
+            error = np.exp(rng.normal(0.0, sigma, size=pc.uplift.shape)) if sigma > 0 else 1.0
+            # the estimate errs on the extra units, never turning an uplift into a drop
+            self.uplifts[pc.promotion.id] = np.where(
+                pc.uplift > 0, 1.0 + np.maximum(pc.uplift - 1.0, 0.0) * error, 0.0
+            ) + np.where(pc.uplift > 0, np.minimum(pc.uplift - 1.0, 0.0), 0.0)
+        shape = (2 * self.horizon, *model.base.shape)
+        self._buf = np.empty(shape, dtype=np.float64)
+        self._start = 0
+        self._first_day = 0
+        self._filled = False
+
+    def day_mean(self, day: int, out: FloatArray | None = None) -> FloatArray:
+        return self.model.mean(day, self.uplifts, out)
+
+    def window(self, day: int) -> FloatArray:
+        """Forecast ``[H, L, S]`` for days ``day+1 .. day+H`` (a view; do not modify)."""
+        first, h = day + 1, self.horizon
+        if self._filled and first == self._first_day + 1:
+            if self._start + h >= len(self._buf):  # no room to slide: keep the last h-1 days
+                self._buf[: h - 1] = self._buf[self._start + 1 : self._start + h]
+                self._start = -1
+            self._start += 1
+            self.day_mean(first + h - 1, out=self._buf[self._start + h - 1])
+        elif not (self._filled and first == self._first_day):
+            for i in range(h):
+                self.day_mean(first + i, out=self._buf[i])
+            self._start, self._filled = 0, True
+        self._first_day = first
+        return self._buf[self._start : self._start + h]

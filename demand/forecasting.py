@@ -1,0 +1,297 @@
+"""Forecasts from a fitted model for a future calendar with planned promotions.
+
+For each row (date, location, SKU, channel group) the linear predictor ``eta`` and its variance
+from parameter uncertainty (``g' C g``, ``g`` the gradient of ``eta``, ``C`` the GLM covariance
+with the pooled elasticity variances in place of the raw ones). The predictive distribution is a
+negative binomial mixed over a log-normal mean, summarised as a negative binomial with the same
+mean and variance: mean ``m = exp(eta + s^2/2)``, ``k' = 1 / (exp(s^2) (1 + 1/k) - 1)``. Store
+demand splits into walk-in and pickup by binomial thinning, which keeps ``k'`` exact.
+
+Policies get the mean and ``k'`` through ``PlanningSnapshot.forecast_mean`` and
+``forecast_dispersion`` (:func:`snapshot_forecast`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from scipy import stats
+
+from demand.fit import (
+    CANNIBALISATION_FLOOR,
+    ECOM,
+    STORE,
+    CategoryFit,
+    FittedModel,
+    cannibalisation_pressure,
+    post_promo_ramp,
+)
+from demand.history import PROMO_DEPTH
+from scenarios.schema import Promotion, Scenario
+
+FloatArray = npt.NDArray[np.float64]
+DEFAULT_QUANTILES = (0.05, 0.5, 0.95)
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    """What a promotion's location filter needs to know about a store."""
+
+    region: str = ""
+    cluster: str = ""
+    dc: str = ""  # the DC whose ecommerce rows a promotion in this store also covers
+
+
+def store_info(scenario: Scenario) -> dict[str, StoreInfo]:
+    """Region, cluster and serving DC of each store of ``scenario``."""
+    dc_of = {st: d.id for d in scenario.dcs for st in d.serves}
+    return {s.id: StoreInfo(s.region, s.cluster, dc_of.get(s.id, "")) for s in scenario.stores}
+
+
+def calendar(
+    model: FittedModel,
+    start: dt.date,
+    periods: int,
+    promotions: Sequence[Promotion] = (),
+    stores: Mapping[str, StoreInfo] | None = None,
+) -> pd.DataFrame:
+    """Every fitted series x ``periods`` future dates, with the planned promotions' columns."""
+    if periods < 1:
+        raise ValueError("the forecast needs at least one period: raise --days")
+    dates = pd.date_range(pd.Timestamp(start), periods=periods, freq=f"{model.period_days}D")
+    series = pd.DataFrame(model.series, columns=["location", "sku", "group"])
+    rows = series.merge(pd.DataFrame({"date": dates}), how="cross")
+    depth = np.zeros(len(rows))
+    display = np.zeros(len(rows), np.int64)
+    feature = np.zeros(len(rows), np.int64)
+    known_skus = set(model.sku_category)
+    for p in promotions:
+        cats = set(p.categories)
+        skus = set(p.skus) | {s for s, c in model.sku_category.items() if c in cats}
+        unknown = set(p.skus) - known_skus
+        if unknown:
+            raise ValueError(
+                f"promotion {p.id}: SKU(s) {sorted(unknown)} are not in the fitted model; "
+                "fit on a history that includes them or drop them from the promotion"
+            )
+        f = p.locations
+        if (f.regions or f.clusters) and stores is None:
+            raise ValueError(
+                f"promotion {p.id} filters by region/cluster: pass the scenario (--scenario) "
+                "so stores' regions and clusters are known"
+            )
+        info = stores or {}
+        if f.stores or f.regions or f.clusters:
+            chosen = {
+                loc
+                for loc in set(rows["location"]) | set(info)
+                if loc in f.stores
+                or (
+                    loc in info
+                    and (info[loc].region in f.regions or info[loc].cluster in f.clusters)
+                )
+            }
+            chosen |= {info[x].dc for x in chosen if x in info and info[x].dc}
+            in_loc = rows["location"].isin(chosen).to_numpy()
+        else:
+            in_loc = np.ones(len(rows), dtype=bool)
+        store_ch = bool({"walk_in", "pickup"} & set(p.channels))
+        ecom_ch = "ecommerce" in p.channels
+        is_ecom = (rows["group"] == ECOM).to_numpy()
+        group_ok = np.where(is_ecom, ecom_ch, store_ch)
+        when = (rows["date"] >= pd.Timestamp(p.start)) & (rows["date"] <= pd.Timestamp(p.end))
+        hit = rows["sku"].isin(skus).to_numpy() & group_ok & when.to_numpy() & in_loc
+        depth = np.where(hit, np.maximum(depth, p.depth), depth)
+        display = np.where(hit & p.display, 1, display)
+        feature = np.where(hit & p.feature, 1, feature)
+    rows["depth"] = depth
+    rows["display"] = display
+    rows["feature"] = feature
+    rows["promo"] = ((depth >= PROMO_DEPTH) | (display > 0) | (feature > 0)).astype(np.int64)
+    rows["category"] = rows["sku"].map(model.sku_category)
+    return rows
+
+
+def _category_terms(
+    model: FittedModel, cf: CategoryFit, rows: pd.DataFrame
+) -> tuple[FloatArray, FloatArray, FloatArray, list[str]]:
+    """``eta``, the gradient ``G`` [n, p] over the category's parameters, and extra variance."""
+    design = cf.design(weekday=model.period_days == 1)
+    unknown = sorted(set(rows["location"]) - set(cf.locations))
+    if unknown:
+        raise ValueError(
+            f"location(s) {unknown[:5]} have no history for category {cf.category}: "
+            "they cannot be forecast from this model"
+        )
+    x, cols = design.matrix(rows)
+    coef = dict(zip(cf.columns, cf.coef, strict=True))
+    idx = {c: i for i, c in enumerate(cf.columns)}
+    promo_cols = set(design.promo_columns())
+    n = len(rows)
+    g = np.zeros((n, len(cf.columns)))
+    u, u_var = cf.series_terms(rows)
+    eta, extra_var = u.copy(), u_var.copy()
+    log_base = u.copy()
+    log_uplift = np.zeros(n)
+    logp = np.log1p(-rows["depth"].to_numpy(np.float64))
+    sku = rows["sku"].to_numpy()
+    for j, c in enumerate(cols):
+        shrunk = None
+        if c.startswith("elasticity["):
+            shrunk = model.elasticity.get(c[len("elasticity[") : -1])
+            if shrunk is None:
+                continue
+            on = sku == c[len("elasticity[") : -1]
+            term = np.where(on, logp * shrunk.value, 0.0)
+            eta += term
+            log_uplift += term
+            extra_var += np.where(on, logp**2 * shrunk.se**2, 0.0)
+            continue
+        if c in model.sku_lift:  # per-SKU display / feature lift, shrunk
+            est = model.sku_lift[c]
+            eta += x[:, j] * est.value
+            log_uplift += x[:, j] * est.value
+            extra_var += x[:, j] ** 2 * est.se**2
+            continue
+        if c in idx:
+            eta += x[:, j] * coef[c]
+            g[:, idx[c]] = x[:, j]
+            if c.startswith(("loc[", "sku[", "ecom[")):
+                log_base += x[:, j] * coef[c]
+            elif c in promo_cols:
+                log_uplift += x[:, j] * coef[c]
+    base = np.exp(log_base)
+    uplift = np.exp(log_uplift)
+    if "dip" in coef:
+        ramp = post_promo_ramp(rows, model.period_days, model.post_promo_periods, model.last_promo)
+        dip = float(np.clip(coef["dip"], 0.0, 0.95))
+        eta += np.log1p(-dip * ramp)
+        g[:, idx["dip"]] = -ramp / (1 - dip * ramp)
+    if "cannibalisation" in coef:
+        z = cannibalisation_pressure(rows, base, uplift)
+        c_val = float(np.clip(coef["cannibalisation"], 0.0, 0.95))
+        inner = 1 - c_val * z
+        eta += np.log(np.maximum(inner, CANNIBALISATION_FLOOR))
+        g[:, idx["cannibalisation"]] = np.where(
+            inner > CANNIBALISATION_FLOOR, -z / np.maximum(inner, 1e-9), 0.0
+        )
+    return eta, g, extra_var, cf.columns
+
+
+def predict(model: FittedModel, rows: pd.DataFrame) -> tuple[FloatArray, FloatArray]:
+    """Predictive mean and NB ``k'`` of each calendar row (channel groups, not split)."""
+    mean = np.zeros(len(rows))
+    k_eff = np.zeros(len(rows))
+    pos = np.arange(len(rows))
+    for cat, idx in rows.groupby("category", sort=False).indices.items():
+        cf = model.categories.get(str(cat))
+        if cf is None:
+            raise ValueError(f"category {cat!r} is not in the fitted model")
+        part = rows.iloc[idx].reset_index(drop=True)
+        eta, g, extra_var, _ = _category_terms(model, cf, part)
+        cov = np.asarray(cf.cov)
+        var = np.maximum(np.einsum("ij,jk,ik->i", g, cov, g) + extra_var, 0.0)
+        k = 1.0 / cf.alpha
+        mean[pos[idx]] = np.exp(eta + var / 2)
+        k_eff[pos[idx]] = 1.0 / (np.exp(var) * (1 + 1 / k) - 1)
+    return mean, k_eff
+
+
+def forecast(
+    model: FittedModel,
+    rows: pd.DataFrame,
+    quantiles: Iterable[float] = DEFAULT_QUANTILES,
+) -> pd.DataFrame:
+    """Mean and prediction quantiles per date x location x SKU x channel for calendar ``rows``.
+
+    ``rows`` comes from :func:`calendar` (or has its columns: date, location, sku, group,
+    depth, display, feature, promo, category). Columns out: ``date, location, sku, channel,
+    promo, mean, k`` and one ``q<percent>`` column per quantile.
+    """
+    qs = [float(q) for q in quantiles]
+    if any(not 0 < q < 1 for q in qs):
+        raise ValueError(f"quantiles must be between 0 and 1, got {qs}")
+    mean, k = predict(model, rows)
+    out = rows.assign(mean=mean, k=k)
+    share = out["location"].map(model.pickup_share).fillna(0.0).to_numpy()
+    is_store = (out["group"] == STORE).to_numpy()
+    pieces = [
+        out[is_store].assign(channel="walk_in", mean=out["mean"][is_store] * (1 - share[is_store])),
+        out[is_store & (share > 0)].assign(
+            channel="pickup",
+            mean=out["mean"][is_store & (share > 0)] * share[is_store & (share > 0)],
+        ),
+        out[~is_store].assign(channel="ecommerce"),
+    ]
+    res = pd.concat(pieces, ignore_index=True)
+    m = res["mean"].to_numpy()
+    kk = res["k"].to_numpy()
+    for q in qs:
+        res[f"q{round(q * 100):02d}"] = stats.nbinom.ppf(q, kk, kk / (kk + m))
+    cols = ["date", "location", "sku", "channel", "promo", "depth", "mean", "k"]
+    cols += [f"q{round(q * 100):02d}" for q in qs]
+    return res[cols].sort_values(["date", "location", "sku", "channel"], ignore_index=True)
+
+
+def snapshot_forecast(
+    frame: pd.DataFrame,
+    location_ids: Sequence[str],
+    sku_ids: Sequence[str],
+    first_date: dt.date,
+    horizon: int,
+    serving_dc: Mapping[str, str] | None = None,
+) -> tuple[FloatArray, float]:
+    """``forecast_mean [H, L, S]`` and a single NB ``k`` for a ``PlanningSnapshot``.
+
+    Store rows get walk-in + pickup; ecommerce goes to the location it was recorded at, or to
+    the store's DC when ``serving_dc`` maps it. ``k`` matches the total variance:
+    ``sum(m^2) / sum(m^2 / k')``. Cells without a forecast stay 0.
+    """
+    li = {x: i for i, x in enumerate(location_ids)}
+    si = {x: i for i, x in enumerate(sku_ids)}
+    out = np.zeros((horizon, len(location_ids), len(sku_ids)))
+    day = (pd.to_datetime(frame["date"]) - pd.Timestamp(first_date)).dt.days.to_numpy()
+    loc = frame["location"].astype(str)
+    if serving_dc:
+        is_ecom = frame["channel"] == "ecommerce"
+        loc = loc.where(~is_ecom, loc.map(lambda x: serving_dc.get(x, x)))
+    l_idx = loc.map(li)
+    s_idx = frame["sku"].astype(str).map(si)
+    ok = (day >= 0) & (day < horizon) & l_idx.notna().to_numpy() & s_idx.notna().to_numpy()
+    m = frame["mean"].to_numpy(np.float64)[ok]
+    np.add.at(
+        out,
+        (day[ok], l_idx[ok].astype(np.int64).to_numpy(), s_idx[ok].astype(np.int64).to_numpy()),
+        m,
+    )
+    kk = frame["k"].to_numpy(np.float64)[ok]
+    num = float((m**2).sum())
+    den = float((m**2 / kk).sum())
+    return out, (num / den if den > 0 else 1e6)
+
+
+def parameter_draws(
+    model: FittedModel, rows: pd.DataFrame, n_draws: int, rng: np.random.Generator
+) -> FloatArray:
+    """Expected units ``[n_draws, len(rows)]`` (store group; channels not split) under draws of
+    the parameters from their sampling distribution (normal approximation on ``eta``'s terms).
+    """
+    out = np.zeros((n_draws, len(rows)))
+    for cat, part in rows.groupby("category", sort=False):
+        cf = model.categories[str(cat)]
+        pos = part.index.to_numpy()
+        eta, g, extra_var, _ = _category_terms(model, cf, part.reset_index(drop=True))
+        cov = np.asarray(cf.cov)
+        chol = np.linalg.cholesky(cov + 1e-12 * np.eye(len(cov)))
+        delta = rng.standard_normal((n_draws, len(cov))) @ chol.T
+        eta_d = eta[None, :] + delta @ g.T
+        sku_codes = pd.factorize(part["sku"])[0]
+        z = rng.standard_normal((n_draws, int(sku_codes.max()) + 1))[:, sku_codes]
+        eta_d += z * np.sqrt(extra_var)[None, :]
+        out[:, pos] = np.exp(eta_d)
+    return out

@@ -1,0 +1,106 @@
+"""Replay a sales history exactly instead of generating demand.
+
+The canonical history table: ``date, location, sku, channel, units`` (optional ``price``,
+``promo``). ``channel`` is ``walk_in``, ``pickup`` or ``ecommerce``; ecommerce rows may name the
+DC that served them or a store (then they count at the store's DC).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from demand.model import DayDemand, IntArray
+from scenarios.network import Network
+from scenarios.schema import Scenario
+
+CHANNELS = ("walk_in", "pickup", "ecommerce")
+REQUIRED = ("date", "location", "sku", "channel", "units")
+
+
+class HistoryError(ValueError):
+    """A history file that cannot be replayed."""
+
+
+def read_history(path: str | Path) -> pd.DataFrame:
+    path = Path(path)
+    try:
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise HistoryError(f"{path}: cannot read history ({exc})") from None
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise HistoryError(f"{path}: missing column(s) {missing}; need {list(REQUIRED)}")
+    return frame
+
+
+class ReplayDemand:
+    """Demand per day taken verbatim from a history table."""
+
+    def __init__(self, history: pd.DataFrame, scenario: Scenario, network: Network):
+        self.net = network
+        frame = history.copy()
+        frame["day"] = (pd.to_datetime(frame["date"]) - pd.Timestamp(scenario.start_date)).dt.days
+        loc = frame["location"].astype(str).map(network.location_index)
+        sku = frame["sku"].astype(str).map(network.sku_index)
+        bad = frame[loc.isna() | sku.isna() | ~frame["channel"].isin(CHANNELS)]
+        if len(bad):
+            row = bad.iloc[0]
+            raise HistoryError(
+                f"history row {bad.index[0]}: unknown location/sku/channel "
+                f"({row['location']}, {row['sku']}, {row['channel']}); {len(bad)} such row(s). "
+                f"Channels are {CHANNELS}; locations and SKUs must exist in the scenario."
+            )
+        if (frame["units"] < 0).any():
+            raise HistoryError("history has negative units: demand must be >= 0")
+        loc_idx = loc.to_numpy(np.int64)
+        is_ecom = (frame["channel"] == "ecommerce").to_numpy()
+        loc_idx = np.where(is_ecom, network.serving_dc[loc_idx], loc_idx)
+        frame = frame.assign(loc=loc_idx, sku_idx=sku.to_numpy(np.int64))
+        self._days: dict[int, pd.DataFrame] = {
+            int(str(day)): frame.iloc[rows] for day, rows in frame.groupby("day").indices.items()
+        }
+
+    def sample(self, day: int, rng: np.random.Generator | None = None) -> DayDemand:
+        """The recorded demand of ``day`` (``rng`` is ignored: a replay is exact)."""
+        n_dcs, n_skus = self.net.n_dcs, self.net.n_skus
+        arrays = {c: np.zeros((self.net.n_locations, n_skus), np.int64) for c in CHANNELS}
+        group = self._days.get(day)
+        if group is not None:
+            for channel, g in group.groupby("channel"):
+                np.add.at(
+                    arrays[str(channel)],
+                    (g["loc"].to_numpy(), g["sku_idx"].to_numpy()),
+                    g["units"].to_numpy(np.int64),
+                )
+        ecommerce: IntArray = arrays["ecommerce"][:n_dcs]
+        return DayDemand(
+            walk_in=arrays["walk_in"][n_dcs:], pickup=arrays["pickup"][n_dcs:], ecommerce=ecommerce
+        )
+
+
+def demand_to_frame(day: int, dates: pd.Timestamp, demand: DayDemand, net: Network) -> pd.DataFrame:
+    """One day's demand in the canonical history format (nonzero rows only)."""
+    locs = np.asarray(net.locations.index, dtype=object)
+    skus = np.asarray(net.skus.index, dtype=object)
+    parts = []
+    for channel, arr, offset in (
+        ("walk_in", demand.walk_in, net.n_dcs),
+        ("pickup", demand.pickup, net.n_dcs),
+        ("ecommerce", demand.ecommerce, 0),
+    ):
+        i, k = np.nonzero(arr)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "date": dates,
+                    "location": locs[i + offset],
+                    "sku": skus[k],
+                    "channel": channel,
+                    "units": arr[i, k],
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True)

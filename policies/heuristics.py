@@ -1,0 +1,466 @@
+"""Heuristic policies: the baselines the optimizer must beat.
+
+- ``order-point``: an ERP's min/max order points from trailing average sales, recalculated monthly.
+- ``base-stock``: order-up-to from the forecast over lead time + review, safety stock for a
+  target cycle service level, echelon stock at the DCs, fair-share allocation when a DC is short.
+- ``static-forecast``: order points fixed before the season from baseline x planned promotion
+  uplift (a static uplift file); never updated from live sales.
+
+Cover rule (review period R = 1 day): an order placed at the end of day t arrives at the start of
+day t+L, and the next order lands at t+L+1, so the order-up-to level covers days t+1..t+L.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from scipy.stats import norm
+
+from policies.allocation import cut_to_limit
+from policies.contract import (
+    ActionKind,
+    BoolArray,
+    FloatArray,
+    IntArray,
+    Plan,
+    PlanBuilder,
+    PlanningSnapshot,
+)
+
+
+def store_transit(s: PlanningSnapshot) -> IntArray:
+    """Transit days of each store's replenishment lane ``[stores]`` (1 when no lane is listed)."""
+    n_stores = s.n_locations - s.n_dcs
+    transit = np.ones(n_stores, np.int64)
+    lanes = s.lanes
+    if len(lanes):
+        o, d = lanes["o"].to_numpy(), lanes["d"].to_numpy()
+        mask = (d >= s.n_dcs) & (o == s.serving_dc[np.minimum(d, s.n_locations - 1)])
+        transit[d[mask] - s.n_dcs] = lanes["transit_days"].to_numpy()[mask]
+    return transit
+
+
+def dc_assignment(s: PlanningSnapshot) -> FloatArray:
+    """``[D, stores]`` 0/1 matrix: which DC replenishes each store."""
+    stores = s.serving_dc[s.n_dcs :]
+    a = np.zeros((s.n_dcs, len(stores)))
+    a[stores, np.arange(len(stores))] = 1.0
+    return a
+
+
+def cover_sum(
+    window: FloatArray | Sequence[FloatArray],
+    days: IntArray,
+    per_day: Callable[[FloatArray], FloatArray] | None = None,
+    out: FloatArray | None = None,
+) -> FloatArray:
+    """Sum of ``f(window[h, i, k])`` over h < days[i, k] (days beyond H repeat the last day).
+
+    ``window`` is an ``[H, ...]`` array or a sequence of H same-shaped day arrays. ``days``
+    broadcasts against one day's shape; ``f`` is ``per_day`` (identity if None), applied one day at
+    a time. Days are added in order into one accumulator, so the sum equals a cumulative sum's bit
+    for bit while reading only the days covered and making no ``[H, ...]`` temporary (the window
+    is large: 21 days x 1M cells on the big network). ``out``, if given, receives the sum.
+    """
+    h = len(window)
+    capped = np.minimum(days, h)
+    day_shape = window.shape[1:] if isinstance(window, np.ndarray) else np.shape(window[0])
+    shape = np.broadcast_shapes(day_shape, np.shape(days))
+    if out is None:
+        total = np.zeros(shape)
+    else:
+        total = out
+        total.fill(0.0)
+    for j in range(int(capped.max(initial=0))):
+        day = window[j] if per_day is None else per_day(window[j])
+        np.add(total, day, out=total, where=capped > j)
+    if (days > h).any():
+        last = window[-1] if per_day is None else per_day(window[-1])
+        total += np.maximum(days - h, 0) * last
+    return total
+
+
+def share_groups(dc_of_store: IntArray, n_skus: int) -> IntArray:
+    """Fair-share group (DC x SKU) of each store cell, flattened ``[stores * S]``."""
+    return (dc_of_store[:, None] * n_skus + np.arange(n_skus)[None, :]).ravel()
+
+
+def fair_share(request: IntArray, available: IntArray, dc_of_store: IntArray) -> IntArray:
+    """Cut store requests ``[stores, S]`` to each DC's available units ``[D, S]``, pro rata."""
+    group = share_groups(dc_of_store, request.shape[1])
+    return cut_to_limit(request.ravel(), group, available.ravel()).reshape(request.shape)
+
+
+def add_store_shipments(
+    plan: PlanBuilder,
+    s: PlanningSnapshot,
+    qty: IntArray,
+    confidence: FloatArray | float,
+    reason: str,
+) -> None:
+    """One shipment line per store cell with ``qty > 0``; ``confidence`` per cell or for all."""
+    stores, skus = np.nonzero(qty)
+    conf = confidence if isinstance(confidence, float) else confidence[stores, skus]
+    add_store_lines(plan, s, stores, skus, qty[stores, skus], conf, reason)
+
+
+def add_store_lines(
+    plan: PlanBuilder,
+    s: PlanningSnapshot,
+    stores: IntArray,
+    skus: IntArray,
+    qty: IntArray,
+    confidence: FloatArray | float,
+    reason: str,
+) -> None:
+    """Shipment lines from each store's DC, ``stores`` counted from the first store (0-based)."""
+    plan.add(
+        ActionKind.SHIPMENT,
+        s.serving_dc[stores + s.n_dcs],
+        stores + s.n_dcs,
+        skus,
+        qty,
+        0.0,
+        confidence,
+        reason,
+    )
+
+
+def add_purchases(
+    plan: PlanBuilder, s: PlanningSnapshot, qty: IntArray, confidence: FloatArray, reason: str
+) -> None:
+    dcs, skus = np.nonzero(qty)
+    plan.add(
+        ActionKind.PURCHASE,
+        s.sku_supplier[skus],
+        dcs,
+        skus,
+        qty[dcs, skus],
+        s.unit_cost[skus],
+        confidence[dcs, skus],
+        reason,
+    )
+
+
+@dataclass(frozen=True)
+class _Routes:
+    """What base-stock derives from the network alone, kept while the snapshots show the same one.
+
+    ``serving_dc`` and ``lanes`` are held (and compared by identity), so a new network, even one
+    allocated where an old one was, is never mistaken for the kept one.
+    """
+
+    serving_dc: IntArray
+    lanes: pd.DataFrame
+    n_skus: int
+    transit: IntArray  # [stores] days
+    assign: FloatArray  # [D, stores]
+    mean_transit: FloatArray  # [D] days
+    share_group: IntArray  # [stores * S] fair-share group of each store cell
+
+    @classmethod
+    def of(cls, s: PlanningSnapshot) -> _Routes:
+        assign = dc_assignment(s)
+        transit = store_transit(s)
+        return cls(
+            serving_dc=s.serving_dc,
+            lanes=s.lanes,
+            n_skus=s.n_skus,
+            transit=transit,
+            assign=assign,
+            mean_transit=(assign @ transit) / np.maximum(assign.sum(axis=1), 1),
+            share_group=share_groups(s.serving_dc[s.n_dcs :], s.n_skus),
+        )
+
+    def fits(self, s: PlanningSnapshot) -> bool:
+        return s.serving_dc is self.serving_dc and s.lanes is self.lanes and s.n_skus == self.n_skus
+
+
+def _same_bits(a: FloatArray, b: FloatArray) -> bool:
+    """Whether two float64 arrays hold the same bits (stricter than ``==`` on -0.0 and NaN)."""
+    return (
+        a.dtype == b.dtype == np.float64
+        and a.shape == b.shape
+        and np.array_equal(a.view(np.int64), b.view(np.int64))
+    )
+
+
+@dataclass
+class _ForecastDay:
+    """Per-day terms of one forecast day, reused on later ticks while the day is in the window.
+
+    ``mean`` is a copy of the forecast row they were computed from: a later tick reuses them only
+    if its row for the same date is bit-identical, so the results never depend on the reuse.
+    """
+
+    mean: FloatArray  # [L, S] units
+    store_var: FloatArray  # [stores, S] variance of each store cell's daily demand
+    echelon_mean: FloatArray  # [D, S] the DC's row + its stores' rows
+    echelon_var: FloatArray  # [D, S]
+
+
+@dataclass
+class BaseStockPolicy:
+    """Order up to forecast over the cover period + z x sigma, at stores and (echelon) at DCs."""
+
+    service_level: float = 0.98
+    name: str = "base-stock"
+    horizon_days: int = 21
+    # a forecast day's terms cost a pass over every store cell; each day stays in the window for
+    # H ticks, so it is computed once and reused (keyed by date, checked against the forecast row)
+    _routes: _Routes | None = field(default=None, repr=False, compare=False)
+    _days: dict[int, _ForecastDay] = field(default_factory=dict, repr=False, compare=False)
+    _dispersion: float = field(default=float("nan"), repr=False, compare=False)
+    # [stores, S] work arrays kept from tick to tick: a fresh 8 MB temporary costs more in page
+    # faults (the kernel zeroing new memory) than the arithmetic done in it
+    _work: dict[str, npt.NDArray] = field(default_factory=dict, repr=False, compare=False)
+
+    def _buffer(self, name: str, shape: tuple[int, ...], dtype: type) -> npt.NDArray:
+        buf = self._work.get(name)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = self._work[name] = np.empty(shape, dtype)
+        return buf
+
+    def _network(self, s: PlanningSnapshot) -> _Routes:
+        if self._routes is None or not self._routes.fits(s):
+            self._routes = _Routes.of(s)
+            self._days.clear()
+        return self._routes
+
+    def _forecast_days(self, s: PlanningSnapshot, routes: _Routes, n: int) -> list[_ForecastDay]:
+        """Terms of forecast rows ``0..n-1`` (dates ``day+1..day+n``), computed or reused."""
+        if s.forecast_dispersion != self._dispersion:
+            self._days.clear()
+            self._dispersion = s.forecast_dispersion
+        first = s.day + 1
+        spare = [self._days.pop(d) for d in list(self._days) if not first <= d < first + n]
+        fc, nd = s.forecast_mean, s.n_dcs
+        out = []
+        for j in range(n):
+            kept = self._days.get(first + j)
+            if kept is not None and _same_bits(kept.mean, fc[j]):
+                out.append(kept)
+                continue
+            # a row of a dropped day is recycled so the copy does not touch fresh memory
+            mean = spare.pop().mean if spare else np.empty_like(fc[j])
+            np.copyto(mean, fc[j])
+            store_var = s.forecast_var(fc[j, nd:])
+            day = _ForecastDay(
+                mean=mean,
+                store_var=store_var,
+                echelon_mean=fc[j, :nd] + routes.assign @ fc[j, nd:],
+                echelon_var=s.forecast_var(fc[j, :nd]) + routes.assign @ store_var,
+            )
+            self._days[first + j] = day
+            out.append(day)
+        return out
+
+    def decide(self, s: PlanningSnapshot) -> Plan:
+        z = float(norm.ppf(self.service_level))
+        plan = PlanBuilder(self.name)
+        nd = s.n_dcs
+        fc = s.forecast_mean
+        position = s.position  # a property that adds three [L, S] arrays: take it once
+        routes = self._network(s)
+        transit = routes.transit
+        # DC echelon cover: supplier lead + store transit
+        lead = s.lead_time_mean[s.sku_supplier]  # [S]
+        lead_sd = s.lead_time_sd[s.sku_supplier]
+        days = np.rint(lead[None, :] + routes.mean_transit[:, None]).astype(np.int64)
+        # forecast days the covers read (all H if any cover runs past it)
+        h = s.horizon
+        n_echelon = h if (days > h).any() else max(int(days.max(initial=1)), 1)
+        n_store = h if (transit > h).any() else max(int(transit.max(initial=1)), 1)
+        terms = self._forecast_days(s, routes, max(n_echelon, n_store))
+        # stores: cover the transit days
+        store_days = transit[:, None]
+        store_shape = (s.n_locations - nd, s.n_skus)
+        mu = cover_sum(fc[:, nd:], store_days, out=self._buffer("mu", store_shape, np.float64))
+        upper = cover_sum(
+            [t.store_var for t in terms[:n_store]],
+            store_days,
+            out=self._buffer("upper", store_shape, np.float64),
+        )
+        # upper = mu + z * sd and need = max(ceil(upper) - position, 0), in place
+        np.sqrt(upper, out=upper)
+        np.multiply(upper, z, out=upper)
+        np.add(mu, upper, out=upper)
+        need = np.ceil(upper, out=self._buffer("need", store_shape, np.float64))
+        np.subtract(need, position[nd:], out=need)
+        np.maximum(need, 0, out=need)
+        # fair share over the cells with a need only (row-major, as np.nonzero): a cell without
+        # one neither adds to its DC's total nor gets a unit when the DC is short
+        lines = np.flatnonzero(need)
+        ship = cut_to_limit(
+            need.ravel()[lines].astype(np.int64),
+            routes.share_group[lines],
+            s.on_hand[:nd].ravel(),
+        )
+        shipped = ship > 0
+        lines, ship = lines[shipped], ship[shipped]
+        # confidence only on the cells that ship
+        confidence = mu.ravel()[lines] / np.maximum(upper.ravel()[lines], 1e-9)
+        stores, skus = np.divmod(lines, s.n_skus)
+        add_store_lines(
+            plan, s, stores, skus, ship, confidence, "base-stock: below order-up-to level"
+        )
+        # DCs: echelon stock, the stores' sums per DC a [D, stores] @ [stores, S] product per day
+        assign = routes.assign
+        echelon_fc = [t.echelon_mean for t in terms[:n_echelon]]
+        mu_e = cover_sum(echelon_fc, days)
+        daily = echelon_fc[0]
+        var_e = cover_sum([t.echelon_var for t in terms[:n_echelon]], days)
+        var_e += (lead_sd[None, :] * daily) ** 2
+        level_e = np.ceil(mu_e + z * np.sqrt(var_e))
+        store_position = self._buffer("need", store_shape, np.float64)  # need is done with
+        np.copyto(store_position, position[nd:])
+        position_e = position[:nd] + assign @ store_position  # whole units: exact sums
+        order = np.maximum(level_e - position_e, 0).astype(np.int64)
+        conf_e = mu_e / np.maximum(level_e, 1e-9)
+        add_purchases(
+            plan, s, order, conf_e, "base-stock: echelon position below order-up-to level"
+        )
+        return plan.build()
+
+
+@dataclass
+class MinMax:
+    """Order points per cell: order up to ``maximum`` when position falls to ``minimum``."""
+
+    minimum: FloatArray
+    maximum: FloatArray
+
+    def order(self, position: IntArray, rows: slice) -> IntArray:
+        lo, hi = self.minimum[rows], self.maximum[rows]
+        due = position <= lo
+        return np.where(due, np.maximum(hi - position, 0), 0).astype(np.int64)
+
+
+def min_max_from_usage(
+    s: PlanningSnapshot, usage: FloatArray, safety_days: float, order_days: float
+) -> MinMax:
+    """ERP-style min/max from average daily usage ``[L, S]`` (DC usage includes its stores)."""
+    nd = s.n_dcs
+    transit = store_transit(s)
+    dc_usage = usage[:nd] + dc_assignment(s) @ usage[nd:]
+    lead = s.lead_time_mean[s.sku_supplier][None, :]
+    minimum = np.empty_like(usage)
+    minimum[nd:] = np.ceil(usage[nd:] * (transit[:, None] + safety_days))
+    minimum[:nd] = np.ceil(dc_usage * (lead + safety_days))
+    maximum = minimum + np.ceil(np.vstack([dc_usage, usage[nd:]]) * order_days)
+    return MinMax(minimum, maximum)
+
+
+def min_max_plan(
+    name: str, s: PlanningSnapshot, points: MinMax, confidence: float, why: str
+) -> Plan:
+    plan = PlanBuilder(name)
+    nd = s.n_dcs
+    position = s.position
+    need = points.order(position[nd:], slice(nd, None))
+    ship = fair_share(need, s.on_hand[:nd], s.serving_dc[nd:])
+    add_store_shipments(plan, s, ship, confidence, f"{why}: store position at or below min")
+    order = points.order(position[:nd], slice(0, nd))
+    add_purchases(
+        plan, s, order, np.full(order.shape, confidence), f"{why}: DC position at or below min"
+    )
+    return plan.build()
+
+
+@dataclass
+class OrderPointPolicy:
+    """What an ERP does today: min/max from trailing sales, recalculated every ``recalc_days``."""
+
+    safety_days: float = 3.0
+    order_days: float = 7.0
+    recalc_days: int = 28
+    name: str = "order-point"
+    horizon_days: int = 1
+    _points: MinMax | None = field(default=None, repr=False)
+    _computed_on: int = field(default=-(10**9), repr=False)
+
+    def decide(self, s: PlanningSnapshot) -> Plan:
+        if self._points is None or s.day - self._computed_on >= self.recalc_days:
+            self._points = min_max_from_usage(s, s.history_mean, self.safety_days, self.order_days)
+            self._computed_on = s.day
+        return min_max_plan(self.name, s, self._points, 0.6, "order point")
+
+
+def read_uplift_file(path: str | Path) -> dict[str, float]:
+    """A static uplift file: CSV with columns ``promotion,uplift`` (uplift > 0, a multiplier)."""
+    try:
+        with open(path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read the uplift file ({exc.strerror})") from None
+    if not rows or not {"promotion", "uplift"} <= set(rows[0]):
+        raise ValueError(f"{path}: need a CSV with columns promotion,uplift")
+    uplifts = {}
+    for line, row in enumerate(rows, start=2):
+        try:
+            uplifts[row["promotion"]] = float(row["uplift"])
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{path}, line {line}: uplift {row['uplift']!r} is not a number"
+            ) from None
+        if uplifts[row["promotion"]] <= 0:
+            raise ValueError(f"{path}, line {line}: uplift must be > 0 (1.0 means no uplift)")
+    return uplifts
+
+
+@dataclass
+class StaticForecastPolicy:
+    """The traditional plan: order points from baseline x planned uplift, fixed pre-season.
+
+    Promoted cells get raised min/max for the promotion window, shifted earlier by the lead time,
+    from the uplift in ``uplifts`` (a static uplift file), else the promotion's ``planned_uplift``,
+    else ``default_uplift``. It never looks at live sales.
+    """
+
+    uplifts: dict[str, float] = field(default_factory=dict)
+    default_uplift: float = 1.5
+    safety_days: float = 3.0
+    order_days: float = 7.0
+    name: str = "static-forecast"
+    horizon_days: int = 1
+    _frozen: tuple[FloatArray, list[tuple[int, int, BoolArray, float]]] | None = field(
+        default=None, repr=False
+    )
+
+    def _freeze(
+        self, s: PlanningSnapshot
+    ) -> tuple[FloatArray, list[tuple[int, int, BoolArray, float]]]:
+        promos = []
+        for row in s.promotions.to_dict("records"):
+            uplift = self.uplifts.get(str(row["id"]))
+            if uplift is None:
+                planned = row["planned_uplift"]
+                uplift = float(planned) if pd.notna(planned) else self.default_uplift
+            cells = s.promotion_cells[str(row["id"])]
+            promos.append((int(row["start_day"]), int(row["end_day"]), cells, float(uplift)))
+        return s.baseline_mean.copy(), promos
+
+    def planned(self, day: int) -> FloatArray:
+        """Planned daily demand ``[L, S]`` on ``day`` from the frozen plan."""
+        assert self._frozen is not None
+        base, promos = self._frozen
+        out = base
+        for start, end, cells, uplift in promos:
+            if start <= day <= end:
+                out = np.where(cells, out * uplift, out)
+        return out
+
+    def decide(self, s: PlanningSnapshot) -> Plan:
+        if self._frozen is None:
+            self._frozen = self._freeze(s)
+        # average planned usage over the next lead time: promotions raise min/max ahead of time
+        lookahead = int(np.ceil(s.lead_time_mean.max(initial=1))) + 2
+        usage = np.mean([self.planned(s.day + 1 + h) for h in range(lookahead)], axis=0)
+        points = min_max_from_usage(s, usage, self.safety_days, self.order_days)
+        return min_max_plan(self.name, s, points, 0.5, "static plan order point")

@@ -1,0 +1,372 @@
+"""Readiness of a planned promotion, from a ``PlanningSnapshot``: can the network serve its demand
+at an upper quantile, where and when does it fall short, and which mitigation helps how much.
+
+Per DC network (the DC and the stores it serves) and promoted SKU, for each day ``t`` from
+tomorrow to the promotion's last day: cumulative demand at quantile ``q`` (gamma matched to the
+negative-binomial variance plus the uplift's own uncertainty, a log-normal factor with sd
+``uplift_log_sd`` shared by the whole promotion x SKU) against supply by ``t`` = on hand +
+inbound due by ``t`` + what a new order placed today can deliver by ``t`` (supplier lead time at
+quantile ``q``, capped by supplier capacity). Two more checks: DC outbound throughput over the
+window, and each store's stock until a shipment dispatched today can arrive (allocation timing).
+
+Score = 100 x (1 - units short / units of demand at ``q``). Every mitigation is applied to a
+copy of the snapshot and scored again by the same function: its effect is measured, not asserted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from policies.contract import FloatArray, InboundShipment, PlanningSnapshot
+
+EXPEDITE_TOP = 5  # expedite the largest shortfalls
+DEPTH_STEP = 0.10  # "limit depth" lowers the discount by this much in short networks
+SHIFT_DAYS = (3, 7)
+
+
+@dataclass(frozen=True)
+class Reason:
+    kind: str  # stock | throughput | allocation
+    where: str  # DC network or store
+    sku: str
+    units: float
+    day: int | None
+    text: str
+
+
+@dataclass(frozen=True)
+class Mitigation:
+    action: str  # expedite | rebalance | limit_depth | cap_ecommerce | move_start
+    detail: str
+    score_after: float
+    gain: float
+    cost: float
+
+
+@dataclass(frozen=True)
+class ReadinessReport:
+    promotion: str
+    score: float
+    quantile: float
+    demand_units: float  # at the quantile, promoted SKUs, tomorrow .. promotion end
+    short_units: float
+    reasons: tuple[Reason, ...]
+    mitigations: tuple[Mitigation, ...] = ()
+
+    def summary(self) -> str:
+        lines = [f"{self.promotion}: readiness {self.score:.0f}/100 at P{self.quantile * 100:.0f}"]
+        lines += [f"  - {r.text}" for r in self.reasons]
+        lines += [
+            f"  * {m.action}: {m.detail} -> {m.score_after:.0f} ({m.gain:+.0f})"
+            for m in self.mitigations
+        ]
+        return "\n".join(lines)
+
+
+def _gamma_q(mean: FloatArray, var: FloatArray, q: float) -> FloatArray:
+    """Quantile of a gamma with the given mean and variance (0 where the mean is 0)."""
+    safe_m = np.maximum(mean, 1e-12)
+    shape = safe_m**2 / np.maximum(var, 1e-12)
+    out = stats.gamma.ppf(q, shape, scale=safe_m / shape)
+    return np.where(mean > 0, out, 0.0)
+
+
+def _promo_row(s: PlanningSnapshot, promotion: str) -> tuple[int, int]:
+    p = s.promotions
+    row = p[p["id"] == promotion]
+    if row.empty:
+        raise ValueError(
+            f"no promotion {promotion!r}; known: {', '.join(map(str, p['id'])) or 'none'}"
+        )
+    return int(row["start_day"].iloc[0]), int(row["end_day"].iloc[0])
+
+
+def assess(
+    s: PlanningSnapshot,
+    promotion: str,
+    quantile: float = 0.8,
+    uplift_log_sd: float = 0.25,
+) -> ReadinessReport:
+    """Score ``promotion`` on snapshot ``s`` (no mitigations; see :func:`readiness`)."""
+    start, end = _promo_row(s, promotion)
+    cells = s.promotion_cells[promotion]
+    first = s.day + 1
+    n_days = min(end - s.day, s.horizon)
+    if n_days < 1:
+        return ReadinessReport(promotion, 100.0, quantile, 0.0, 0.0, ())
+    f = s.forecast_mean[:n_days]  # [T, L, S]
+    skus = np.nonzero(cells.any(axis=0))[0]
+    nd = s.n_dcs
+    net = s.serving_dc  # [L] -> DC
+    z = float(stats.norm.ppf(quantile))
+    days_abs = first + np.arange(n_days)
+    in_promo = (days_abs >= start) & (days_abs <= end)
+    extra = np.where(
+        cells[None] & in_promo[:, None, None], np.maximum(f - s.baseline_mean[None], 0.0), 0.0
+    )
+    reasons: list[Reason] = []
+    demand_total = 0.0
+    short_total = 0.0
+    k = s.forecast_dispersion
+    inbound_due = np.zeros((n_days, s.n_locations, s.n_skus))
+    for sh in s.inbound:
+        h = min(max(sh.due_day - first, 0), n_days)
+        if h < n_days:
+            np.add.at(inbound_due[h, sh.destination], sh.sku, sh.qty)
+    lead_q = s.lead_time_mean + z * s.lead_time_sd
+    for d in range(nd):
+        members = net == d
+        for sku in skus:
+            mu = f[:, members, sku]  # [T, members]
+            mean_t = np.cumsum(mu.sum(axis=1))
+            nb_var = np.cumsum((mu + mu**2 / k).sum(axis=1))
+            e_t = np.cumsum(extra[:, members, sku].sum(axis=1))
+            var_t = nb_var + e_t**2 * np.expm1(uplift_log_sd**2)
+            q_t = _gamma_q(mean_t, var_t, quantile)
+            if q_t[-1] <= 0:
+                continue
+            v = int(s.sku_supplier[sku])
+            supply_t = s.on_hand[members, sku].sum() + np.cumsum(
+                inbound_due[:, members, sku].sum(axis=1)
+            )
+            lead = float(lead_q[v])
+            can_order = np.maximum(days_abs - (s.day + np.ceil(lead)) + 1, 0)
+            new_t = np.minimum(can_order * s.supplier_capacity[v], 1e12)
+            short_t = np.maximum(q_t - supply_t - new_t, 0.0)
+            demand_total += float(q_t[-1])
+            short = float(short_t.max())
+            if short >= 1:
+                t_first = int(np.argmax(short_t > 0))
+                day = int(days_abs[t_first])
+                to_launch = start - s.day
+                why = (
+                    f"; supplier {s.supplier_ids[v]} lead time {lead:.0f} days > "
+                    f"{to_launch} days to launch"
+                    if lead > to_launch
+                    else ""
+                )
+                reasons.append(
+                    Reason(
+                        "stock",
+                        s.location_ids[d],
+                        s.sku_ids[sku],
+                        short,
+                        day,
+                        f"{s.location_ids[d]} network short {short:,.0f} units of "
+                        f"{s.sku_ids[sku]} by day {day} at the {quantile * 100:.0f}th "
+                        f"percentile{why}",
+                    )
+                )
+                short_total += short
+        # DC outbound: store replenishment of every SKU + ecommerce, over the window
+        stores = members.copy()
+        stores[:nd] = False
+        need_store = np.maximum(
+            f[:, stores].sum(axis=(0, 1))
+            - s.on_hand[stores].sum(axis=0)
+            - s.in_transit[stores].sum(axis=0),
+            0.0,
+        ).sum()
+        need = float(need_store + f[:, d].sum())
+        cap = float(s.dc_throughput[d]) * n_days
+        if need > cap * 1.0 + 1:
+            units = need - cap
+            reasons.append(
+                Reason(
+                    "throughput",
+                    s.location_ids[d],
+                    "",
+                    units,
+                    None,
+                    f"{s.location_ids[d]} must ship {need / n_days:,.0f} units/day but can ship "
+                    f"{cap / n_days:,.0f}/day over the next {n_days} days",
+                )
+            )
+            short_total += units
+    # allocation timing: promoted cells of each store until today's shipment can arrive
+    transit = {int(d): int(t) for d, t in zip(s.lanes["d"], s.lanes["transit_days"], strict=True)}
+    for store in range(nd, s.n_locations):
+        t = min(transit.get(store, 1), n_days)
+        mu = f[:t, store][:, skus]
+        q = _gamma_q(mu.sum(axis=0), (mu + mu**2 / k).sum(axis=0), quantile)
+        have = s.on_hand[store, skus] + s.in_transit[store, skus]
+        gap = np.maximum(q - have, 0.0)
+        units = float(gap.sum())
+        if units >= 1 and start - s.day <= t:
+            worst = int(skus[np.argmax(gap)])
+            reasons.append(
+                Reason(
+                    "allocation",
+                    s.location_ids[store],
+                    s.sku_ids[worst],
+                    units,
+                    int(first + t - 1),
+                    f"{s.location_ids[store]} needs {units:,.0f} more units of promoted SKUs "
+                    f"before a shipment can arrive ({t} days transit, launch in "
+                    f"{start - s.day} days)",
+                )
+            )
+            short_total += units
+    score = 100.0 if demand_total <= 0 else 100.0 * max(0.0, 1.0 - short_total / demand_total)
+    reasons.sort(key=lambda r: -r.units)
+    return ReadinessReport(promotion, score, quantile, demand_total, short_total, tuple(reasons))
+
+
+# -- mitigations ------------------------------------------------------------------------------
+
+
+def _with_inbound(s: PlanningSnapshot, extra: Sequence[InboundShipment]) -> PlanningSnapshot:
+    on_order = s.on_order.copy()
+    in_transit = s.in_transit.copy()
+    for sh in extra:
+        target = on_order if sh.kind in ("purchase", "expedite") else in_transit
+        np.add.at(target[sh.destination], sh.sku, sh.qty)
+    return dataclasses.replace(
+        s, inbound=(*s.inbound, *extra), on_order=on_order, in_transit=in_transit
+    )
+
+
+def _scaled(s: PlanningSnapshot, factor: FloatArray) -> PlanningSnapshot:
+    return dataclasses.replace(s, forecast_mean=s.forecast_mean * factor)
+
+
+def readiness(
+    s: PlanningSnapshot,
+    promotion: str,
+    quantile: float = 0.8,
+    uplift_log_sd: float = 0.25,
+    elasticity: FloatArray | None = None,
+    depth: float | None = None,
+) -> ReadinessReport:
+    """:func:`assess` plus mitigations, each re-scored on a modified snapshot.
+
+    ``elasticity`` [S] and the promotion's ``depth`` enable "limit depth".
+    """
+    base = assess(s, promotion, quantile, uplift_log_sd)
+    if not base.reasons:
+        return base
+    start, end = _promo_row(s, promotion)
+    cells = s.promotion_cells[promotion]
+    li = {x: i for i, x in enumerate(s.location_ids)}
+    si = {x: i for i, x in enumerate(s.sku_ids)}
+    options: list[tuple[str, str, PlanningSnapshot, float]] = []
+    stock = [r for r in base.reasons if r.kind == "stock"]
+    if stock:
+        lines = []
+        cost = 0.0
+        for r in stock[:EXPEDITE_TOP]:
+            d, k = li[r.where], si[r.sku]
+            v = int(s.sku_supplier[k])
+            qty = int(min(np.ceil(r.units), s.supplier_capacity[v]))
+            lines.append(
+                InboundShipment(
+                    "expedite",
+                    v,
+                    d,
+                    s.day + int(s.expedite_lead_time[v]),
+                    np.array([k], np.int64),
+                    np.array([qty], np.int64),
+                )
+            )
+            cost += qty * float(s.expedite_premium[k])
+        detail = ", ".join(
+            f"{int(ln.qty[0]):,} x {s.sku_ids[int(ln.sku[0])]} to {s.location_ids[ln.destination]}"
+            for ln in lines
+        )
+        options.append(("expedite", detail, _with_inbound(s, lines), cost))
+        # rebalance: surplus at another DC over the same SKU, if a DC<->DC lane exists
+        lanes = s.lanes
+        moves = []
+        on_hand = s.on_hand.copy()
+        short_by = {(li[r.where], si[r.sku]): r.units for r in stock}
+        for (d, k), units in short_by.items():
+            for o in range(s.n_dcs):
+                if o == d or (o, k) in short_by:
+                    continue
+                lane = lanes[(lanes["o"] == o) & (lanes["d"] == d)]
+                if lane.empty:
+                    continue
+                surplus = int(on_hand[o, k] - s.forecast_mean[:, s.serving_dc == o, k].sum())
+                qty = int(min(surplus, np.ceil(units)))
+                if qty > 0:
+                    on_hand[o, k] -= qty
+                    transit = int(lane["transit_days"].iloc[0])
+                    moves.append(
+                        InboundShipment(
+                            "transfer", o, d, s.day + transit, np.array([k]), np.array([qty])
+                        )
+                    )
+                    break
+        if moves:
+            moved = dataclasses.replace(s, on_hand=on_hand)
+            detail = ", ".join(
+                f"{int(m.qty[0]):,} x {s.sku_ids[int(m.sku[0])]} "
+                f"{s.location_ids[m.origin]}->{s.location_ids[m.destination]}"
+                for m in moves
+            )
+            cost = sum(
+                float(
+                    lanes[(lanes["o"] == m.origin) & (lanes["d"] == m.destination)][
+                        "cost_per_unit"
+                    ].iloc[0]
+                )
+                * int(m.qty[0])
+                for m in moves
+            )
+            options.append(("rebalance", detail, _with_inbound(moved, moves), cost))
+    first = s.day + 1
+    days_abs = first + np.arange(s.horizon)
+    in_promo = ((days_abs >= start) & (days_abs <= end))[:, None, None]
+    short_dcs = sorted({li[r.where] for r in stock})
+    if elasticity is not None and depth is not None and depth > 0 and short_dcs:
+        new_depth = max(depth - DEPTH_STEP, 0.0)
+        ratio = ((1 - new_depth) / (1 - depth)) ** elasticity  # [S] (< 1 for elasticity < 0)
+        where = np.isin(s.serving_dc, short_dcs)[:, None] & cells
+        factor = np.where(in_promo & where[None], ratio[None, None, :], 1.0)
+        names = ", ".join(s.location_ids[d] for d in short_dcs)
+        options.append(
+            ("limit_depth", f"{depth:.0%} -> {new_depth:.0%} in {names}", _scaled(s, factor), 0.0)
+        )
+    dc_cells = cells.copy()
+    dc_cells[s.n_dcs :] = False
+    if dc_cells.any():
+        fm = s.forecast_mean
+        capped = np.where(in_promo & dc_cells[None], np.minimum(fm, s.baseline_mean[None]), fm)
+        options.append(
+            (
+                "cap_ecommerce",
+                "no promotion uplift on ecommerce",
+                dataclasses.replace(s, forecast_mean=capped),
+                0.0,
+            )
+        )
+    for shift in SHIFT_DAYS:
+        if end + shift - s.day > s.horizon:
+            continue
+        fm = s.forecast_mean
+        ex = np.where(cells[None] & in_promo, np.maximum(fm - s.baseline_mean[None], 0.0), 0.0)
+        moved_ex = np.zeros_like(ex)
+        moved_ex[shift:] = ex[:-shift]
+        promos = s.promotions.copy()
+        row = promos["id"] == promotion
+        promos.loc[row, "start_day"] += shift
+        promos.loc[row, "end_day"] += shift
+        options.append(
+            (
+                "move_start",
+                f"start {shift} days later (day {start + shift})",
+                dataclasses.replace(s, forecast_mean=fm - ex + moved_ex, promotions=promos),
+                0.0,
+            )
+        )
+    mitigations = []
+    for action, detail, snap, cost in options:
+        after = assess(snap, promotion, quantile, uplift_log_sd)
+        mitigations.append(Mitigation(action, detail, after.score, after.score - base.score, cost))
+    mitigations.sort(key=lambda m: -m.gain)
+    return dataclasses.replace(base, mitigations=tuple(mitigations))

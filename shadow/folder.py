@@ -1,0 +1,178 @@
+"""``SnapshotFolderAdapter``: the same canonical tables from a folder of CSV or Parquet files.
+
+For ERPs without a connector. The folder holds ``manifest.json`` (``{"as_of": "YYYY-MM-DD",
+"history_days": 28, "source": "..."}``) and one file per table, ``<table>.csv`` or
+``<table>.parquet`` (``erpdata.STATE_TABLES`` / ``ACTION_TABLES``; ``schema.json`` documents
+them as JSON Schema). Missing optional tables are read as empty. "Drafts" are written as CSV files
+into ``outbox/`` in the folder — the folder's ERP picks them up; nothing else is ever written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from shadow.adapter import DraftLine, ErpDataError
+from shadow.erpdata import (
+    ACTION_TABLES,
+    STATE_TABLES,
+    ErpActions,
+    ErpState,
+    json_schema,
+)
+
+REQUIRED_TABLES = ("locations", "products", "stock")
+
+
+def _read_table(folder: Path, name: str) -> pd.DataFrame | None:
+    for suffix in (".parquet", ".csv"):
+        path = folder / f"{name}{suffix}"
+        if path.exists():
+            try:
+                if suffix == ".parquet":
+                    return pd.read_parquet(path)
+                return pd.read_csv(path, dtype=str, keep_default_na=False)
+            except (OSError, ValueError) as exc:
+                raise ErpDataError(f"{path}: cannot read ({exc})") from None
+    return None
+
+
+def _typed(frame: pd.DataFrame, spec: dict[str, tuple[str, str]]) -> pd.DataFrame:
+    """CSV cells arrive as text: empty numbers become NaN, empty dates None."""
+    out = frame.copy()
+    for col, (kind, _) in spec.items():
+        if col in out and kind in ("number", "integer"):
+            out[col] = pd.to_numeric(out[col].replace("", None))
+        elif col in out and kind == "date":
+            out[col] = out[col].replace("", None)
+    return out
+
+
+class SnapshotFolderAdapter:
+    """Reads a snapshot folder (a state as of one date, plus optional action tables)."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.name = f"folder:{self.folder.resolve()}"
+        if not (self.folder / "manifest.json").exists():
+            raise ErpDataError(
+                f"{self.folder}: no manifest.json; a snapshot folder needs one with "
+                '{"as_of": "YYYY-MM-DD"} (see `twin shadow schema`)'
+            )
+        self.manifest = json.loads((self.folder / "manifest.json").read_text())
+        try:
+            self.as_of = dt.date.fromisoformat(str(self.manifest["as_of"]))
+        except (KeyError, ValueError):
+            raise ErpDataError(
+                f"{self.folder}/manifest.json: as_of must be a date YYYY-MM-DD"
+            ) from None
+
+    def read_state(self, as_of: dt.date | None = None, history_days: int = 28) -> ErpState:
+        if as_of is not None and as_of != self.as_of:
+            raise ValueError(
+                f"{self.folder} holds a snapshot as of {self.as_of}, not {as_of}: "
+                "drop --as-of or export a folder for that date"
+            )
+        tables = {}
+        missing = []
+        for name, spec in STATE_TABLES.items():
+            frame = _read_table(self.folder, name)
+            if frame is None:
+                if name in REQUIRED_TABLES:
+                    missing.append(name)
+                continue
+            tables[name] = _typed(frame, spec)
+        if missing:
+            raise ErpDataError(f"{self.folder}: missing table(s) {missing} (.csv or .parquet)")
+        try:
+            return ErpState.build(
+                self.as_of,
+                self.name,
+                int(self.manifest.get("history_days", history_days)),
+                **tables,
+            )
+        except ValueError as exc:
+            raise ErpDataError(f"{self.folder}: {exc}") from None
+
+    def read_actions(self, start: dt.date, end: dt.date) -> ErpActions:
+        tables = {}
+        for name, spec in ACTION_TABLES.items():
+            frame = _read_table(self.folder, name)
+            if frame is None:
+                continue
+            frame = _typed(frame, spec)
+            date_col = "date" if "date" in spec else "order_date"
+            dates = pd.to_datetime(frame[date_col]).dt.date
+            tables[name] = frame[(dates >= start) & (dates <= end)]
+        return ErpActions.build(start, end, **tables)
+
+    def read_sales(self, start: dt.date, end: dt.date) -> pd.DataFrame:
+        """The ``sales`` table between ``start`` and ``end`` (inclusive)."""
+        frame = _read_table(self.folder, "sales")
+        if frame is None:
+            return pd.DataFrame(columns=list(STATE_TABLES["sales"]))
+        frame = _typed(frame, STATE_TABLES["sales"])
+        dates = pd.to_datetime(frame["date"]).dt.date
+        out = frame[(dates >= start) & (dates <= end)].copy()
+        out["date"] = dates[(dates >= start) & (dates <= end)]
+        return out
+
+    def write_drafts(self, lines: list[DraftLine], reference: str) -> pd.DataFrame:
+        outbox = self.folder / "outbox"
+        outbox.mkdir(exist_ok=True)
+        frame = pd.DataFrame([vars(x) for x in lines])
+        name = "".join(c if c.isalnum() or c in "-_" else "_" for c in reference)
+        _atomic_csv(frame, outbox / f"{name}.csv")
+        return pd.DataFrame(
+            {
+                "erp_model": "outbox",
+                "erp_id": f"outbox/{name}.csv",
+                "supplier": frame.get("supplier", pd.Series(dtype=object)),
+                "destination": frame.get("destination", pd.Series(dtype=object)),
+                "product": frame.get("product", pd.Series(dtype=object)),
+                "qty": frame.get("qty", pd.Series(dtype=float)),
+            }
+        )
+
+    def close(self) -> None:
+        pass
+
+
+def _atomic_csv(frame: pd.DataFrame, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        frame.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_folder(
+    state: ErpState, folder: str | Path, actions: ErpActions | None = None, fmt: str = "csv"
+) -> Path:
+    """Export canonical tables as a snapshot folder (with manifest and schema)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tables = dict(state.tables) | (dict(actions.tables) if actions else {})
+    for name, frame in tables.items():
+        if fmt == "parquet":
+            frame.astype({c: str for c in frame.columns if frame[c].dtype == object}).to_parquet(
+                folder / f"{name}.parquet", index=False
+            )
+        else:
+            _atomic_csv(frame, folder / f"{name}.csv")
+    manifest = {
+        "as_of": str(state.as_of),
+        "history_days": state.history_days,
+        "source": state.source,
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    (folder / "schema.json").write_text(json.dumps(json_schema(), indent=2) + "\n")
+    return folder

@@ -1,0 +1,657 @@
+"""The SimPy twin: a daily tick process, one event per shipment, promotions and disruptions as
+events. A day's demand and fulfilment for every ``[location, sku]`` cell is one numpy step.
+
+Time: arrivals fire at integer times ``t`` (start of day t); the tick runs at ``t + 0.5``:
+demand -> fulfilment -> snapshot -> ``policy.decide()`` -> governance -> execute -> records.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import itertools
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import simpy
+
+from demand.forecast import RollingForecast
+from demand.model import DayDemand, DemandModel, PromotionCells
+from demand.replay import ReplayDemand
+from policies.allocation import cut_to_limit
+from policies.contract import (
+    ActionKind,
+    BoolArray,
+    FloatArray,
+    InboundShipment,
+    IntArray,
+    Plan,
+    PlanningSnapshot,
+    Policy,
+)
+from scenarios.network import Network, compile_network
+from scenarios.schema import Scenario
+from twin.ledger import Detail, Kind, Ledger
+from workflow.governance import AutoApprove, Governance
+
+HISTORY_WINDOW_DAYS = 28  # the ERP's "average daily usage" smoothing window
+SKU_DETAIL_MAX_CELLS = 200_000  # above this the ledger keeps per-location summaries
+CONCENTRATION = 50.0  # beta concentration of a supplier's daily fill fraction
+
+
+class PlanError(ValueError):
+    """A policy proposed an action the network cannot carry out (a policy bug)."""
+
+
+@dataclass
+class Shipment:
+    """Units in flight: from a supplier (``origin`` = supplier index) or between locations."""
+
+    kind: str
+    origin: int
+    destination: int
+    planned_day: int
+    sku: IntArray
+    qty: IntArray  # ordered / dispatched units
+    delivered: IntArray  # units that will arrive (supplier short-shipments already taken off)
+    premium: FloatArray  # extra cost per unit (expedite)
+    order_cost: float = 0.0
+
+
+def _streams(seed: int) -> dict[str, np.random.Generator]:
+    names = ("demand", "lead_time", "fill", "forecast")
+    seqs = np.random.SeedSequence(seed).spawn(len(names))
+    return {n: np.random.default_rng(s) for n, s in zip(names, seqs, strict=True)}
+
+
+class Twin:
+    """The network's state and the processes that change it."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        policy: Policy,
+        seed: int = 0,
+        governance: Governance | None = None,
+        days: int | None = None,
+        ledger_detail: Detail | None = None,
+        history: pd.DataFrame | None = None,
+    ):
+        self.scenario = scenario
+        self.policy = policy
+        self.seed = seed
+        self.governance: Governance = governance or AutoApprove()
+        self.days = days or scenario.horizon_days
+        net = compile_network(scenario)
+        self.net: Network = net
+        n_loc, n_sku = net.n_locations, net.n_skus
+        if ledger_detail is None:
+            ledger_detail = "sku" if n_loc * n_sku <= SKU_DETAIL_MAX_CELLS else "summary"
+        self.ledger = Ledger(ledger_detail)
+        self.rng = _streams(seed)
+        self.model = DemandModel(scenario, net)
+        self.replay: ReplayDemand | None = None
+        if history is not None:
+            self.replay = ReplayDemand(history, scenario, net)
+        self.forecast = RollingForecast(self.model, policy.horizon_days, self.rng["forecast"])
+        self._draw_supplier_outcomes()
+
+        nd = net.n_dcs
+        mean_weekday = float(np.mean(scenario.demand.weekday))
+        self.baseline_mean: FloatArray = self.model.base * mean_weekday
+        init = scenario.initial_inventory
+        cover = np.where(np.arange(n_loc)[:, None] < nd, init.dc_days, init.store_days)
+        dc_total = self.baseline_mean[:nd].copy()
+        np.add.at(dc_total, net.serving_dc[nd:], self.baseline_mean[nd:])
+        opening = np.vstack([dc_total, self.baseline_mean[nd:]]) * cover
+        self.on_hand: IntArray = np.rint(opening).astype(np.int64)
+        self.in_transit: IntArray = np.zeros((n_loc, n_sku), np.int64)
+        self.on_order: IntArray = np.zeros((n_loc, n_sku), np.int64)
+        self.history_mean: FloatArray = self.baseline_mean.copy()
+        self.open: dict[int, Shipment] = {}
+        self._ids = itertools.count()
+
+        self.depth: FloatArray = np.zeros((n_loc, n_sku))
+        self.funding: FloatArray = np.zeros((n_loc, n_sku))
+        self.promoted: BoolArray = np.zeros((n_loc, n_sku), bool)
+        self.active: list[PromotionCells] = []
+        self.dc_factor: FloatArray = np.ones(nd)
+        self.supplier_delay: IntArray = np.zeros(len(net.suppliers), np.int64)
+
+        lanes = net.lanes
+        self.lanes: dict[tuple[int, int], tuple[int, float, float]] = {
+            (int(o), int(d)): (int(t), float(c), float(cap))
+            for o, d, t, c, cap in zip(
+                lanes["o"],
+                lanes["d"],
+                lanes["transit_days"],
+                lanes["cost_per_unit"],
+                lanes["capacity"],
+                strict=True,
+            )
+        }
+        self.sfs_stores = [
+            np.nonzero(
+                (net.serving_dc[nd:] == d) & net.locations["ship_from_store"].to_numpy()[nd:]
+            )[0]
+            for d in range(nd)
+        ]
+        promo_skus = np.zeros(n_sku, bool)
+        for pc in self.model.promotions:
+            promo_skus |= pc.cells.any(axis=0)
+        self.promo_skus = promo_skus
+        self._lost_cost_share = scenario.costs.lost_sale_penalty
+        self._prev_forecast: FloatArray | None = None
+        self._buffers: dict[str, np.ndarray] = {}
+        self.daily: list[dict[str, Any]] = []
+        self.decisions: list[dict[str, np.ndarray]] = []
+        self.exceptions = 0
+
+        self.env = simpy.Environment()
+        self.ledger.cells(0, Kind.INITIAL, self.on_hand, net.unit_cost, 0.0)
+
+    # -- randomness drawn up front so every policy sees the same outcomes (common random numbers)
+
+    def _draw_supplier_outcomes(self) -> None:
+        """Lead time and fill fraction per supplier x order day; rounding noise per day x SKU."""
+        sup = self.net.suppliers
+        n_days = self.days
+        rng = self.rng["lead_time"]
+        mean = sup["lead_mean"].to_numpy()[:, None]
+        sd = sup["lead_sd"].to_numpy()[:, None]
+        shape = (len(sup), n_days)
+        dist = sup["lead_dist"].to_numpy()[:, None]
+        sigma2 = np.log1p((sd / mean) ** 2)
+        lognormal = rng.lognormal(np.log(mean) - sigma2 / 2, np.sqrt(sigma2), shape)
+        poisson = rng.poisson(np.broadcast_to(mean, shape))
+        lead = np.where(dist == "fixed", mean, np.where(dist == "poisson", poisson, lognormal))
+        self.lead_days = np.maximum(np.rint(lead), sup["lead_min"].to_numpy()[:, None]).astype(
+            np.int64
+        )
+        rng = self.rng["fill"]
+        fill = sup["fill_rate"].to_numpy()[:, None]
+        a, b = fill * CONCENTRATION, (1 - fill) * CONCENTRATION
+        beta = rng.beta(np.maximum(a, 1e-9), np.maximum(b, 1e-9), shape)
+        self.fill_fraction = np.where(fill >= 1, 1.0, beta)
+        self.fill_rounding = rng.random((n_days, self.net.n_skus))
+
+    # -- processes ------------------------------------------------------------------------------
+
+    def start_from(
+        self,
+        on_hand: IntArray,
+        inbound: Sequence[InboundShipment],
+        history_mean: FloatArray | None = None,
+        day_offset: int = 0,
+    ) -> None:
+        """Start from a known state (e.g. an ERP snapshot) instead of the scenario's opening stock.
+
+        Call before ``run()``. Each open shipment arrives in full at the start of day
+        ``due_day - day_offset`` (day 0 at the earliest); the ledger's opening stock is replaced.
+        """
+        if self.env.now > 0 or self.open:
+            raise RuntimeError("start_from() must be called once, before run()")
+        self.on_hand[:] = on_hand
+        if history_mean is not None:
+            self.history_mean[:] = history_mean
+        self.ledger = Ledger(self.ledger.detail)
+        self.ledger.cells(0, Kind.INITIAL, self.on_hand, self.net.unit_cost, 0.0)
+        for sh in inbound:
+            arrive = max(sh.due_day - day_offset, 0)
+            target = self.on_order if sh.kind in ("purchase", "expedite") else self.in_transit
+            np.add.at(target[sh.destination], sh.sku, sh.qty)
+            shipment = Shipment(
+                sh.kind,
+                sh.origin,
+                sh.destination,
+                arrive,
+                sh.sku,
+                sh.qty,
+                sh.qty,
+                np.zeros(len(sh.sku)),
+            )
+            sid = next(self._ids)
+            self.open[sid] = shipment
+            self.env.timeout(arrive).callbacks.append(functools.partial(self._arrive, sid))
+
+    def run(self, progress: Callable[[int, int], None] | None = None) -> None:
+        for pc in self.model.promotions:
+            self.env.process(self._promotion(pc))
+        for drop in self.scenario.disruptions.dc_capacity_drops:
+            d = self.net.location_index[drop.dc]
+            self.env.process(
+                self._window(drop.start, drop.end, functools.partial(self._dc, d, drop.factor))
+            )
+        for delay in self.scenario.disruptions.supplier_delays:
+            v = self.net.supplier_index[delay.supplier]
+            self.env.process(
+                self._window(
+                    delay.start, delay.end, functools.partial(self._delay, v, delay.extra_days)
+                )
+            )
+        self.env.process(self._ticks(progress))
+        self.env.run(until=self.days)
+
+    def _ticks(
+        self, progress: Callable[[int, int], None] | None
+    ) -> Generator[simpy.Event, Any, None]:
+        yield self.env.timeout(0.5)
+        for day in range(self.days):
+            self.tick(day)
+            if progress is not None:
+                progress(day + 1, self.days)
+            yield self.env.timeout(1)
+
+    def _promotion(self, pc: PromotionCells) -> Generator[simpy.Event, Any, None]:
+        yield self.env.timeout(pc.start_day)
+        self.active.append(pc)
+        self._reprice()
+        yield self.env.timeout(pc.end_day - pc.start_day + 1)
+        self.active.remove(pc)
+        self._reprice()
+
+    def _window(
+        self, start: dt.date, end: dt.date, switch: Callable[[bool], None]
+    ) -> Generator[simpy.Event, Any, None]:
+        first = max(0, self.scenario.day_of(start))
+        yield self.env.timeout(first)
+        switch(True)
+        yield self.env.timeout(self.scenario.day_of(end) - first + 1)
+        switch(False)
+
+    def _dc(self, d: int, factor: float, on: bool) -> None:
+        self.dc_factor[d] = factor if on else 1.0
+
+    def _delay(self, v: int, extra: int, on: bool) -> None:
+        self.supplier_delay[v] = extra if on else 0
+
+    def _reprice(self) -> None:
+        """Selling price discount, vendor funding and promoted flags of the active promotions."""
+        self.depth[:] = 0.0
+        self.funding[:] = 0.0
+        self.promoted[:] = False
+        for pc in self.active:
+            self.depth = np.where(pc.cells, np.maximum(self.depth, pc.promotion.depth), self.depth)
+            self.funding = np.where(pc.cells, pc.promotion.vendor_funding, self.funding)
+            self.promoted |= pc.cells
+
+    # -- one day ------------------------------------------------------------------------------
+
+    def tick(self, day: int) -> None:
+        window = self.forecast.window(day)
+        demand = self._demand(day)
+        sold, lost = self._fulfil(day, demand)
+        self._record_day(day, demand, sold, lost)
+        snapshot = self.snapshot(day, window)
+        plan = self.policy.decide(snapshot)
+        review = self.governance.review(plan, snapshot)
+        self.exceptions += len(review.routed)
+        executed = self._execute(day, review.approved)
+        review.executed(executed)  # governance records what was carried out (audit trail)
+        self._record_decisions(day, review.approved, executed, review.routed)
+        self._prev_forecast = window[0].copy()
+
+    def _demand(self, day: int) -> DayDemand:
+        if self.replay is not None:
+            return self.replay.sample(day)
+        return self.model.sample(day, self.rng["demand"])
+
+    def _fulfil(self, day: int, dem: DayDemand) -> tuple[IntArray, IntArray]:
+        """Walk-in then pickup from store stock; ecommerce from the DC, then ship-from-store."""
+        nd = self.net.n_dcs
+        store = self.on_hand[nd:]
+        walk = np.minimum(store, dem.walk_in, out=self._work("walk", store.shape))
+        store -= walk
+        pick = np.minimum(store, dem.pickup, out=self._work("pick", store.shape))
+        store -= pick
+        dc = self.on_hand[:nd]
+        ecom = np.minimum(dc, dem.ecommerce)
+        dc -= ecom
+        unmet = dem.ecommerce - ecom
+        sfs = self._work("sfs", store.shape)
+        sfs.fill(0)
+        if self.scenario.fulfilment.ecommerce == "dc_then_store" and unmet.any():
+            for d, stores in enumerate(self.sfs_stores):
+                if not len(stores):
+                    continue
+                avail = store[stores]
+                before = np.cumsum(avail, axis=0) - avail
+                take = np.clip(unmet[d] - before, 0, avail)
+                store[stores] -= take
+                sfs[stores] = take
+                unmet[d] -= take.sum(axis=0)
+        lost_walk = np.subtract(dem.walk_in, walk, out=self._work("lost_walk", store.shape))
+        lost_pick = np.subtract(dem.pickup, pick, out=self._work("lost_pick", store.shape))
+        self._ledger_sales(day, walk, pick, ecom, sfs, lost_walk, lost_pick, unmet)
+        sold = self._work("sold", self.on_hand.shape)
+        sold[:nd] = ecom
+        np.add(walk, pick, out=sold[nd:])
+        sold[nd:] += sfs
+        lost = self._work("lost", self.on_hand.shape)
+        lost[:nd] = unmet
+        np.add(lost_walk, lost_pick, out=lost[nd:])
+        return sold, lost
+
+    def _work(self, name: str, shape: tuple[int, ...], dtype: type = np.int64) -> np.ndarray:
+        """A work array for one day's step, kept from day to day: a fresh 8 MB temporary costs
+        more in page faults (the kernel zeroing new memory) than the arithmetic done in it."""
+        buf = self._buffers.get(name)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = self._buffers[name] = np.empty(shape, dtype)
+        return buf
+
+    def _ledger_sales(
+        self,
+        day: int,
+        walk: IntArray,
+        pick: IntArray,
+        ecom: IntArray,
+        sfs: IntArray,
+        lost_walk: IntArray,
+        lost_pick: IntArray,
+        unmet: IntArray,
+    ) -> None:
+        net, nd = self.net, self.net.n_dcs
+        promo = self.promoted if self.active else None
+        # without an active promotion prices are per SKU: work on [S] and broadcast to [L, S]
+        price = net.price * (1.0 - self.depth) if self.active else net.price
+        margin = np.maximum(price - net.unit_cost, 0.0)
+        lost_unit = np.broadcast_to(margin + self._lost_cost_share * net.price, self.depth.shape)
+        price = np.broadcast_to(price, self.depth.shape)
+        rows = {"dc": slice(0, nd), "store": slice(nd, None)}
+        for qty, where, channel in (
+            (walk, "store", 0),
+            (pick, "store", 1),
+            (ecom, "dc", 2),
+            (sfs, "store", 2),
+        ):
+            r = rows[where]
+            p = None if promo is None else promo[r]
+            self.ledger.cells(
+                day, Kind.SALE, qty, price[r], net.unit_cost, r.start or 0, channel, p
+            )
+            if promo is not None:
+                units = np.where(promo[r], qty, 0)
+                self.ledger.cells(
+                    day,
+                    Kind.FUNDING,
+                    units,
+                    self.funding[r],
+                    0.0,
+                    r.start or 0,
+                    channel,
+                    p,
+                )
+        for qty, where, channel in (
+            (lost_walk, "store", 0),
+            (lost_pick, "store", 1),
+            (unmet, "dc", 2),
+        ):
+            r = rows[where]
+            p = None if promo is None else promo[r]
+            self.ledger.cells(day, Kind.LOST, qty, price[r], lost_unit[r], r.start or 0, channel, p)
+
+    def _record_day(self, day: int, dem: DayDemand, sold: IntArray, lost: IntArray) -> None:
+        net, nd = self.net, self.net.n_dcs
+        served = self._work("served", sold.shape)
+        served[:nd] = dem.ecommerce
+        np.add(dem.walk_in, dem.pickup, out=served[nd:])
+        alpha = 1.0 / HISTORY_WINDOW_DAYS
+        change = np.subtract(
+            sold, self.history_mean, out=self._work("real", sold.shape, np.float64)
+        )
+        self.history_mean += np.multiply(change, alpha, out=change)
+        forecast = (
+            self._prev_forecast if self._prev_forecast is not None else self.forecast.day_mean(day)
+        )
+        error = np.subtract(forecast, served, out=self._work("real", sold.shape, np.float64))
+        self.daily.append(
+            {
+                "day": day,
+                "on_hand": self.on_hand.sum(axis=1),
+                "on_hand_value": self.on_hand @ net.unit_cost,
+                "holding_cost": self.on_hand @ net.holding_cost_per_day,
+                "in_transit": self.in_transit.sum(axis=1),
+                "on_order": self.on_order.sum(axis=1),
+                "promo_on_hand": self.on_hand[:, self.promo_skus].sum(axis=1),
+                "demand": served.sum(axis=1),
+                "sold": sold.sum(axis=1),
+                "lost": lost.sum(axis=1),
+                "stockout_cells": np.count_nonzero(lost, axis=1),
+                "forecast": forecast.sum(axis=1),
+                "abs_error": np.abs(error, out=error).sum(axis=1),
+            }
+        )
+
+    # -- the policy's view ---------------------------------------------------------------------
+
+    def snapshot(self, day: int, window: FloatArray) -> PlanningSnapshot:
+        net = self.net
+        sup = net.suppliers
+        return PlanningSnapshot(
+            day=day,
+            date=self.scenario.start_date + dt.timedelta(days=day),
+            location_ids=tuple(net.locations.index),
+            sku_ids=tuple(net.skus.index),
+            n_dcs=net.n_dcs,
+            serving_dc=net.serving_dc,
+            on_hand=self.on_hand.copy(),
+            in_transit=self.in_transit.copy(),
+            on_order=self.on_order.copy(),
+            inbound=tuple(
+                InboundShipment(s.kind, s.origin, s.destination, s.planned_day, s.sku, s.qty)
+                for s in self.open.values()
+            ),
+            forecast_mean=window,
+            forecast_dispersion=self.scenario.demand.dispersion,
+            history_mean=self.history_mean.copy(),
+            baseline_mean=self.baseline_mean,
+            promotions=self.model.promotion_table(),
+            promotion_cells={pc.promotion.id: pc.cells for pc in self.model.promotions},
+            sku_supplier=net.sku_supplier,
+            supplier_ids=tuple(sup.index),
+            lead_time_mean=sup["lead_mean"].to_numpy(np.float64),
+            lead_time_sd=sup["lead_sd"].to_numpy(np.float64),
+            expedite_lead_time=sup["expedite_lead_time"].to_numpy(np.int64),
+            supplier_capacity=sup["capacity"].to_numpy(np.float64),
+            moq=sup["moq"].to_numpy(np.float64),
+            fill_rate=sup["fill_rate"].to_numpy(np.float64),
+            lanes=net.lanes,
+            dc_throughput=net.locations["throughput"].to_numpy(np.float64)[: net.n_dcs]
+            * self.dc_factor,
+            price=net.price,
+            unit_cost=net.unit_cost,
+            holding_cost=net.holding_cost_per_day,
+            lost_sale_cost=np.maximum(net.price - net.unit_cost, 0)
+            + self._lost_cost_share * net.price,
+            expedite_premium=self.scenario.costs.expedite_premium * net.unit_cost,
+            seed=self.seed,
+        )
+
+    # -- execution ----------------------------------------------------------------------------
+
+    def _execute(self, day: int, plan: Plan) -> IntArray:
+        """Carry out approved lines within stock, capacity and MOQ; return units done per line."""
+        executed = np.zeros(len(plan), np.int64)
+        if not len(plan):
+            return executed
+        supply = (plan.kind == ActionKind.PURCHASE) | (plan.kind == ActionKind.EXPEDITE)
+        if supply.any():
+            executed[supply] = self._order(day, plan.select(supply))
+        if (~supply).any():
+            executed[~supply] = self._dispatch(day, plan.select(~supply))
+        return executed
+
+    def _order(self, day: int, plan: Plan) -> IntArray:
+        net = self.net
+        if (plan.destination >= net.n_dcs).any():
+            raise PlanError(
+                f"{plan.policy}: purchase orders must go to a DC (locations 0..{net.n_dcs - 1})"
+            )
+        if (plan.origin != net.sku_supplier[plan.sku]).any():
+            raise PlanError(
+                f"{plan.policy}: a purchase names a supplier that does not supply the SKU"
+            )
+        sup = net.suppliers
+        qty = np.maximum(plan.qty, sup["moq"].to_numpy()[plan.origin]).astype(np.int64)
+        qty = cut_to_limit(qty, plan.origin, sup["capacity"].to_numpy())
+        key = (plan.kind * len(sup) + plan.origin) * net.n_dcs + plan.destination
+        lead_mean = sup["lead_mean"].to_numpy()
+        expedite_lt = sup["expedite_lead_time"].to_numpy()
+        order_cost = sup["order_cost"].to_numpy()
+        premium = self.scenario.costs.expedite_premium * net.unit_cost
+        day_idx = min(day, self.days - 1)
+        for k in np.unique(key):
+            lines = np.nonzero((key == k) & (qty > 0))[0]
+            if not len(lines):
+                continue
+            first = lines[0]
+            v, d = int(plan.origin[first]), int(plan.destination[first])
+            expedite = plan.kind[first] == ActionKind.EXPEDITE
+            sku, q = plan.sku[lines], qty[lines]
+            if expedite:
+                lead = planned = int(expedite_lt[v])
+            else:
+                lead = int(self.lead_days[v, day_idx]) + int(self.supplier_delay[v])
+                planned = int(round(lead_mean[v]))
+            f = self.fill_fraction[v, day_idx]
+            delivered = np.minimum(np.floor(q * f + self.fill_rounding[day_idx, sku]), q).astype(
+                np.int64
+            )
+            shipment = Shipment(
+                kind="expedite" if expedite else "purchase",
+                origin=v,
+                destination=d,
+                planned_day=day + planned,
+                sku=sku,
+                qty=q,
+                delivered=delivered,
+                premium=premium[sku] if expedite else np.zeros(len(sku)),
+                order_cost=float(order_cost[v]),
+            )
+            np.add.at(self.on_order[d], sku, q)
+            self._schedule(shipment, lead)
+        return qty
+
+    def _dispatch(self, day: int, plan: Plan) -> IntArray:
+        """Shipments and transfers: limited by origin stock, DC throughput and lane capacity."""
+        net = self.net
+        n_loc, n_sku = net.n_locations, net.n_skus
+        # one key per (origin, destination) route, checked once each, not once per line; one
+        # stable sort gives the routes (sorted keys), each line's route and the lines by route
+        pair_key = plan.origin * n_loc + plan.destination
+        order = np.argsort(pair_key, kind="stable")
+        sorted_key = pair_key[order]
+        first = np.empty(len(order), bool)
+        first[:1] = True
+        np.not_equal(sorted_key[1:], sorted_key[:-1], out=first[1:])
+        keys = sorted_key[first]
+        inverse = np.empty(len(order), np.int64)
+        inverse[order] = np.cumsum(first) - 1
+        routes = [(int(k) // n_loc, int(k) % n_loc) for k in keys]
+        missing = [r for r in routes if r not in self.lanes]
+        if missing:
+            names = net.locations.index
+            shown = ", ".join(f"{names[o]}->{names[d]}" for o, d in missing[:5])
+            raise PlanError(f"{plan.policy}: no lane for {shown}")
+        flat = plan.origin * n_sku + plan.sku
+        qty = cut_to_limit(plan.qty, flat, self.on_hand.ravel())
+        throughput = net.locations["throughput"].to_numpy() * np.append(
+            self.dc_factor, np.ones(net.n_stores)
+        )
+        qty = cut_to_limit(qty, plan.origin, np.minimum(throughput, 1e15))
+        caps = np.array([self.lanes[r][2] for r in routes])
+        executed = cut_to_limit(qty, inverse, caps)
+        # whole units summed in floating point are exact; only the origins' rows can move
+        moved = np.bincount(flat, executed).astype(np.int64)
+        self.on_hand.ravel()[: len(moved)] -= moved
+        # the executed lines by route, gathered once: each shipment takes slices (views)
+        order = order[executed[order] > 0]
+        route = inverse[order]
+        bounds = np.searchsorted(route, np.arange(len(keys) + 1))
+        sku_all, q_all = plan.sku[order], executed[order]
+        value_all = q_all * net.unit_cost[sku_all]
+        lane_cost = np.array([self.lanes[r][1] for r in routes])
+        cost_all = q_all * lane_cost[route]
+        kind_all = plan.kind[order]
+        premium = np.zeros(len(order))
+        np.add.at(self.in_transit.ravel(), plan.destination[order] * n_sku + sku_all, q_all)
+        for g, (o, d) in enumerate(routes):
+            a, b = bounds[g], bounds[g + 1]
+            if a == b:
+                continue
+            transit = self.lanes[(o, d)][0]
+            sku, q = sku_all[a:b], q_all[a:b]
+            kind = "shipment" if kind_all[a] == ActionKind.SHIPMENT else "transfer"
+            self.ledger.lines(day, Kind.DISPATCH, o, d, sku, q, value_all[a:b], cost_all[a:b])
+            self._schedule(Shipment(kind, o, d, day + transit, sku, q, q, premium[a:b]), transit)
+        return executed
+
+    def _schedule(self, shipment: Shipment, days: int) -> None:
+        sid = next(self._ids)
+        self.open[sid] = shipment
+        event = self.env.timeout(max(days, 1) - 0.5)
+        event.callbacks.append(functools.partial(self._arrive, sid))
+
+    def _arrive(self, sid: int, _event: simpy.Event) -> None:
+        s = self.open.pop(sid)
+        day = int(round(self.env.now))
+        net = self.net
+        np.add.at(self.on_hand[s.destination], s.sku, s.delivered)
+        value = s.delivered * net.unit_cost[s.sku]
+        if s.kind in ("purchase", "expedite"):
+            np.add.at(self.on_order[s.destination], s.sku, -s.qty)
+            kind = Kind.EXPEDITE_RECEIPT if s.kind == "expedite" else Kind.SUPPLIER_RECEIPT
+            cost = s.delivered * s.premium + s.order_cost / len(s.sku)
+            self.ledger.lines(day, kind, s.destination, -1, s.sku, s.delivered, value, cost)
+            short = s.qty - s.delivered
+            self.ledger.lines(
+                day, Kind.SHORT, s.destination, -1, s.sku, short, 0 * value, 0 * value
+            )
+        else:
+            np.add.at(self.in_transit[s.destination], s.sku, -s.qty)
+            self.ledger.lines(
+                day, Kind.RECEIPT, s.destination, s.origin, s.sku, s.delivered, value, 0 * value
+            )
+
+    def _record_decisions(self, day: int, approved: Plan, executed: IntArray, routed: Plan) -> None:
+        """Append the day's decision lines (per-route sums when the ledger is in summary detail)."""
+        for plan, status, done in ((approved, "approved", executed), (routed, "routed", None)):
+            if not len(plan):
+                continue
+            cols: dict[str, np.ndarray] = {
+                "kind": plan.kind,
+                "origin": plan.origin,
+                "destination": plan.destination,
+                "sku": plan.sku,
+                "proposed": plan.qty,
+                "executed": np.zeros(len(plan), np.int64) if done is None else done,
+                "value": plan.qty * plan.unit_cost,
+                "confidence": plan.confidence,
+                "reason": plan.reason,
+                "lines": np.ones(len(plan), np.int64),
+            }
+            if self.ledger.detail == "summary":
+                key = (plan.kind * self.net.n_locations + plan.origin) * self.net.n_locations
+                key = key + plan.destination
+                _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+                sums = {
+                    c: np.bincount(inverse, cols[c])
+                    for c in ("proposed", "executed", "value", "lines")
+                }
+                conf = np.bincount(inverse, cols["confidence"]) / sums["lines"]
+                cols = {c: cols[c][first] for c in ("kind", "origin", "destination", "reason")}
+                cols.update({c: v.astype(np.int64) for c, v in sums.items() if c != "value"})
+                cols.update(value=sums["value"], confidence=conf, sku=np.full(len(first), -1))
+            reasons = np.asarray(plan.reasons, dtype=object)[cols.pop("reason")]
+            self.decisions.append(
+                {
+                    **cols,
+                    "day": np.full(len(reasons), day),
+                    "reason": reasons,
+                    "status": np.full(len(reasons), status),
+                }
+            )
