@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import tempfile
 import time
@@ -51,17 +50,12 @@ def fake_run(scenario: Any, policy: str, seed: int, days: int | None) -> dict[st
 
 def _cluster(workers: int, scratch: Path) -> tuple[Any, Any]:
     from dask import config
-    from distributed import Client, LocalCluster
+    from distributed import Client
+
+    from experiments.runner import local_cluster
 
     config.set({"temporary-directory": str(scratch)})
-    cluster = LocalCluster(
-        n_workers=workers,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address="127.0.0.1:0",
-        silence_logs=logging.ERROR,
-    )
+    cluster = local_cluster(workers)
     return cluster, Client(cluster)
 
 

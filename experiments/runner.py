@@ -45,6 +45,21 @@ class SchedulerUnreachable(ValueError):
     """``--scheduler`` names no Dask scheduler that answers."""
 
 
+def local_cluster(workers: int) -> Any:
+    """A LocalCluster on this machine only: loopback, dashboard on a random local port, one
+    thread per worker process (simulations are single-threaded), quiet logs."""
+    from distributed import LocalCluster  # lazy: in-process runs never import distributed
+
+    return LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+        silence_logs=logging.ERROR,
+    )
+
+
 def replication_seed(base_seed: int, replication: int) -> int:
     """The twin's seed for replication ``r``: the same for every policy and variation (CRN)."""
     return int(np.random.SeedSequence([base_seed, replication]).generate_state(1)[0])
@@ -206,7 +221,7 @@ def run_experiment(
 @contextlib.contextmanager
 def _client(scheduler: str | None, workers: int, out: Path) -> Iterator[Any]:
     from dask import config
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     if scheduler is not None:
         try:
@@ -223,14 +238,7 @@ def _client(scheduler: str | None, workers: int, out: Path) -> Iterator[Any]:
     try:
         with (
             config.set({"temporary-directory": scratch}),
-            LocalCluster(
-                n_workers=workers,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address="127.0.0.1:0",
-                silence_logs=logging.ERROR,
-            ) as cluster,
+            local_cluster(workers) as cluster,
             Client(cluster) as client,
         ):
             yield client

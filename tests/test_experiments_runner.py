@@ -4,7 +4,6 @@ the CLI end to end and the report."""
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import signal
@@ -15,7 +14,7 @@ import dask
 import pandas as pd
 import pytest
 import yaml
-from distributed import Client, LocalCluster
+from distributed import Client
 from typer.testing import CliRunner
 
 from cli.main import app
@@ -202,14 +201,7 @@ def test_killed_worker_loses_nothing_and_matches_in_process(tmp_path: Path) -> N
     local = run_experiment(experiment, tmp_path / "local", workers=1)
     with (
         dask.config.set({"temporary-directory": str(tmp_path / "dask")}),
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address="127.0.0.1:0",
-            silence_logs=logging.ERROR,
-        ) as cluster,
+        runner.local_cluster(2) as cluster,
         Client(cluster) as client,
     ):
         killed, progress = _kill_one_worker_on_first_result(client)
