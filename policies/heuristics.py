@@ -2,7 +2,9 @@
 
 - ``order-point``: an ERP's min/max order points from trailing average sales, recalculated monthly.
 - ``base-stock``: order-up-to from the forecast over lead time + review, safety stock for a
-  target cycle service level, echelon stock at the DCs, fair-share allocation when a DC is short.
+  target cycle service level, echelon stock at the DCs (whose level adds the stores' own safety
+  stocks; open purchase orders count at the supplier's expected fill), fair-share allocation
+  when a DC is short.
 - ``static-forecast``: order points fixed before the season from baseline x planned promotion
   uplift (a static uplift file); never updated from live sales.
 
@@ -291,7 +293,12 @@ class BaseStockPolicy:
         np.sqrt(upper, out=upper)
         np.multiply(upper, z, out=upper)
         np.add(mu, upper, out=upper)
-        need = np.ceil(upper, out=self._buffer("need", store_shape, np.float64))
+        need = np.ceil(upper, out=self._buffer("need", store_shape, np.float64))  # the levels
+        # each store holds its own safety stock (its level above the mean cover): the DC echelon
+        # level must include their sum, or the pooled echelon safety (far smaller than the sum)
+        # leaves the stores below their levels and every DC short, day after day
+        held = np.subtract(need, mu, out=self._buffer("held", store_shape, np.float64))
+        store_safety = routes.assign @ held  # [D, S]
         np.subtract(need, position[nd:], out=need)
         np.maximum(need, 0, out=need)
         # fair share over the cells with a need only (row-major, as np.nonzero): a cell without
@@ -317,10 +324,13 @@ class BaseStockPolicy:
         daily = echelon_fc[0]
         var_e = cover_sum([t.echelon_var for t in terms[:n_echelon]], days)
         var_e += (lead_sd[None, :] * daily) ** 2
-        level_e = np.ceil(mu_e + z * np.sqrt(var_e))
-        store_position = self._buffer("need", store_shape, np.float64)  # need is done with
+        level_e = np.ceil(mu_e + z * np.sqrt(var_e) + store_safety)
+        store_position = self._buffer("held", store_shape, np.float64)  # held is done with
         np.copyto(store_position, position[nd:])
-        position_e = position[:nd] + assign @ store_position  # whole units: exact sums
+        # open purchase orders count at the supplier's expected fill: the units it will not
+        # deliver are reordered now rather than a lead time late, when the receipt falls short
+        unfilled = s.on_order[:nd] * (1.0 - s.fill_rate[s.sku_supplier])
+        position_e = position[:nd] - unfilled + assign @ store_position  # stores: exact sums
         order = np.maximum(level_e - position_e, 0).astype(np.int64)
         conf_e = mu_e / np.maximum(level_e, 1e-9)
         add_purchases(

@@ -63,6 +63,31 @@ def test_base_stock_orders_up_to_level() -> None:
     assert len(plan.of_kind(ActionKind.PURCHASE)) == 0  # the DC holds years of stock
 
 
+def test_base_stock_dcs_hold_the_stores_safety_stock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ample supply the DCs ship nearly every unit the stores ask for.
+
+    Each store's order-up-to level holds its own safety stock; a DC echelon level with only the
+    pooled (far smaller) echelon safety cannot refill them, and a quarter of the units the stores
+    ask for go unshipped every day. Counted where the policy cuts requests to the DCs' stock.
+    """
+    import policies.heuristics as heuristics
+    from scenarios import load_scenario
+    from twin.run import simulate
+
+    asked, shipped = [], []
+    cut = heuristics.cut_to_limit
+
+    def counting(qty, group, limit):  # type: ignore[no-untyped-def]
+        out = cut(qty, group, limit)
+        asked.append(int(np.sum(qty)))
+        shipped.append(int(out.sum()))
+        return out
+
+    monkeypatch.setattr(heuristics, "cut_to_limit", counting)
+    simulate(load_scenario("steady_network"), BaseStockPolicy(), seed=1, days=90)
+    assert 1 - sum(shipped) / sum(asked) < 0.02
+
+
 def test_order_point_orders_to_max_only_at_or_below_min() -> None:
     policy = OrderPointPolicy(safety_days=2, order_days=5)
     usage = 4.0  # history starts at the baseline demand
