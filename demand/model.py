@@ -74,14 +74,16 @@ class DemandModel:
         self.category_onehot[np.arange(network.n_skus), network.sku_category] = 1.0
         self.weekday: FloatArray = np.asarray(p.weekday, dtype=np.float64)
         self.promotions = [self._resolve(pr) for pr in scenario.promotions]
-        # locations each promotion touches (its effects never leave them)
-        self._rows = {
-            pc.promotion.id: np.flatnonzero(pc.cells.any(axis=1)) for pc in self.promotions
-        }
         self._halo = [
             (network.categories.index(src), [network.categories.index(c) for c in comps])
             for src, comps in p.halo.items()
         ]
+        # the locations and SKUs each promotion touches (its effects never leave them): its
+        # stores (and DCs), and the SKUs of its categories and of their complements
+        self._rows = {
+            pc.promotion.id: np.flatnonzero(pc.cells.any(axis=1)) for pc in self.promotions
+        }
+        self._cols = {pc.promotion.id: self._touched_skus(pc) for pc in self.promotions}
 
     # -- promotions ---------------------------------------------------------------------------
 
@@ -122,6 +124,14 @@ class DemandModel:
             waves=waves,
         )
 
+    def _touched_skus(self, pc: PromotionCells) -> IntArray:
+        """SKUs a promotion's effects can reach: every SKU of its promoted SKUs' categories
+        (uplift, cannibalisation) and of their complement categories (halo)."""
+        cat = self.net.sku_category
+        touched = set(np.unique(cat[pc.cells.any(axis=0)]).tolist())
+        touched |= {c for src, comps in self._halo if src in touched for c in comps}
+        return np.flatnonzero(np.isin(cat, sorted(touched)))
+
     def promotion_multiplier(
         self, day: int, uplifts: dict[str, FloatArray] | None = None
     ) -> FloatArray | None:
@@ -129,22 +139,22 @@ class DemandModel:
 
         ``uplifts`` replaces each promotion's true uplift (used by forecasts made with estimates).
         """
-        effect = self.promotion_rows(day, uplifts)
+        effect = self.promotion_block(day, uplifts)
         if effect is None:
             return None
-        rows, mult_rows = effect
+        rows, cols, block = effect
         mult = np.ones_like(self.base)
-        mult[rows] = mult_rows
+        mult[np.ix_(rows, cols)] = block
         return mult
 
-    def promotion_rows(
+    def promotion_block(
         self, day: int, uplifts: dict[str, FloatArray] | None = None
-    ) -> tuple[IntArray, FloatArray] | None:
-        """The promotion effect on the rows it touches: location indices and ``[rows, S]``.
+    ) -> tuple[IntArray, IntArray, FloatArray] | None:
+        """The promotion effect where it can differ from 1: rows, columns and ``[rows, cols]``.
 
         Uplift, waves, dip, cannibalisation and halo all act within the locations that have
-        cells of an active promotion, so elsewhere the multiplier is exactly 1 and a regional
-        promotion on a big network costs a fraction of a full ``[L, S]`` pass.
+        cells of an active promotion and on the SKUs of its categories and their complements,
+        so a regional promotion on a big network costs a small block, not an ``[L, S]`` pass.
         """
         active = [
             pc
@@ -154,14 +164,16 @@ class DemandModel:
         if not active:
             return None
         rows = np.unique(np.concatenate([self._rows[pc.promotion.id] for pc in active]))
+        cols = np.unique(np.concatenate([self._cols[pc.promotion.id] for pc in active]))
         dc = slice(0, int(np.searchsorted(rows, self.net.n_dcs)))  # rows are sorted: DCs first
-        base = self.base[rows]
+        block = np.ix_(rows, cols)
+        base = self.base[block]
         mult = np.ones_like(base)
         promoted = np.zeros(base.shape, dtype=bool)
         for pc in active:
-            cells = pc.cells[rows]
+            cells = pc.cells[block]
             if day <= pc.end_day:
-                uplift = pc.uplift if uplifts is None else uplifts[pc.promotion.id]
+                uplift = (pc.uplift if uplifts is None else uplifts[pc.promotion.id])[cols]
                 mult = np.where(cells, mult * uplift, mult)
                 for w_start, w_end, lift in pc.waves:
                     if w_start <= day <= w_end:
@@ -172,18 +184,22 @@ class DemandModel:
                 dip = self.params.post_promo_dip * (1 - (k - 1) / self.params.post_promo_days)
                 mult = np.where(cells, mult * (1 - dip), mult)
         if promoted.any():
-            mult = self._spill(mult, promoted, base)
-        return rows, mult
+            mult = self._spill(mult, promoted, base, cols)
+        return rows, cols, mult
 
-    def _spill(self, mult: FloatArray, promoted: BoolArray, base: FloatArray) -> FloatArray:
+    def _spill(
+        self, mult: FloatArray, promoted: BoolArray, base: FloatArray, cols: IntArray
+    ) -> FloatArray:
         """Cannibalisation of same-category SKUs and halo on complements, from the extra units.
 
-        Row-wise: ``mult``, ``promoted`` and ``base`` are the same rows of ``[L, S]`` arrays.
+        ``mult``, ``promoted`` and ``base`` are the same block of ``[L, S]`` arrays, its columns
+        ``cols`` whole categories (so category totals over the block are the full ones).
         """
+        onehot = self.category_onehot[cols]
         extra = np.where(promoted, base * np.maximum(mult - 1.0, 0.0), 0.0)
-        extra_cat = extra @ self.category_onehot  # [rows, K]
+        extra_cat = extra @ onehot  # [rows, K]
         other = np.where(promoted, 0.0, base)
-        other_cat = other @ self.category_onehot
+        other_cat = other @ onehot
         with np.errstate(divide="ignore", invalid="ignore"):
             loss = np.where(other_cat > 0, self.params.cannibalisation * extra_cat / other_cat, 0.0)
         factor = np.clip(1.0 - loss, CANNIBALISATION_FLOOR, 1.0)
@@ -196,7 +212,7 @@ class DemandModel:
                         0.0,
                     )
                 factor[:, comp] *= 1.0 + gain
-        return np.where(promoted, mult, mult * factor[:, self.net.sku_category])
+        return np.where(promoted, mult, mult * factor[:, self.net.sku_category[cols]])
 
     # -- expected and sampled demand ----------------------------------------------------------
 
@@ -218,10 +234,10 @@ class DemandModel:
     ) -> FloatArray:
         """Expected demand ``[L, S]`` (units) on ``day``, written into ``out`` if given."""
         mean = np.multiply(self.base, self.calendar(day), out=out)
-        effect = self.promotion_rows(day, uplifts)
+        effect = self.promotion_block(day, uplifts)
         if effect is not None:
-            rows, mult = effect
-            mean[rows] *= mult
+            rows, cols, block = effect
+            mean[np.ix_(rows, cols)] *= block
         return mean
 
     def sample(

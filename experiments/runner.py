@@ -31,7 +31,7 @@ import promotwin
 from experiments.spec import Experiment
 from policies.registry import make_policy
 from scenarios.schema import Scenario
-from twin.run import scenario_hash, simulate
+from twin.run import simulate
 
 Progress = Callable[[int, int], None]
 EXPENSIVE = {"optimizer"}  # submitted first, so the slowest runs do not form the tail
@@ -81,7 +81,7 @@ class RunTask:
 def plan_tasks(experiment: Experiment) -> list[RunTask]:
     """Every run of the experiment, replication-major so partial results stay balanced."""
     spec = experiment.spec
-    hashes = [scenario_hash(c.model) for c in experiment.cells]
+    hashes = [c.model.content_hash() for c in experiment.cells]
     tasks = []
     for r in range(spec.replications):
         seed = replication_seed(spec.base_seed, r)
@@ -296,7 +296,7 @@ def _identity(value: Any) -> Any:
 
 
 def _hashes(experiment: Experiment, cells: list[int]) -> list[str]:
-    return [scenario_hash(experiment.cells[i].model) for i in cells]
+    return [experiment.cells[i].model.content_hash() for i in cells]
 
 
 def assemble(tasks: list[RunTask], store: RunStore) -> pd.DataFrame:

@@ -70,6 +70,11 @@ class PlanningSnapshot:
     lost_sale_cost: FloatArray  # [S] lost margin + goodwill, currency per unit
     expedite_premium: FloatArray  # [S] extra currency per expedited unit
     seed: int = 0
+    # The forecast run ``forecast_mean`` comes from: snapshots with the same non-None run give
+    # identical rows for the same date, so a policy may keep terms it computed from a date's row
+    # (base-stock does, while the row stays in its window). None promises nothing. Whoever
+    # changes ``forecast_mean`` (a what-if) must give it a new run or None.
+    forecast_run: str | None = None
 
     @property
     def n_locations(self) -> int:
@@ -183,10 +188,11 @@ class PlanBuilder:
             return
         code = self._reasons.setdefault(reason, len(self._reasons))
         n = int(keep.sum())
+        every = n == q.size  # the usual case: a copy is cheaper than a boolean selection
 
         def col(x: npt.ArrayLike, dtype: type) -> npt.NDArray:
             a: npt.NDArray = np.broadcast_to(np.asarray(x, dtype=dtype), q.shape)
-            return np.ascontiguousarray(a[keep])
+            return np.array(a) if every else a[keep]  # the plan owns its columns either way
 
         self._parts.append(
             {
@@ -194,7 +200,7 @@ class PlanBuilder:
                 "origin": col(origin, np.int64),
                 "destination": col(destination, np.int64),
                 "sku": col(sku, np.int64),
-                "qty": q[keep],
+                "qty": col(q, np.int64),
                 "unit_cost": col(unit_cost, np.float64),
                 "confidence": np.clip(col(confidence, np.float64), 0.0, 1.0),
                 "reason": np.full(n, code, np.int64),

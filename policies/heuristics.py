@@ -15,6 +15,7 @@ day t+L, and the next order lands at t+L+1, so the order-up-to level covers days
 from __future__ import annotations
 
 import csv
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,27 +185,20 @@ class _Routes:
         return s.serving_dc is self.serving_dc and s.lanes is self.lanes and s.n_skus == self.n_skus
 
 
-def _same_bits(a: FloatArray, b: FloatArray) -> bool:
-    """Whether two float64 arrays hold the same bits (stricter than ``==`` on -0.0 and NaN)."""
-    return (
-        a.dtype == b.dtype == np.float64
-        and a.shape == b.shape
-        and np.array_equal(a.view(np.int64), b.view(np.int64))
-    )
-
-
 @dataclass
 class _ForecastDay:
-    """Per-day terms of one forecast day, reused on later ticks while the day is in the window.
+    """Terms of one forecast date, kept while the date is in the window (same forecast run)."""
 
-    ``mean`` is a copy of the forecast row they were computed from: a later tick reuses them only
-    if its row for the same date is bit-identical, so the results never depend on the reuse.
-    """
-
-    mean: FloatArray  # [L, S] units
     store_var: FloatArray  # [stores, S] variance of each store cell's daily demand
     echelon_mean: FloatArray  # [D, S] the DC's row + its stores' rows
     echelon_var: FloatArray  # [D, S]
+
+
+def _nb_variance(mean: FloatArray, dispersion: float, out: FloatArray) -> FloatArray:
+    """``mean + mean**2 / k`` (as ``PlanningSnapshot.forecast_var``) written into ``out``."""
+    np.multiply(mean, mean, out=out)
+    np.divide(out, dispersion, out=out)
+    return np.add(mean, out, out=out)
 
 
 @dataclass
@@ -214,13 +208,14 @@ class BaseStockPolicy:
     service_level: float = 0.98
     name: str = "base-stock"
     horizon_days: int = 21
-    # a forecast day's terms cost a pass over every store cell; each day stays in the window for
-    # H ticks, so it is computed once and reused (keyed by date, checked against the forecast row)
+    # a forecast date's terms cost passes over every store cell; each date stays in the window
+    # for H ticks, so they are computed once and kept while the snapshots come from the same
+    # forecast run (``forecast_run``) and the same buffer (``_run``: the run and a weak reference)
     _routes: _Routes | None = field(default=None, repr=False, compare=False)
     _days: dict[int, _ForecastDay] = field(default_factory=dict, repr=False, compare=False)
-    _dispersion: float = field(default=float("nan"), repr=False, compare=False)
-    # [stores, S] work arrays kept from tick to tick: a fresh 8 MB temporary costs more in page
-    # faults (the kernel zeroing new memory) than the arithmetic done in it
+    _run: tuple[str, float, weakref.ref[npt.NDArray]] | None = field(
+        default=None, repr=False, compare=False
+    )
     _work: dict[str, npt.NDArray] = field(default_factory=dict, repr=False, compare=False)
 
     def _buffer(self, name: str, shape: tuple[int, ...], dtype: type) -> npt.NDArray:
@@ -235,31 +230,43 @@ class BaseStockPolicy:
             self._days.clear()
         return self._routes
 
+    def _follow_run(self, s: PlanningSnapshot) -> None:
+        """Drop the kept dates' terms unless ``s`` comes from the run and buffer they came from."""
+        buffer = s.forecast_mean.base
+        if self._run is not None:
+            run, dispersion, ref = self._run
+            if (run, dispersion) == (s.forecast_run, s.forecast_dispersion) and ref() is buffer:
+                return
+        self._days.clear()
+        self._run = None
+        if s.forecast_run is not None and buffer is not None:
+            self._run = (s.forecast_run, s.forecast_dispersion, weakref.ref(buffer))
+
     def _forecast_days(self, s: PlanningSnapshot, routes: _Routes, n: int) -> list[_ForecastDay]:
-        """Terms of forecast rows ``0..n-1`` (dates ``day+1..day+n``), computed or reused."""
-        if s.forecast_dispersion != self._dispersion:
-            self._days.clear()
-            self._dispersion = s.forecast_dispersion
+        """Terms of forecast rows ``0..n-1`` (dates ``day+1..day+n``), computed or kept."""
+        self._follow_run(s)
         first = s.day + 1
-        spare = [self._days.pop(d) for d in list(self._days) if not first <= d < first + n]
+        # the store rows of dates that left the window are recycled: no fresh 8 MB arrays
+        spare = [
+            self._days.pop(d).store_var for d in list(self._days) if not first <= d < first + n
+        ]
         fc, nd = s.forecast_mean, s.n_dcs
         out = []
         for j in range(n):
             kept = self._days.get(first + j)
-            if kept is not None and _same_bits(kept.mean, fc[j]):
+            if kept is not None:
                 out.append(kept)
                 continue
-            # a row of a dropped day is recycled so the copy does not touch fresh memory
-            mean = spare.pop().mean if spare else np.empty_like(fc[j])
-            np.copyto(mean, fc[j])
-            store_var = s.forecast_var(fc[j, nd:])
+            rows = fc[j, nd:]
+            store_var = spare.pop() if spare else np.empty_like(rows)
+            _nb_variance(rows, s.forecast_dispersion, out=store_var)
             day = _ForecastDay(
-                mean=mean,
                 store_var=store_var,
-                echelon_mean=fc[j, :nd] + routes.assign @ fc[j, nd:],
+                echelon_mean=fc[j, :nd] + routes.assign @ rows,
                 echelon_var=s.forecast_var(fc[j, :nd]) + routes.assign @ store_var,
             )
-            self._days[first + j] = day
+            if self._run is not None:
+                self._days[first + j] = day
             out.append(day)
         return out
 
@@ -303,7 +310,7 @@ class BaseStockPolicy:
         np.maximum(need, 0, out=need)
         # fair share over the cells with a need only (row-major, as np.nonzero): a cell without
         # one neither adds to its DC's total nor gets a unit when the DC is short
-        lines = np.flatnonzero(need)
+        lines = np.flatnonzero(need > 0)  # a mask: nonzero on floats is five times slower
         ship = cut_to_limit(
             need.ravel()[lines].astype(np.int64),
             routes.share_group[lines],

@@ -7,6 +7,7 @@ lead and transit times are days.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -255,3 +256,7 @@ class Scenario(Strict):
     def day_of(self, date: dt.date) -> int:
         """Day index of ``date`` (0 = start_date)."""
         return (date - self.start_date).days
+
+    def content_hash(self) -> str:
+        """Short sha256 of the content: equal for equal scenarios, whatever file they came from."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]

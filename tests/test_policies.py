@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from scipy.stats import norm
 
 from policies.allocation import cut_to_limit
-from policies.contract import ActionKind, PlanningSnapshot
+from policies.contract import ActionKind, Plan, PlanningSnapshot
 from policies.heuristics import (
     BaseStockPolicy,
     OrderPointPolicy,
@@ -86,6 +86,24 @@ def test_base_stock_dcs_hold_the_stores_safety_stock(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(heuristics, "cut_to_limit", counting)
     simulate(load_scenario("steady_network"), BaseStockPolicy(), seed=1, days=90)
     assert 1 - sum(shipped) / sum(asked) < 0.02
+
+
+def _same_plan(a: Plan, b: Plan) -> bool:
+    cols = ("kind", "origin", "destination", "sku", "qty", "unit_cost", "confidence", "reason")
+    return all(np.array_equal(getattr(a, c), getattr(b, c)) for c in cols)
+
+
+def test_base_stock_keeps_forecast_terms_only_within_one_forecast_run(appliance) -> None:  # type: ignore[no-untyped-def]
+    twin = Twin(appliance, BaseStockPolicy(), seed=3)
+    kept = BaseStockPolicy()
+    for day in range(6):
+        snap = twin.snapshot(day, twin.forecast.window(day))
+        assert _same_plan(kept.decide(snap), BaseStockPolicy().decide(snap))
+    assert set(kept._days) == set(range(6, 6 + len(kept._days))) and kept._days  # kept dates
+    # an edited forecast is a new array: never served from the kept terms, even under the old run
+    edited = dataclasses.replace(snap, forecast_mean=snap.forecast_mean * 3)
+    assert _same_plan(kept.decide(edited), BaseStockPolicy().decide(edited))
+    assert not _same_plan(kept.decide(edited), kept.decide(snap))
 
 
 def test_order_point_orders_to_max_only_at_or_below_min() -> None:

@@ -165,6 +165,60 @@ class Ledger:
             row = (day, int(kind), location, counterparty, -1, NO_CHANNEL, False)
             self._chunks.append((*row, int(qty.sum()), float(value.sum()), float(cost.sum()), n))
 
+    def shipments(
+        self,
+        day: int,
+        kind: Kind,
+        origin: npt.NDArray,
+        destination: npt.NDArray,
+        bounds: npt.NDArray,
+        sku: npt.NDArray,
+        qty: npt.NDArray,
+        value: npt.NDArray,
+        cost: npt.NDArray,
+    ) -> None:
+        """Record many shipments at once: shipment ``g`` is lines ``bounds[g]:bounds[g + 1]``,
+        all from ``origin[g]`` to ``destination[g]`` (one chunk, not one per shipment)."""
+        counts = np.diff(bounds)
+        if self.detail == "sku":
+            keep = qty != 0
+            location = np.repeat(origin, counts)[keep]
+            n = len(location)
+            self._append(
+                day,
+                kind,
+                location,
+                np.repeat(destination, counts)[keep],
+                sku[keep],
+                NO_CHANNEL,
+                np.zeros(n, bool),
+                qty[keep],
+                value[keep],
+                cost[keep],
+                np.ones(n, np.int64),
+            )
+            return
+        full = counts > 0
+        starts = bounds[:-1][full]
+        if not len(starts):
+            return
+        lines = np.add.reduceat(qty != 0, starts)
+        sent = lines > 0
+        n = int(sent.sum())
+        self._append(
+            day,
+            kind,
+            origin[full][sent],
+            destination[full][sent],
+            np.full(n, -1),
+            NO_CHANNEL,
+            np.zeros(n, bool),
+            np.add.reduceat(qty, starts)[sent],
+            np.add.reduceat(value, starts)[sent],
+            np.add.reduceat(cost, starts)[sent],
+            lines[sent],
+        )
+
     def _append(
         self,
         day: int,

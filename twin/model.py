@@ -60,6 +60,13 @@ class Shipment:
     premium: FloatArray  # extra cost per unit (expedite)
     order_cost: float = 0.0
 
+    @functools.cached_property
+    def inbound(self) -> InboundShipment:
+        """What a policy sees of it (made once: it is in every snapshot until it lands)."""
+        return InboundShipment(
+            self.kind, self.origin, self.destination, self.planned_day, self.sku, self.qty
+        )
+
 
 def _streams(seed: int) -> dict[str, np.random.Generator]:
     names = ("demand", "lead_time", "fill", "forecast")
@@ -97,6 +104,9 @@ class Twin:
         if history is not None:
             self.replay = ReplayDemand(history, scenario, net)
         self.forecast = RollingForecast(self.model, policy.horizon_days, self.rng["forecast"])
+        # the forecast's rows are a function of the date, the scenario and the seed's forecast
+        # stream alone, so equal scenarios and seeds give the same run (see PlanningSnapshot)
+        self._forecast_run = f"twin:{scenario.content_hash()}:{seed}"
         self._draw_supplier_outcomes()
 
         nd = net.n_dcs
@@ -149,6 +159,7 @@ class Twin:
         self.daily: list[dict[str, Any]] = []
         self.decisions: list[dict[str, np.ndarray]] = []
         self.exceptions = 0
+        self._static = self._static_view()
 
         self.env = simpy.Environment()
         self.ledger.cells(0, Kind.INITIAL, self.on_hand, net.unit_cost, 0.0)
@@ -430,46 +441,51 @@ class Twin:
 
     def snapshot(self, day: int, window: FloatArray) -> PlanningSnapshot:
         net = self.net
-        sup = net.suppliers
         return PlanningSnapshot(
             day=day,
             date=self.scenario.start_date + dt.timedelta(days=day),
-            location_ids=tuple(net.locations.index),
-            sku_ids=tuple(net.skus.index),
-            n_dcs=net.n_dcs,
-            serving_dc=net.serving_dc,
             on_hand=self.on_hand.copy(),
             in_transit=self.in_transit.copy(),
             on_order=self.on_order.copy(),
-            inbound=tuple(
-                InboundShipment(s.kind, s.origin, s.destination, s.planned_day, s.sku, s.qty)
-                for s in self.open.values()
-            ),
+            inbound=tuple(s.inbound for s in self.open.values()),
             forecast_mean=window,
-            forecast_dispersion=self.scenario.demand.dispersion,
             history_mean=self.history_mean.copy(),
-            baseline_mean=self.baseline_mean,
-            promotions=self.model.promotion_table(),
-            promotion_cells={pc.promotion.id: pc.cells for pc in self.model.promotions},
-            sku_supplier=net.sku_supplier,
-            supplier_ids=tuple(sup.index),
-            lead_time_mean=sup["lead_mean"].to_numpy(np.float64),
-            lead_time_sd=sup["lead_sd"].to_numpy(np.float64),
-            expedite_lead_time=sup["expedite_lead_time"].to_numpy(np.int64),
-            supplier_capacity=sup["capacity"].to_numpy(np.float64),
-            moq=sup["moq"].to_numpy(np.float64),
-            fill_rate=sup["fill_rate"].to_numpy(np.float64),
-            lanes=net.lanes,
             dc_throughput=net.locations["throughput"].to_numpy(np.float64)[: net.n_dcs]
             * self.dc_factor,
-            price=net.price,
-            unit_cost=net.unit_cost,
-            holding_cost=net.holding_cost_per_day,
-            lost_sale_cost=np.maximum(net.price - net.unit_cost, 0)
-            + self._lost_cost_share * net.price,
-            expedite_premium=self.scenario.costs.expedite_premium * net.unit_cost,
             seed=self.seed,
+            forecast_run=self._forecast_run,
+            **self._static,
         )
+
+    def _static_view(self) -> dict[str, Any]:
+        """The snapshot fields that never change during a run, built once (shared, not copied)."""
+        net = self.net
+        sup = net.suppliers
+        return {
+            "location_ids": tuple(net.locations.index),
+            "sku_ids": tuple(net.skus.index),
+            "n_dcs": net.n_dcs,
+            "serving_dc": net.serving_dc,
+            "forecast_dispersion": self.scenario.demand.dispersion,
+            "baseline_mean": self.baseline_mean,
+            "promotions": self.model.promotion_table(),
+            "promotion_cells": {pc.promotion.id: pc.cells for pc in self.model.promotions},
+            "sku_supplier": net.sku_supplier,
+            "supplier_ids": tuple(sup.index),
+            "lead_time_mean": sup["lead_mean"].to_numpy(np.float64),
+            "lead_time_sd": sup["lead_sd"].to_numpy(np.float64),
+            "expedite_lead_time": sup["expedite_lead_time"].to_numpy(np.int64),
+            "supplier_capacity": sup["capacity"].to_numpy(np.float64),
+            "moq": sup["moq"].to_numpy(np.float64),
+            "fill_rate": sup["fill_rate"].to_numpy(np.float64),
+            "lanes": net.lanes,
+            "price": net.price,
+            "unit_cost": net.unit_cost,
+            "holding_cost": net.holding_cost_per_day,
+            "lost_sale_cost": np.maximum(net.price - net.unit_cost, 0)
+            + self._lost_cost_share * net.price,
+            "expedite_premium": self.scenario.costs.expedite_premium * net.unit_cost,
+        }
 
     # -- execution ----------------------------------------------------------------------------
 
@@ -570,23 +586,30 @@ class Twin:
         self.on_hand.ravel()[: len(moved)] -= moved
         # the executed lines by route, gathered once: each shipment takes slices (views)
         order = order[executed[order] > 0]
+        if not len(order):
+            return executed
         route = inverse[order]
         bounds = np.searchsorted(route, np.arange(len(keys) + 1))
         sku_all, q_all = plan.sku[order], executed[order]
         value_all = q_all * net.unit_cost[sku_all]
         lane_cost = np.array([self.lanes[r][1] for r in routes])
         cost_all = q_all * lane_cost[route]
-        kind_all = plan.kind[order]
         premium = np.zeros(len(order))
         np.add.at(self.in_transit.ravel(), plan.destination[order] * n_sku + sku_all, q_all)
+        origins, destinations = np.divmod(keys, n_loc)
+        self.ledger.shipments(
+            day, Kind.DISPATCH, origins, destinations, bounds, sku_all, q_all, value_all, cost_all
+        )
+        # a route carries one kind (a DC->store lane ships, every other lane transfers)
+        first_line = order[np.minimum(bounds[:-1], len(order) - 1)]
+        shipping = plan.kind[first_line] == ActionKind.SHIPMENT
         for g, (o, d) in enumerate(routes):
             a, b = bounds[g], bounds[g + 1]
             if a == b:
                 continue
             transit = self.lanes[(o, d)][0]
+            kind = "shipment" if shipping[g] else "transfer"
             sku, q = sku_all[a:b], q_all[a:b]
-            kind = "shipment" if kind_all[a] == ActionKind.SHIPMENT else "transfer"
-            self.ledger.lines(day, Kind.DISPATCH, o, d, sku, q, value_all[a:b], cost_all[a:b])
             self._schedule(Shipment(kind, o, d, day + transit, sku, q, q, premium[a:b]), transit)
         return executed
 

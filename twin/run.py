@@ -27,11 +27,6 @@ from twin.model import Twin
 from workflow.governance import Governance, RunGovernance
 
 
-def scenario_hash(scenario: Scenario) -> str:
-    text = scenario.model_dump_json()
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 @dataclass
 class RunResult:
     run_id: str
@@ -75,7 +70,7 @@ def simulate(
     t0 = time.perf_counter()
     history = read_history(scenario.demand.history) if scenario.demand.history else None
     twin = Twin(scenario, policy, seed, governance, days, ledger_detail, history)
-    s_hash = scenario_hash(scenario)
+    s_hash = scenario.content_hash()
     key = f"{s_hash}|{policy.name}|{seed}|{twin.days}|{promotwin.__version__}"
     governed = twin.governance if isinstance(twin.governance, RunGovernance) else None
     if governed is not None:  # the run id also traces the governance config
