@@ -37,6 +37,8 @@ class DayDemand:
     walk_in: IntArray  # [stores, S]
     pickup: IntArray  # [stores, S]
     ecommerce: IntArray  # [DCs, S]
+    by_location: IntArray  # [L, S] all of it by the location it is served from (DCs first)
+    store_cells: IntArray  # flat indices into [stores, S] of the cells with store demand, sorted
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class DemandModel:
             base[d] = size[served].sum() * baseline * ecom_share
         self.base: FloatArray = base
         self.pickup_share: FloatArray = locs["pickup_share"].to_numpy(np.float64)[n_dcs:]
+        self._cell_pickup_share = np.repeat(self.pickup_share, network.n_skus)  # [stores * S]
         self.category_onehot: FloatArray = np.zeros((network.n_skus, len(network.categories)))
         self.category_onehot[np.arange(network.n_skus), network.sku_category] = 1.0
         self.weekday: FloatArray = np.asarray(p.weekday, dtype=np.float64)
@@ -253,8 +256,20 @@ class DemandModel:
         units = rng.poisson(np.multiply(draws, scale, out=draws))
         n_dcs = self.net.n_dcs
         store = units[n_dcs:]
-        pickup = rng.binomial(store, self.pickup_share[:, None])
-        return DayDemand(walk_in=store - pickup, pickup=pickup, ecommerce=units[:n_dcs])
+        # a binomial of 0 units is 0: only the cells with demand (a third on a typical day on the
+        # big network) are split, saving the draw's per-cell cost on the other two thirds
+        cells = np.flatnonzero(store > 0)
+        pickup = np.zeros_like(store)
+        if self._cell_pickup_share.size != store.size:  # a caller's mean of another width
+            self._cell_pickup_share = np.repeat(self.pickup_share, store.shape[1])
+        pickup.ravel()[cells] = rng.binomial(store.ravel()[cells], self._cell_pickup_share[cells])
+        return DayDemand(
+            walk_in=store - pickup,
+            pickup=pickup,
+            ecommerce=units[:n_dcs],
+            by_location=units,
+            store_cells=cells,
+        )
 
     def promotion_table(self) -> pd.DataFrame:
         return pd.DataFrame(

@@ -76,8 +76,13 @@ class ReplayDemand:
                     g["units"].to_numpy(np.int64),
                 )
         ecommerce: IntArray = arrays["ecommerce"][:n_dcs]
+        walk_in, pickup = arrays["walk_in"][n_dcs:], arrays["pickup"][n_dcs:]
         return DayDemand(
-            walk_in=arrays["walk_in"][n_dcs:], pickup=arrays["pickup"][n_dcs:], ecommerce=ecommerce
+            walk_in=walk_in,
+            pickup=pickup,
+            ecommerce=ecommerce,
+            by_location=arrays["walk_in"] + arrays["pickup"] + arrays["ecommerce"],
+            store_cells=np.flatnonzero((walk_in + pickup) > 0),
         )
 
 

@@ -98,6 +98,22 @@ def test_negative_binomial_moments(model: DemandModel) -> None:
     assert abs(units.var() / (mu + mu**2 / k) - 1) < 0.05
     share = day.pickup.sum(axis=1) / (day.walk_in + day.pickup).sum(axis=1)
     assert np.allclose(share, model.pickup_share, atol=0.03)
+    nd = model.net.n_dcs
+    assert np.array_equal(day.by_location[nd:], day.walk_in + day.pickup)
+    assert np.array_equal(day.by_location[:nd], day.ecommerce)
+
+
+def test_pickup_split_of_sparse_demand(model: DemandModel) -> None:
+    """Most cells sell nothing on a day: the pickup share still holds over the cells that do."""
+    rng = np.random.default_rng(1)
+    mean = np.full((model.net.n_locations, 20_000), 0.2)
+    day = model.sample(0, rng, mean)
+    total = day.walk_in + day.pickup
+    assert (total == 0).mean() > 0.8 and (day.pickup <= total).all() and (day.walk_in >= 0).all()
+    share = day.pickup.sum(axis=1) / total.sum(axis=1)
+    n = total.sum(axis=1)
+    p = model.pickup_share
+    assert (np.abs(share - p) < 4 * np.sqrt(p * (1 - p) / n) + 1e-12).all()
 
 
 def test_realised_uplift_matches_model_within_sampling_error(appliance) -> None:  # type: ignore[no-untyped-def]

@@ -13,6 +13,8 @@ keep every line. KPIs come out the same either way.
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import Literal
 
@@ -80,16 +82,21 @@ class Ledger:
         location_offset: int = 0,
         channel: int = NO_CHANNEL,
         promoted: npt.NDArray[np.bool_] | None = None,
+        promoted_only: bool = False,
     ) -> None:
         """Record a ``[locations, S]`` array of movements (row i is location i + offset).
 
         ``value`` and ``cost`` of a cell are ``qty`` times ``unit_value`` / ``unit_cost`` (each
         broadcast against ``qty``: per SKU ``[S]``, per cell, or a scalar), formed only where
-        needed rather than as full arrays by the caller.
+        needed rather than as full arrays by the caller. ``promoted`` flags the cells of active
+        promotions (lines are split by it); ``promoted_only`` records those cells alone.
         """
         value_per = np.broadcast_to(unit_value, qty.shape)
         cost_per = np.broadcast_to(unit_cost, qty.shape)
         if self.detail == "sku":
+            if promoted_only:
+                assert promoted is not None
+                qty = np.where(promoted, qty, 0)
             loc, sku = np.nonzero(qty)
             if not len(loc):
                 return
@@ -108,25 +115,97 @@ class Ledger:
                 np.ones(len(loc), np.int64),
             )
             return
-        for flag in (False, True) if promoted is not None else (False,):
-            mask = None if promoted is None else (promoted if flag else ~promoted)
-            q_sum, value, cost, lines = _row_sums(qty, value_per, cost_per, mask)
-            rows = np.nonzero(q_sum)[0]
-            if not len(rows):
-                continue
+        if promoted is None:
+            self._summary(
+                day, kind, location_offset, channel, False, _row_sums(qty, value_per, cost_per)
+            )
+            return
+        # promotions touch a few locations: the promoted part is summed over their rows only,
+        # and the rest is the whole minus that part (not a second masked pass over every row)
+        rows = np.flatnonzero(promoted.any(axis=1))
+        part = _row_sums(qty[rows], value_per[rows], cost_per[rows], promoted[rows])
+        if not promoted_only:
+            rest = _row_sums(qty, value_per, cost_per)
+            for whole, promo in zip(rest, part, strict=True):
+                whole[rows] -= promo
+            self._summary(day, kind, location_offset, channel, False, rest)
+        self._summary(day, kind, location_offset + rows, channel, True, part)
+
+    def listed(
+        self,
+        day: int,
+        kind: Kind,
+        where: CellList,
+        qty: npt.NDArray,
+        unit_value: npt.ArrayLike,
+        unit_cost: npt.ArrayLike,
+        location_offset: int,
+        channel: int,
+        promoted: bool = False,
+    ) -> None:
+        """Record movements on listed cells (``qty[i]`` on row ``where.rows[i] + offset``, SKU
+        ``where.skus[i]``), as ``cells()`` does for a whole array: for arrays that are mostly
+        zero. ``unit_value`` and ``unit_cost`` are per listed cell or scalars; ``promoted``
+        flags them all."""
+        value_per = np.broadcast_to(unit_value, qty.shape)
+        cost_per = np.broadcast_to(unit_cost, qty.shape)
+        if self.detail == "sku":
+            keep = qty != 0
+            q = qty[keep]
             self._append(
                 day,
                 kind,
-                rows + location_offset,
-                np.full(len(rows), -1),
-                np.full(len(rows), -1),
+                where.rows[keep] + location_offset,
+                np.full(len(q), -1),
+                where.skus[keep],
                 channel,
-                np.full(len(rows), flag),
-                q_sum[rows],
-                value[rows],
-                cost[rows],
-                lines[rows],
+                np.full(len(q), promoted),
+                q,
+                q * value_per[keep],
+                q * cost_per[keep],
+                np.ones(len(q), np.int64),
             )
+            return
+        starts, row_ids = where.runs
+        if not len(starts):
+            return
+        # rows are sorted, so each row's cells are one run: sums by run, no scatter
+        sums = (
+            np.add.reduceat(qty, starts),
+            np.add.reduceat(qty * value_per, starts),
+            np.add.reduceat(qty * cost_per, starts),
+            np.add.reduceat(qty != 0, starts, dtype=np.int64),
+        )
+        self._summary(day, kind, row_ids + location_offset, channel, promoted, sums)
+
+    def _summary(
+        self,
+        day: int,
+        kind: Kind,
+        location: int | npt.NDArray,
+        channel: int,
+        promoted: bool,
+        sums: tuple[npt.NDArray, npt.NDArray, npt.NDArray, npt.NDArray],
+    ) -> None:
+        """Summary rows from per-row sums (row i is ``location + i``, or ``location[i]``)."""
+        q_sum, value, cost, lines = sums
+        rows = np.nonzero(q_sum)[0]
+        if not len(rows):
+            return
+        where = location + rows if isinstance(location, int) else location[rows]
+        self._append(
+            day,
+            kind,
+            where,
+            np.full(len(rows), -1),
+            np.full(len(rows), -1),
+            channel,
+            np.full(len(rows), promoted),
+            q_sum[rows],
+            value[rows],
+            cost[rows],
+            lines[rows],
+        )
 
     def lines(
         self,
@@ -268,6 +347,27 @@ class Ledger:
         return pd.DataFrame({c: np.concatenate([ch[c] for ch in chunks]) for c in COLUMNS})
 
 
+@dataclass(frozen=True)
+class CellList:
+    """Cells of a ``[rows, S]`` array listed by row (sorted) and SKU."""
+
+    rows: npt.NDArray[np.int64]
+    skus: npt.NDArray[np.int64]
+
+    @functools.cached_property
+    def runs(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """Where each row's run of cells starts, and that row."""
+        rows = self.rows
+        first = np.empty(len(rows), bool)
+        first[:1] = True
+        np.not_equal(rows[1:], rows[:-1], out=first[1:])
+        starts = np.flatnonzero(first)
+        return starts, rows[starts]
+
+    def subset(self, mask: npt.NDArray[np.bool_]) -> CellList:
+        return CellList(self.rows[mask], self.skus[mask])
+
+
 def _rows_chunk(rows: list[tuple[int | float | bool, ...]]) -> dict[str, npt.NDArray]:
     """Single ledger rows (tuples in ``COLUMNS`` order) as one chunk of column arrays."""
     columns = zip(*rows, strict=True)
@@ -278,7 +378,7 @@ def _row_sums(
     qty: npt.NDArray,
     value_per: npt.NDArray,
     cost_per: npt.NDArray,
-    mask: npt.NDArray[np.bool_] | None,
+    mask: npt.NDArray[np.bool_] | None = None,
 ) -> tuple[npt.NDArray, npt.NDArray, npt.NDArray, npt.NDArray]:
     """Per row of ``qty`` (cells outside ``mask`` left out): units, value, cost, nonzero cells.
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import simpy
 
@@ -34,7 +35,7 @@ from policies.contract import (
 )
 from scenarios.network import Network, compile_network
 from scenarios.schema import Scenario
-from twin.ledger import Detail, Kind, Ledger
+from twin.ledger import CellList, Detail, Kind, Ledger
 from workflow.governance import AutoApprove, Governance
 
 HISTORY_WINDOW_DAYS = 28  # the ERP's "average daily usage" smoothing window
@@ -66,6 +67,24 @@ class Shipment:
         return InboundShipment(
             self.kind, self.origin, self.destination, self.planned_day, self.sku, self.qty
         )
+
+
+@dataclass(frozen=True)
+class DaySales:
+    """A day's fulfilment per location: units sold, units of demand lost, cells that lost some."""
+
+    sold: IntArray  # [L]
+    lost: IntArray  # [L]
+    stockout_cells: IntArray  # [L]
+
+
+def _masked(a: npt.NDArray, mask: npt.NDArray[np.bool_] | None) -> npt.NDArray:
+    return a if mask is None else a[mask]
+
+
+def _row_totals(rows: IntArray, qty: IntArray, n_rows: int) -> IntArray:
+    """Units per row of listed cells (whole units summed in floating point are exact)."""
+    return np.bincount(rows, qty, minlength=n_rows).astype(np.int64)
 
 
 def _streams(seed: int) -> dict[str, np.random.Generator]:
@@ -294,8 +313,8 @@ class Twin:
     def tick(self, day: int) -> None:
         window = self.forecast.window(day)
         demand = self._demand(day)
-        sold, lost = self._fulfil(day, demand)
-        self._record_day(day, demand, sold, lost)
+        sales = self._fulfil(day, demand)
+        self._record_day(day, demand, sales)
         snapshot = self.snapshot(day, window)
         plan = self.policy.decide(snapshot)
         review = self.governance.review(plan, snapshot)
@@ -310,41 +329,149 @@ class Twin:
             return self.replay.sample(day)
         return self.model.sample(day, self.rng["demand"])
 
-    def _fulfil(self, day: int, dem: DayDemand) -> tuple[IntArray, IntArray]:
-        """Walk-in then pickup from store stock; ecommerce from the DC, then ship-from-store."""
-        nd = self.net.n_dcs
+    def _fulfil(self, day: int, dem: DayDemand) -> DaySales:
+        """Walk-in then pickup from store stock; ecommerce from the DC, then ship-from-store.
+
+        Store demand is worked on the cells that have some (``dem.store_cells``: a third of them
+        on a typical day of the big network), not on every ``[store, sku]`` cell.
+        """
+        nd, n_stores = self.net.n_dcs, self.net.n_stores
+        cells = dem.store_cells
+        rows, skus = np.divmod(cells, self.net.n_skus)
+        want_walk, want_pick = dem.walk_in.ravel()[cells], dem.pickup.ravel()[cells]
         store = self.on_hand[nd:]
-        walk = np.minimum(store, dem.walk_in, out=self._work("walk", store.shape))
-        store -= walk
-        pick = np.minimum(store, dem.pickup, out=self._work("pick", store.shape))
-        store -= pick
+        stock = store.ravel()[cells]
+        walk = np.minimum(stock, want_walk)
+        stock -= walk
+        pick = np.minimum(stock, want_pick)
+        stock -= pick
+        store.ravel()[cells] = stock
         dc = self.on_hand[:nd]
         ecom = np.minimum(dc, dem.ecommerce)
         dc -= ecom
         unmet = dem.ecommerce - ecom
-        sfs = self._work("sfs", store.shape)
-        sfs.fill(0)
-        if self.scenario.fulfilment.ecommerce == "dc_then_store" and unmet.any():
-            for d, stores in enumerate(self.sfs_stores):
-                if not len(stores):
-                    continue
-                avail = store[stores]
-                before = np.cumsum(avail, axis=0) - avail
-                take = np.clip(unmet[d] - before, 0, avail)
-                store[stores] -= take
-                sfs[stores] = take
-                unmet[d] -= take.sum(axis=0)
-        lost_walk = np.subtract(dem.walk_in, walk, out=self._work("lost_walk", store.shape))
-        lost_pick = np.subtract(dem.pickup, pick, out=self._work("lost_pick", store.shape))
-        self._ledger_sales(day, walk, pick, ecom, sfs, lost_walk, lost_pick, unmet)
-        sold = self._work("sold", self.on_hand.shape)
-        sold[:nd] = ecom
-        np.add(walk, pick, out=sold[nd:])
-        sold[nd:] += sfs
-        lost = self._work("lost", self.on_hand.shape)
-        lost[:nd] = unmet
-        np.add(lost_walk, lost_pick, out=lost[nd:])
-        return sold, lost
+        sfs = self._ship_from_store(unmet)
+        lost_walk, lost_pick = want_walk - walk, want_pick - pick
+        self._ledger_sales(
+            day, CellList(rows, skus), walk, pick, ecom, sfs, lost_walk, lost_pick, unmet
+        )
+        sold_cells, lost_cells = walk + pick, lost_walk + lost_pick
+        self._learn_usage(cells, sold_cells, ecom, sfs)
+        sold = np.concatenate([ecom.sum(axis=1), _row_totals(rows, sold_cells, n_stores)])
+        if sfs is not None:
+            sold[nd:] += sfs.sum(axis=1)
+        return DaySales(
+            sold=sold,
+            lost=np.concatenate([unmet.sum(axis=1), _row_totals(rows, lost_cells, n_stores)]),
+            stockout_cells=np.concatenate(
+                [
+                    np.count_nonzero(unmet, axis=1),
+                    np.bincount(rows[lost_cells > 0], minlength=n_stores),
+                ]
+            ),
+        )
+
+    def _ship_from_store(self, unmet: IntArray) -> IntArray | None:
+        """Ecommerce the DCs could not fill, from their ship-from-store stores in order (or None
+        when there is none to ship); takes the units off ``unmet`` and the stores' stock."""
+        if self.scenario.fulfilment.ecommerce != "dc_then_store" or not unmet.any():
+            return None
+        store = self.on_hand[self.net.n_dcs :]
+        sfs = np.zeros_like(store)
+        for d, stores in enumerate(self.sfs_stores):
+            if not len(stores):
+                continue
+            avail = store[stores]
+            before = np.cumsum(avail, axis=0) - avail
+            take = np.clip(unmet[d] - before, 0, avail)
+            store[stores] -= take
+            sfs[stores] = take
+            unmet[d] -= take.sum(axis=0)
+        return sfs
+
+    def _learn_usage(
+        self, cells: IntArray, sold_cells: IntArray, ecom: IntArray, sfs: IntArray | None
+    ) -> None:
+        """The ERP's trailing average of daily sales: ``h += (sold - h) / 28``, written as
+        ``h * (1 - a) + a * sold`` so the sales are added on the cells that sold only."""
+        alpha = 1.0 / HISTORY_WINDOW_DAYS
+        nd = self.net.n_dcs
+        history = self.history_mean
+        history *= 1.0 - alpha
+        history[:nd] += alpha * ecom
+        history[nd:].ravel()[cells] += alpha * sold_cells
+        if sfs is not None:
+            history[nd:] += alpha * sfs
+
+    def _ledger_sales(
+        self,
+        day: int,
+        listed: CellList,
+        walk: IntArray,
+        pick: IntArray,
+        ecom: IntArray,
+        sfs: IntArray | None,
+        lost_walk: IntArray,
+        lost_pick: IntArray,
+        unmet: IntArray,
+    ) -> None:
+        """Sales, vendor funding and lost sales: the store channels on the listed cells with
+        demand, ecommerce (DC rows) and ship-from-store as arrays."""
+        net, nd, ledger = self.net, self.net.n_dcs, self.ledger
+        cost, regular, share = net.unit_cost, net.price, self._lost_cost_share
+        # prices are per SKU except on the cells of active promotions (their discount)
+        price = regular * (1.0 - self.depth) if self.active else regular
+        skus = listed.skus
+        at = listed.rows * net.n_skus + skus
+        cell_price = (
+            regular[skus] * (1.0 - self.depth[nd:].ravel()[at]) if self.active else regular[skus]
+        )
+        cell_lost = np.maximum(cell_price - cost[skus], 0.0) + share * regular[skus]
+        groups: list[tuple[bool, npt.NDArray[np.bool_] | None]] = [(False, None)]
+        if self.active:
+            promoted = self.promoted[nd:].ravel()[at]
+            groups = [(False, ~promoted), (True, promoted)]
+        for flag, mask in groups:
+            where = listed if mask is None else listed.subset(mask)
+            v, c, lost_c = (
+                _masked(cell_price, mask),
+                _masked(cost[skus], mask),
+                _masked(cell_lost, mask),
+            )
+            for qty, channel in ((walk, 0), (pick, 1)):
+                ledger.listed(day, Kind.SALE, where, _masked(qty, mask), v, c, nd, channel, flag)
+                if flag:  # vendor funding on the promoted units sold
+                    funding = _masked(self.funding[nd:].ravel()[at], mask)
+                    ledger.listed(
+                        day,
+                        Kind.FUNDING,
+                        where,
+                        _masked(qty, mask),
+                        funding,
+                        0.0,
+                        nd,
+                        channel,
+                        flag,
+                    )
+            for qty, channel in ((lost_walk, 0), (lost_pick, 1)):
+                ledger.listed(
+                    day, Kind.LOST, where, _masked(qty, mask), v, lost_c, nd, channel, flag
+                )
+
+        promo = self.promoted if self.active else None
+        lost_unit = np.maximum(price - cost, 0.0) + share * regular
+        sections = [(ecom, slice(0, nd), Kind.SALE), (unmet, slice(0, nd), Kind.LOST)]
+        if sfs is not None:
+            sections.append((sfs, slice(nd, None), Kind.SALE))
+        for qty, r, kind in sections:
+            p = None if promo is None else promo[r]
+            unit_value = np.broadcast_to(price, self.depth.shape)[r]
+            unit_cost = (
+                cost if kind == Kind.SALE else np.broadcast_to(lost_unit, self.depth.shape)[r]
+            )
+            ledger.cells(day, kind, qty, unit_value, unit_cost, r.start or 0, 2, p)
+            if kind == Kind.SALE and promo is not None:
+                ledger.cells(day, Kind.FUNDING, qty, self.funding[r], 0.0, r.start or 0, 2, p, True)
 
     def _work(self, name: str, shape: tuple[int, ...], dtype: type = np.int64) -> np.ndarray:
         """A work array for one day's step, kept from day to day: a fresh 8 MB temporary costs
@@ -354,71 +481,13 @@ class Twin:
             buf = self._buffers[name] = np.empty(shape, dtype)
         return buf
 
-    def _ledger_sales(
-        self,
-        day: int,
-        walk: IntArray,
-        pick: IntArray,
-        ecom: IntArray,
-        sfs: IntArray,
-        lost_walk: IntArray,
-        lost_pick: IntArray,
-        unmet: IntArray,
-    ) -> None:
-        net, nd = self.net, self.net.n_dcs
-        promo = self.promoted if self.active else None
-        # without an active promotion prices are per SKU: work on [S] and broadcast to [L, S]
-        price = net.price * (1.0 - self.depth) if self.active else net.price
-        margin = np.maximum(price - net.unit_cost, 0.0)
-        lost_unit = np.broadcast_to(margin + self._lost_cost_share * net.price, self.depth.shape)
-        price = np.broadcast_to(price, self.depth.shape)
-        rows = {"dc": slice(0, nd), "store": slice(nd, None)}
-        for qty, where, channel in (
-            (walk, "store", 0),
-            (pick, "store", 1),
-            (ecom, "dc", 2),
-            (sfs, "store", 2),
-        ):
-            r = rows[where]
-            p = None if promo is None else promo[r]
-            self.ledger.cells(
-                day, Kind.SALE, qty, price[r], net.unit_cost, r.start or 0, channel, p
-            )
-            if promo is not None:
-                units = np.where(promo[r], qty, 0)
-                self.ledger.cells(
-                    day,
-                    Kind.FUNDING,
-                    units,
-                    self.funding[r],
-                    0.0,
-                    r.start or 0,
-                    channel,
-                    p,
-                )
-        for qty, where, channel in (
-            (lost_walk, "store", 0),
-            (lost_pick, "store", 1),
-            (unmet, "dc", 2),
-        ):
-            r = rows[where]
-            p = None if promo is None else promo[r]
-            self.ledger.cells(day, Kind.LOST, qty, price[r], lost_unit[r], r.start or 0, channel, p)
-
-    def _record_day(self, day: int, dem: DayDemand, sold: IntArray, lost: IntArray) -> None:
-        net, nd = self.net, self.net.n_dcs
-        served = self._work("served", sold.shape)
-        served[:nd] = dem.ecommerce
-        np.add(dem.walk_in, dem.pickup, out=served[nd:])
-        alpha = 1.0 / HISTORY_WINDOW_DAYS
-        change = np.subtract(
-            sold, self.history_mean, out=self._work("real", sold.shape, np.float64)
-        )
-        self.history_mean += np.multiply(change, alpha, out=change)
+    def _record_day(self, day: int, dem: DayDemand, sales: DaySales) -> None:
+        net = self.net
+        served = dem.by_location
         forecast = (
             self._prev_forecast if self._prev_forecast is not None else self.forecast.day_mean(day)
         )
-        error = np.subtract(forecast, served, out=self._work("real", sold.shape, np.float64))
+        error = np.subtract(forecast, served, out=self._work("real", served.shape, np.float64))
         self.daily.append(
             {
                 "day": day,
@@ -429,9 +498,9 @@ class Twin:
                 "on_order": self.on_order.sum(axis=1),
                 "promo_on_hand": self.on_hand[:, self.promo_skus].sum(axis=1),
                 "demand": served.sum(axis=1),
-                "sold": sold.sum(axis=1),
-                "lost": lost.sum(axis=1),
-                "stockout_cells": np.count_nonzero(lost, axis=1),
+                "sold": sales.sold,
+                "lost": sales.lost,
+                "stockout_cells": sales.stockout_cells,
                 "forecast": forecast.sum(axis=1),
                 "abs_error": np.abs(error, out=error).sum(axis=1),
             }
