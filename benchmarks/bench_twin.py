@@ -111,7 +111,7 @@ def _worker_simulate(policy_name: str, days: int) -> dict[str, Any]:
         (Twin, "_record_day", "daily records"),
         (Twin, "snapshot", "snapshot"),
         (Twin, "_execute", "execution"),
-        (Twin, "_arrive", "arrivals"),
+        (Twin, "_receive", "arrivals"),
         (Twin, "_record_decisions", "decision records"),
         (Ledger, "cells", "ledger lines"),
         (Ledger, "lines", "ledger lines"),

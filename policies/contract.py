@@ -128,8 +128,15 @@ class Plan:
         return len(self.qty)
 
     def select(self, mask: BoolArray) -> Plan:
-        """The lines where ``mask`` is true (same reasons table)."""
-        cols = {c: getattr(self, c)[mask] for c in _COLUMNS}
+        """The lines where ``mask`` is true (same reasons table).
+
+        Lines of one kind usually sit together (a policy adds them together): a selection that is
+        one run of lines shares the columns as views instead of copying them."""
+        lines = np.flatnonzero(mask)
+        rows: slice | npt.NDArray[np.int64] = lines
+        if len(lines) and lines[-1] - lines[0] + 1 == len(lines):
+            rows = slice(int(lines[0]), int(lines[-1]) + 1)
+        cols = {c: getattr(self, c)[rows] for c in _COLUMNS}
         return Plan(policy=self.policy, reasons=self.reasons, **cols)
 
     def of_kind(self, kind: ActionKind) -> Plan:

@@ -127,6 +127,43 @@ def test_summary_ledger_gives_the_same_kpis(appliance) -> None:  # type: ignore[
         assert np.isclose(summary.kpis[key], value, rtol=1e-9, equal_nan=True), key
 
 
+def test_summary_decisions_are_the_sku_lines_summed_by_route(appliance) -> None:  # type: ignore[no-untyped-def]
+    """Summary decisions (one row per kind x origin x destination a day) against a pandas
+    groupby of the SKU-level lines, for a heuristic (lines in runs) and the optimizer (not)."""
+    from policies.registry import make_policy
+
+    keys = ["day", "status", "kind", "origin", "destination"]
+    for name in ("base-stock", "optimizer"):
+        full = simulate(appliance, make_policy(name), 4, days=12, ledger_detail="sku").decisions
+        summary = simulate(appliance, make_policy(name), 4, days=12, ledger_detail="summary")
+        want = full.groupby(keys).agg(
+            proposed=("proposed", "sum"),
+            executed=("executed", "sum"),
+            value=("value", "sum"),
+            lines=("lines", "sum"),
+            confidence=("confidence", "mean"),
+        )
+        got = summary.decisions.set_index(keys).sort_index()[want.columns]
+        assert len(got) == len(want) and (summary.decisions["sku"] == -1).all()
+        pd.testing.assert_frame_equal(got, want, check_dtype=False, rtol=1e-9)
+
+
+def test_group_lines_partitions_lines_by_key() -> None:
+    from twin.model import group_lines
+
+    rng = np.random.default_rng(5)
+    for keys in (np.repeat([7, 3, 9], [4, 1, 2]), rng.integers(0, 6, 40)):  # runs, and not
+        g = group_lines(keys)
+        by_group = g.lines(np.arange(len(keys)))
+        members = [by_group[a:b] for a, b in zip(g.starts[:-1], g.starts[1:], strict=True)]
+        assert sorted(by_group.tolist()) == list(range(len(keys)))
+        for key, lines in zip(g.keys, members, strict=True):
+            assert (keys[lines] == key).all() and (np.diff(lines) > 0).all()  # line order kept
+        assert len(set(g.keys.tolist())) == len(g.keys)
+        assert np.array_equal(g.keys[g.of_line()], keys)
+        assert np.array_equal(keys[g.first_lines()], g.keys)
+
+
 def test_start_from_a_known_state() -> None:
     """A twin started from an ERP-like state: its opening stock and open orders, conserved."""
     from policies.contract import InboundShipment

@@ -69,8 +69,7 @@ class Kind(IntEnum):
 class Ledger:
     def __init__(self, detail: Detail):
         self.detail = detail
-        # array chunks, or single summary rows as tuples in COLUMNS order
-        self._chunks: list[dict[str, npt.NDArray] | tuple[int | float | bool, ...]] = []
+        self._chunks: list[dict[str, npt.NDArray]] = []  # column arrays, one chunk per call
 
     def cells(
         self,
@@ -207,49 +206,12 @@ class Ledger:
             lines[rows],
         )
 
-    def lines(
-        self,
-        day: int,
-        kind: Kind,
-        location: int,
-        counterparty: int,
-        sku: npt.NDArray,
-        qty: npt.NDArray,
-        value: npt.NDArray,
-        cost: npt.NDArray,
-    ) -> None:
-        """Record one shipment's lines (all between the same two parties)."""
-        keep = qty != 0
-        if not keep.any():
-            return
-        n = int(keep.sum())
-        if self.detail == "sku":
-            self._append(
-                day,
-                kind,
-                np.full(n, location),
-                np.full(n, counterparty),
-                sku[keep],
-                NO_CHANNEL,
-                np.zeros(n, bool),
-                qty[keep],
-                value[keep],
-                cost[keep],
-                np.ones(n, np.int64),
-            )
-        else:
-            # one row per shipment, a thousand a day: kept as a tuple, turned into arrays once
-            if n < len(qty):
-                qty, value, cost = qty[keep], value[keep], cost[keep]
-            row = (day, int(kind), location, counterparty, -1, NO_CHANNEL, False)
-            self._chunks.append((*row, int(qty.sum()), float(value.sum()), float(cost.sum()), n))
-
     def shipments(
         self,
         day: int,
         kind: Kind,
-        origin: npt.NDArray,
-        destination: npt.NDArray,
+        location: npt.NDArray,
+        counterparty: npt.NDArray,
         bounds: npt.NDArray,
         sku: npt.NDArray,
         qty: npt.NDArray,
@@ -257,17 +219,17 @@ class Ledger:
         cost: npt.NDArray,
     ) -> None:
         """Record many shipments at once: shipment ``g`` is lines ``bounds[g]:bounds[g + 1]``,
-        all from ``origin[g]`` to ``destination[g]`` (one chunk, not one per shipment)."""
+        all at ``location[g]`` with ``counterparty[g]`` (one chunk, not one per shipment)."""
         counts = np.diff(bounds)
         if self.detail == "sku":
             keep = qty != 0
-            location = np.repeat(origin, counts)[keep]
-            n = len(location)
+            at = np.repeat(location, counts)[keep]
+            n = len(at)
             self._append(
                 day,
                 kind,
-                location,
-                np.repeat(destination, counts)[keep],
+                at,
+                np.repeat(counterparty, counts)[keep],
                 sku[keep],
                 NO_CHANNEL,
                 np.zeros(n, bool),
@@ -287,8 +249,8 @@ class Ledger:
         self._append(
             day,
             kind,
-            origin[full][sent],
-            destination[full][sent],
+            location[full][sent],
+            counterparty[full][sent],
             np.full(n, -1),
             NO_CHANNEL,
             np.zeros(n, bool),
@@ -332,19 +294,7 @@ class Ledger:
     def frame(self) -> pd.DataFrame:
         if not self._chunks:
             return pd.DataFrame({c: pd.Series(dtype=np.int64) for c in COLUMNS})
-        chunks: list[dict[str, npt.NDArray]] = []
-        rows: list[tuple[int | float | bool, ...]] = []
-        for chunk in self._chunks:
-            if isinstance(chunk, tuple):
-                rows.append(chunk)
-                continue
-            if rows:
-                chunks.append(_rows_chunk(rows))
-                rows = []
-            chunks.append(chunk)
-        if rows:
-            chunks.append(_rows_chunk(rows))
-        return pd.DataFrame({c: np.concatenate([ch[c] for ch in chunks]) for c in COLUMNS})
+        return pd.DataFrame({c: np.concatenate([ch[c] for ch in self._chunks]) for c in COLUMNS})
 
 
 @dataclass(frozen=True)
@@ -366,12 +316,6 @@ class CellList:
 
     def subset(self, mask: npt.NDArray[np.bool_]) -> CellList:
         return CellList(self.rows[mask], self.skus[mask])
-
-
-def _rows_chunk(rows: list[tuple[int | float | bool, ...]]) -> dict[str, npt.NDArray]:
-    """Single ledger rows (tuples in ``COLUMNS`` order) as one chunk of column arrays."""
-    columns = zip(*rows, strict=True)
-    return {c: np.array(v, dtype=DTYPES[c]) for c, v in zip(COLUMNS, columns, strict=True)}
 
 
 def _row_sums(

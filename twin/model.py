@@ -2,7 +2,8 @@
 events. A day's demand and fulfilment for every ``[location, sku]`` cell is one numpy step.
 
 Time: arrivals fire at integer times ``t`` (start of day t); the tick runs at ``t + 0.5``:
-demand -> fulfilment -> snapshot -> ``policy.decide()`` -> governance -> execute -> records.
+receipts (the shipments that arrived at ``t``, booked together) -> demand -> fulfilment ->
+snapshot -> ``policy.decide()`` -> governance -> execute -> records.
 """
 
 from __future__ import annotations
@@ -78,6 +79,51 @@ class DaySales:
     stockout_cells: IntArray  # [L]
 
 
+@dataclass(frozen=True)
+class Groups:
+    """Lines grouped by an integer key: group ``g`` is lines ``order[starts[g]:starts[g + 1]]``
+    (``order`` None: the lines already come grouped, each group one run in line order)."""
+
+    order: IntArray | None
+    starts: IntArray  # [G + 1]
+    keys: IntArray  # [G]
+
+    def lines(self, a: npt.NDArray) -> npt.NDArray:
+        """``a`` (one value per line) in grouped order."""
+        return a if self.order is None else a[self.order]
+
+    def first_lines(self) -> IntArray:
+        """The first line of each group."""
+        head = self.starts[:-1]
+        return head if self.order is None else self.order[head]
+
+    def of_line(self) -> IntArray:
+        """The group of each line, in line order."""
+        group = np.repeat(np.arange(len(self.keys)), np.diff(self.starts))
+        if self.order is None:
+            return group
+        out = np.empty_like(group)
+        out[self.order] = group
+        return out
+
+
+def group_lines(key: IntArray) -> Groups:
+    """Group lines by ``key``. A policy usually adds a store's lines together, so the keys come
+    in runs: when no key has two runs, the runs are the groups and nothing is sorted."""
+    n = len(key)
+    first = np.empty(n, bool)
+    first[:1] = True
+    np.not_equal(key[1:], key[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    if len(np.unique(key[starts])) == len(starts):
+        return Groups(None, np.append(starts, n), key[starts])
+    order = np.argsort(key, kind="stable")
+    ordered = key[order]
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    return Groups(order, np.append(starts, n), ordered[starts])
+
+
 def _masked(a: npt.NDArray, mask: npt.NDArray[np.bool_] | None) -> npt.NDArray:
     return a if mask is None else a[mask]
 
@@ -141,6 +187,7 @@ class Twin:
         self.on_order: IntArray = np.zeros((n_loc, n_sku), np.int64)
         self.history_mean: FloatArray = self.baseline_mean.copy()
         self.open: dict[int, Shipment] = {}
+        self._landed: list[Shipment] = []  # arrived since the last tick, booked by the tick
         self._ids = itertools.count()
 
         self.depth: FloatArray = np.zeros((n_loc, n_sku))
@@ -311,6 +358,7 @@ class Twin:
     # -- one day ------------------------------------------------------------------------------
 
     def tick(self, day: int) -> None:
+        self._receive(day)
         window = self.forecast.window(day)
         demand = self._demand(day)
         sales = self._fulfil(day, demand)
@@ -625,18 +673,9 @@ class Twin:
         """Shipments and transfers: limited by origin stock, DC throughput and lane capacity."""
         net = self.net
         n_loc, n_sku = net.n_locations, net.n_skus
-        # one key per (origin, destination) route, checked once each, not once per line; one
-        # stable sort gives the routes (sorted keys), each line's route and the lines by route
-        pair_key = plan.origin * n_loc + plan.destination
-        order = np.argsort(pair_key, kind="stable")
-        sorted_key = pair_key[order]
-        first = np.empty(len(order), bool)
-        first[:1] = True
-        np.not_equal(sorted_key[1:], sorted_key[:-1], out=first[1:])
-        keys = sorted_key[first]
-        inverse = np.empty(len(order), np.int64)
-        inverse[order] = np.cumsum(first) - 1
-        routes = [(int(k) // n_loc, int(k) % n_loc) for k in keys]
+        # one group per (origin, destination) route, checked once each, not once per line
+        groups = group_lines(plan.origin * n_loc + plan.destination)
+        routes = [(int(k) // n_loc, int(k) % n_loc) for k in groups.keys]
         missing = [r for r in routes if r not in self.lanes]
         if missing:
             names = net.locations.index
@@ -649,29 +688,35 @@ class Twin:
         )
         qty = cut_to_limit(qty, plan.origin, np.minimum(throughput, 1e15))
         caps = np.array([self.lanes[r][2] for r in routes])
-        executed = cut_to_limit(qty, inverse, caps)
+        executed = cut_to_limit(qty, groups.of_line(), caps)
         # whole units summed in floating point are exact; only the origins' rows can move
         moved = np.bincount(flat, executed).astype(np.int64)
         self.on_hand.ravel()[: len(moved)] -= moved
         # the executed lines by route, gathered once: each shipment takes slices (views)
-        order = order[executed[order] > 0]
-        if not len(order):
+        sent = groups.lines(executed) > 0
+        if not sent.any():
             return executed
-        route = inverse[order]
-        bounds = np.searchsorted(route, np.arange(len(keys) + 1))
-        sku_all, q_all = plan.sku[order], executed[order]
+        bounds = np.zeros(len(routes) + 1, np.int64)
+        np.cumsum(np.add.reduceat(sent, groups.starts[:-1], dtype=np.int64), out=bounds[1:])
+        if groups.order is None and sent.all():  # the usual day: every line as it came
+            sku_all, q_all, dest = plan.sku, executed, plan.destination
+            first_kind = plan.kind[groups.first_lines()]
+        else:
+            line = np.flatnonzero(sent) if groups.order is None else groups.order[sent]
+            sku_all, q_all, dest = plan.sku[line], executed[line], plan.destination[line]
+            first_kind = plan.kind[line[np.minimum(bounds[:-1], len(line) - 1)]]
+        route = np.repeat(np.arange(len(routes)), np.diff(bounds))
         value_all = q_all * net.unit_cost[sku_all]
         lane_cost = np.array([self.lanes[r][1] for r in routes])
         cost_all = q_all * lane_cost[route]
-        premium = np.zeros(len(order))
-        np.add.at(self.in_transit.ravel(), plan.destination[order] * n_sku + sku_all, q_all)
-        origins, destinations = np.divmod(keys, n_loc)
+        premium = np.zeros(len(q_all))
+        np.add.at(self.in_transit.ravel(), dest * n_sku + sku_all, q_all)
+        origins, destinations = np.divmod(groups.keys, n_loc)
         self.ledger.shipments(
             day, Kind.DISPATCH, origins, destinations, bounds, sku_all, q_all, value_all, cost_all
         )
         # a route carries one kind (a DC->store lane ships, every other lane transfers)
-        first_line = order[np.minimum(bounds[:-1], len(order) - 1)]
-        shipping = plan.kind[first_line] == ActionKind.SHIPMENT
+        shipping = first_kind == ActionKind.SHIPMENT
         for g, (o, d) in enumerate(routes):
             a, b = bounds[g], bounds[g + 1]
             if a == b:
@@ -689,25 +734,49 @@ class Twin:
         event.callbacks.append(functools.partial(self._arrive, sid))
 
     def _arrive(self, sid: int, _event: simpy.Event) -> None:
-        s = self.open.pop(sid)
-        day = int(round(self.env.now))
-        net = self.net
-        np.add.at(self.on_hand[s.destination], s.sku, s.delivered)
-        value = s.delivered * net.unit_cost[s.sku]
-        if s.kind in ("purchase", "expedite"):
-            np.add.at(self.on_order[s.destination], s.sku, -s.qty)
-            kind = Kind.EXPEDITE_RECEIPT if s.kind == "expedite" else Kind.SUPPLIER_RECEIPT
-            cost = s.delivered * s.premium + s.order_cost / len(s.sku)
-            self.ledger.lines(day, kind, s.destination, -1, s.sku, s.delivered, value, cost)
-            short = s.qty - s.delivered
-            self.ledger.lines(
-                day, Kind.SHORT, s.destination, -1, s.sku, short, 0 * value, 0 * value
+        """A shipment reaches its destination (start of a day): booked at that day's tick with
+        the day's other receipts, before anything else of the day happens."""
+        self._landed.append(self.open.pop(sid))
+
+    def _receive(self, day: int) -> None:
+        """Book the shipments that landed at the start of ``day``: stock, the pipeline they leave
+        (on order or in transit) and the ledger, one vectorised step per kind of receipt."""
+        landed, self._landed = self._landed, []
+        for kinds, kind, pipeline in (
+            (("purchase",), Kind.SUPPLIER_RECEIPT, self.on_order),
+            (("expedite",), Kind.EXPEDITE_RECEIPT, self.on_order),
+            (("shipment", "transfer"), Kind.RECEIPT, self.in_transit),
+        ):
+            group = [s for s in landed if s.kind in kinds]
+            if group:
+                self._book(day, group, kind, pipeline)
+
+    def _book(self, day: int, group: list[Shipment], kind: Kind, pipeline: IntArray) -> None:
+        sizes = np.array([len(s.sku) for s in group])
+        bounds = np.zeros(len(group) + 1, np.int64)
+        np.cumsum(sizes, out=bounds[1:])
+        sku = np.concatenate([s.sku for s in group])
+        qty = np.concatenate([s.qty for s in group])
+        delivered = np.concatenate([s.delivered for s in group])
+        where = np.array([s.destination for s in group])
+        flat = np.repeat(where, sizes) * self.net.n_skus + sku
+        np.add.at(self.on_hand.ravel(), flat, delivered)
+        np.add.at(pipeline.ravel(), flat, -qty)
+        value = delivered * self.net.unit_cost[sku]
+        if kind == Kind.RECEIPT:
+            origin = np.array([s.origin for s in group])
+            self.ledger.shipments(
+                day, kind, where, origin, bounds, sku, delivered, value, 0 * value
             )
-        else:
-            np.add.at(self.in_transit[s.destination], s.sku, -s.qty)
-            self.ledger.lines(
-                day, Kind.RECEIPT, s.destination, s.origin, s.sku, s.delivered, value, 0 * value
-            )
+            return
+        nobody = np.full(len(group), -1)
+        per_line = np.repeat([s.order_cost / len(s.sku) for s in group], sizes)
+        cost = delivered * np.concatenate([s.premium for s in group]) + per_line
+        self.ledger.shipments(day, kind, where, nobody, bounds, sku, delivered, value, cost)
+        zero = 0 * value
+        self.ledger.shipments(
+            day, Kind.SHORT, where, nobody, bounds, sku, qty - delivered, zero, zero
+        )
 
     def _record_decisions(self, day: int, approved: Plan, executed: IntArray, routed: Plan) -> None:
         """Append the day's decision lines (per-route sums when the ledger is in summary detail)."""
@@ -727,17 +796,24 @@ class Twin:
                 "lines": np.ones(len(plan), np.int64),
             }
             if self.ledger.detail == "summary":
-                key = (plan.kind * self.net.n_locations + plan.origin) * self.net.n_locations
-                key = key + plan.destination
-                _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+                n_loc = self.net.n_locations
+                groups = group_lines((plan.kind * n_loc + plan.origin) * n_loc + plan.destination)
+                head = groups.starts[:-1]
                 sums = {
-                    c: np.bincount(inverse, cols[c])
-                    for c in ("proposed", "executed", "value", "lines")
+                    c: np.add.reduceat(groups.lines(cols[c]), head)
+                    for c in ("proposed", "executed", "value", "confidence")
                 }
-                conf = np.bincount(inverse, cols["confidence"]) / sums["lines"]
+                n_lines = np.diff(groups.starts)
+                first = groups.first_lines()
                 cols = {c: cols[c][first] for c in ("kind", "origin", "destination", "reason")}
-                cols.update({c: v.astype(np.int64) for c, v in sums.items() if c != "value"})
-                cols.update(value=sums["value"], confidence=conf, sku=np.full(len(first), -1))
+                cols.update(
+                    proposed=sums["proposed"],
+                    executed=sums["executed"],
+                    value=sums["value"],
+                    confidence=sums["confidence"] / n_lines,
+                    lines=n_lines,
+                    sku=np.full(len(first), -1),
+                )
             reasons = np.asarray(plan.reasons, dtype=object)[cols.pop("reason")]
             self.decisions.append(
                 {
