@@ -75,14 +75,19 @@ def cover_sum(
     capped = np.minimum(days, h)
     day_shape = window.shape[1:] if isinstance(window, np.ndarray) else np.shape(window[0])
     shape = np.broadcast_shapes(day_shape, np.shape(days))
-    if out is None:
-        total = np.zeros(shape)
-    else:
-        total = out
+    total = np.empty(shape) if out is None else out
+    n_days = int(capped.max(initial=0))
+    if not (capped > 0).all():  # else the first day is copied in below
         total.fill(0.0)
-    for j in range(int(capped.max(initial=0))):
+    for j in range(n_days):
         day = window[j] if per_day is None else per_day(window[j])
-        np.add(total, day, out=total, where=capped > j)
+        covered = capped > j
+        if not covered.all():
+            np.add(total, day, out=total, where=covered)
+        elif j == 0:  # every cell covers the first day: it is the sum so far, as in a cumsum
+            np.copyto(total, day)
+        else:
+            np.add(total, day, out=total)
     if (days > h).any():
         last = window[-1] if per_day is None else per_day(window[-1])
         total += np.maximum(days - h, 0) * last

@@ -383,9 +383,9 @@ class Twin:
         Store demand is worked on the cells that have some (``dem.store_cells``: a third of them
         on a typical day of the big network), not on every ``[store, sku]`` cell.
         """
-        nd, n_stores = self.net.n_dcs, self.net.n_stores
+        nd, n_sku = self.net.n_dcs, self.net.n_skus
         cells = dem.store_cells
-        rows, skus = np.divmod(cells, self.net.n_skus)
+        listed = CellList(*np.divmod(cells, n_sku))
         want_walk, want_pick = dem.walk_in.ravel()[cells], dem.pickup.ravel()[cells]
         store = self.on_hand[nd:]
         stock = store.ravel()[cells]
@@ -398,128 +398,120 @@ class Twin:
         ecom = np.minimum(dc, dem.ecommerce)
         dc -= ecom
         unmet = dem.ecommerce - ecom
-        sfs = self._ship_from_store(unmet)
+        sfs, sfs_qty = self._ship_from_store(unmet)
         lost_walk, lost_pick = want_walk - walk, want_pick - pick
-        self._ledger_sales(
-            day, CellList(rows, skus), walk, pick, ecom, sfs, lost_walk, lost_pick, unmet
+        self._ledger_store_cells(
+            day,
+            listed,
+            [
+                (Kind.SALE, walk, 0),
+                (Kind.SALE, pick, 1),
+                (Kind.LOST, lost_walk, 0),
+                (Kind.LOST, lost_pick, 1),
+            ],
         )
+        self._ledger_store_cells(day, sfs, [(Kind.SALE, sfs_qty, 2)])
+        self._ledger_dc_rows(day, ecom, unmet)
         sold_cells, lost_cells = walk + pick, lost_walk + lost_pick
-        self._learn_usage(cells, sold_cells, ecom, sfs)
-        sold = np.concatenate([ecom.sum(axis=1), _row_totals(rows, sold_cells, n_stores)])
-        if sfs is not None:
-            sold[nd:] += sfs.sum(axis=1)
+        self._learn_usage([(listed, sold_cells), (sfs, sfs_qty)], ecom)
+        n_stores = self.net.n_stores
+        sold = _row_totals(listed.rows, sold_cells, n_stores)
+        sold += _row_totals(sfs.rows, sfs_qty, n_stores)
         return DaySales(
-            sold=sold,
-            lost=np.concatenate([unmet.sum(axis=1), _row_totals(rows, lost_cells, n_stores)]),
+            sold=np.concatenate([ecom.sum(axis=1), sold]),
+            lost=np.concatenate(
+                [unmet.sum(axis=1), _row_totals(listed.rows, lost_cells, n_stores)]
+            ),
             stockout_cells=np.concatenate(
                 [
                     np.count_nonzero(unmet, axis=1),
-                    np.bincount(rows[lost_cells > 0], minlength=n_stores),
+                    np.bincount(listed.rows[lost_cells > 0], minlength=n_stores),
                 ]
             ),
         )
 
-    def _ship_from_store(self, unmet: IntArray) -> IntArray | None:
-        """Ecommerce the DCs could not fill, from their ship-from-store stores in order (or None
-        when there is none to ship); takes the units off ``unmet`` and the stores' stock."""
-        if self.scenario.fulfilment.ecommerce != "dc_then_store" or not unmet.any():
-            return None
-        store = self.on_hand[self.net.n_dcs :]
-        sfs = np.zeros_like(store)
-        for d, stores in enumerate(self.sfs_stores):
-            if not len(stores):
-                continue
-            avail = store[stores]
-            before = np.cumsum(avail, axis=0) - avail
-            take = np.clip(unmet[d] - before, 0, avail)
-            store[stores] -= take
-            sfs[stores] = take
-            unmet[d] -= take.sum(axis=0)
-        return sfs
+    def _ship_from_store(self, unmet: IntArray) -> tuple[CellList, IntArray]:
+        """Ecommerce the DCs could not fill, from their ship-from-store stores in order: the
+        store cells it is shipped from and the units; takes them off ``unmet`` and the stores'
+        stock. Only the SKUs a DC is short of are looked at."""
+        rows: list[IntArray] = []
+        skus: list[IntArray] = []
+        units: list[IntArray] = []
+        if self.scenario.fulfilment.ecommerce == "dc_then_store" and unmet.any():
+            store = self.on_hand[self.net.n_dcs :]
+            for d, stores in enumerate(self.sfs_stores):
+                short = np.flatnonzero(unmet[d])
+                if not len(stores) or not len(short):
+                    continue
+                block = np.ix_(stores, short)
+                avail = store[block]
+                before = np.cumsum(avail, axis=0) - avail
+                take = np.clip(unmet[d, short] - before, 0, avail)
+                store[block] -= take
+                unmet[d, short] -= take.sum(axis=0)
+                r, c = np.nonzero(take)
+                rows.append(stores[r])
+                skus.append(short[c])
+                units.append(take[r, c])
+        if not rows:
+            empty = np.zeros(0, np.int64)
+            return CellList(empty, empty), empty
+        row, sku, qty = np.concatenate(rows), np.concatenate(skus), np.concatenate(units)
+        order = np.lexsort((sku, row))  # by store, as listed cells are
+        return CellList(row[order], sku[order]), qty[order]
 
-    def _learn_usage(
-        self, cells: IntArray, sold_cells: IntArray, ecom: IntArray, sfs: IntArray | None
-    ) -> None:
+    def _learn_usage(self, sold: list[tuple[CellList, IntArray]], ecom: IntArray) -> None:
         """The ERP's trailing average of daily sales: ``h += (sold - h) / 28``, written as
         ``h * (1 - a) + a * sold`` so the sales are added on the cells that sold only."""
         alpha = 1.0 / HISTORY_WINDOW_DAYS
-        nd = self.net.n_dcs
+        nd, n_sku = self.net.n_dcs, self.net.n_skus
         history = self.history_mean
         history *= 1.0 - alpha
         history[:nd] += alpha * ecom
-        history[nd:].ravel()[cells] += alpha * sold_cells
-        if sfs is not None:
-            history[nd:] += alpha * sfs
+        stores = history[nd:].ravel()
+        for where, qty in sold:
+            if len(qty):  # the cells of one list are distinct: a fancy += adds each once
+                stores[where.rows * n_sku + where.skus] += alpha * qty
 
-    def _ledger_sales(
-        self,
-        day: int,
-        listed: CellList,
-        walk: IntArray,
-        pick: IntArray,
-        ecom: IntArray,
-        sfs: IntArray | None,
-        lost_walk: IntArray,
-        lost_pick: IntArray,
-        unmet: IntArray,
+    def _ledger_store_cells(
+        self, day: int, listed: CellList, moves: list[tuple[Kind, IntArray, int]]
     ) -> None:
-        """Sales, vendor funding and lost sales: the store channels on the listed cells with
-        demand, ecommerce (DC rows) and ship-from-store as arrays."""
+        """Sales (with vendor funding on promoted units) and lost sales on listed store cells,
+        split by promotion; ``moves`` are (kind, units per listed cell, channel)."""
+        if not len(listed.rows):
+            return
         net, nd, ledger = self.net, self.net.n_dcs, self.ledger
-        cost, regular, share = net.unit_cost, net.price, self._lost_cost_share
-        # prices are per SKU except on the cells of active promotions (their discount)
-        price = regular * (1.0 - self.depth) if self.active else regular
         skus = listed.skus
         at = listed.rows * net.n_skus + skus
-        cell_price = (
-            regular[skus] * (1.0 - self.depth[nd:].ravel()[at]) if self.active else regular[skus]
-        )
-        cell_lost = np.maximum(cell_price - cost[skus], 0.0) + share * regular[skus]
+        regular, cost = net.price[skus], net.unit_cost[skus]
+        # prices are per SKU except on the cells of active promotions (their discount)
+        price = regular * (1.0 - self.depth[nd:].ravel()[at]) if self.active else regular
+        lost_cost = np.maximum(price - cost, 0.0) + self._lost_cost_share * regular
         groups: list[tuple[bool, npt.NDArray[np.bool_] | None]] = [(False, None)]
         if self.active:
             promoted = self.promoted[nd:].ravel()[at]
             groups = [(False, ~promoted), (True, promoted)]
         for flag, mask in groups:
             where = listed if mask is None else listed.subset(mask)
-            v, c, lost_c = (
-                _masked(cell_price, mask),
-                _masked(cost[skus], mask),
-                _masked(cell_lost, mask),
-            )
-            for qty, channel in ((walk, 0), (pick, 1)):
-                ledger.listed(day, Kind.SALE, where, _masked(qty, mask), v, c, nd, channel, flag)
-                if flag:  # vendor funding on the promoted units sold
+            value = _masked(price, mask)
+            for kind, qty, channel in moves:
+                q = _masked(qty, mask)
+                unit_cost = _masked(lost_cost if kind == Kind.LOST else cost, mask)
+                ledger.listed(day, kind, where, q, value, unit_cost, nd, channel, flag)
+                if flag and kind == Kind.SALE:  # vendor funding on the promoted units sold
                     funding = _masked(self.funding[nd:].ravel()[at], mask)
-                    ledger.listed(
-                        day,
-                        Kind.FUNDING,
-                        where,
-                        _masked(qty, mask),
-                        funding,
-                        0.0,
-                        nd,
-                        channel,
-                        flag,
-                    )
-            for qty, channel in ((lost_walk, 0), (lost_pick, 1)):
-                ledger.listed(
-                    day, Kind.LOST, where, _masked(qty, mask), v, lost_c, nd, channel, flag
-                )
+                    ledger.listed(day, Kind.FUNDING, where, q, funding, 0.0, nd, channel, flag)
 
-        promo = self.promoted if self.active else None
-        lost_unit = np.maximum(price - cost, 0.0) + share * regular
-        sections = [(ecom, slice(0, nd), Kind.SALE), (unmet, slice(0, nd), Kind.LOST)]
-        if sfs is not None:
-            sections.append((sfs, slice(nd, None), Kind.SALE))
-        for qty, r, kind in sections:
-            p = None if promo is None else promo[r]
-            unit_value = np.broadcast_to(price, self.depth.shape)[r]
-            unit_cost = (
-                cost if kind == Kind.SALE else np.broadcast_to(lost_unit, self.depth.shape)[r]
-            )
-            ledger.cells(day, kind, qty, unit_value, unit_cost, r.start or 0, 2, p)
-            if kind == Kind.SALE and promo is not None:
-                ledger.cells(day, Kind.FUNDING, qty, self.funding[r], 0.0, r.start or 0, 2, p, True)
+    def _ledger_dc_rows(self, day: int, ecom: IntArray, unmet: IntArray) -> None:
+        """Ecommerce sold and lost at the DCs (their rows, a few of them: as arrays)."""
+        net, nd, ledger = self.net, self.net.n_dcs, self.ledger
+        price = net.price * (1.0 - self.depth[:nd]) if self.active else net.price
+        lost_cost = np.maximum(price - net.unit_cost, 0.0) + self._lost_cost_share * net.price
+        promo = self.promoted[:nd] if self.active else None
+        ledger.cells(day, Kind.SALE, ecom, price, net.unit_cost, 0, 2, promo)
+        if promo is not None:
+            ledger.cells(day, Kind.FUNDING, ecom, self.funding[:nd], 0.0, 0, 2, promo, True)
+        ledger.cells(day, Kind.LOST, unmet, price, lost_cost, 0, 2, promo)
 
     def _work(self, name: str, shape: tuple[int, ...], dtype: type = np.int64) -> np.ndarray:
         """A work array for one day's step, kept from day to day: a fresh 8 MB temporary costs
@@ -631,41 +623,43 @@ class Twin:
         sup = net.suppliers
         qty = np.maximum(plan.qty, sup["moq"].to_numpy()[plan.origin]).astype(np.int64)
         qty = cut_to_limit(qty, plan.origin, sup["capacity"].to_numpy())
-        key = (plan.kind * len(sup) + plan.origin) * net.n_dcs + plan.destination
         lead_mean = sup["lead_mean"].to_numpy()
         expedite_lt = sup["expedite_lead_time"].to_numpy()
         order_cost = sup["order_cost"].to_numpy()
         premium = self.scenario.costs.expedite_premium * net.unit_cost
         day_idx = min(day, self.days - 1)
-        for k in np.unique(key):
-            lines = np.nonzero((key == k) & (qty > 0))[0]
-            if not len(lines):
-                continue
+        # what each line's supplier will deliver (the day's fill fraction, rounding noise per SKU)
+        fill = self.fill_fraction[plan.origin, day_idx]
+        rounding = self.fill_rounding[day_idx, plan.sku]
+        delivered = np.minimum(np.floor(qty * fill + rounding), qty).astype(np.int64)
+        placed = qty > 0
+        np.add.at(self.on_order, (plan.destination[placed], plan.sku[placed]), qty[placed])
+        # one purchase order per kind x supplier x DC
+        key = (plan.kind * len(sup) + plan.origin) * net.n_dcs + plan.destination
+        groups = group_lines(key[placed])
+        by_order = groups.lines(np.flatnonzero(placed))
+        for a, b in zip(groups.starts[:-1], groups.starts[1:], strict=True):
+            lines = by_order[a:b]
             first = lines[0]
             v, d = int(plan.origin[first]), int(plan.destination[first])
             expedite = plan.kind[first] == ActionKind.EXPEDITE
-            sku, q = plan.sku[lines], qty[lines]
             if expedite:
                 lead = planned = int(expedite_lt[v])
             else:
                 lead = int(self.lead_days[v, day_idx]) + int(self.supplier_delay[v])
                 planned = int(round(lead_mean[v]))
-            f = self.fill_fraction[v, day_idx]
-            delivered = np.minimum(np.floor(q * f + self.fill_rounding[day_idx, sku]), q).astype(
-                np.int64
-            )
+            sku = plan.sku[lines]
             shipment = Shipment(
                 kind="expedite" if expedite else "purchase",
                 origin=v,
                 destination=d,
                 planned_day=day + planned,
                 sku=sku,
-                qty=q,
-                delivered=delivered,
+                qty=qty[lines],
+                delivered=delivered[lines],
                 premium=premium[sku] if expedite else np.zeros(len(sku)),
                 order_cost=float(order_cost[v]),
             )
-            np.add.at(self.on_order[d], sku, q)
             self._schedule(shipment, lead)
         return qty
 
