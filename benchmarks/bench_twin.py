@@ -114,7 +114,8 @@ def _worker_simulate(policy_name: str, days: int) -> dict[str, Any]:
         (Twin, "_receive", "arrivals"),
         (Twin, "_record_decisions", "decision records"),
         (Ledger, "cells", "ledger lines"),
-        (Ledger, "lines", "ledger lines"),
+        (Ledger, "listed", "ledger lines"),
+        (Ledger, "shipments", "ledger lines"),
         (RollingForecast, "window", "forecast window"),
     ]
     for cls, method, phase in patches:

@@ -14,6 +14,7 @@ its cells dip by ``post_promo_dip``, recovering linearly over ``post_promo_days`
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,13 +33,28 @@ CANNIBALISATION_FLOOR = 0.3
 
 @dataclass(frozen=True)
 class DayDemand:
-    """One day's realised demand: walk-in and pickup per store, ecommerce per DC (units)."""
+    """One day's realised demand (units): ``by_location`` holds all of it by the location it is
+    served from (store rows walk-in + pickup, DC rows ecommerce); the stores' demand is also
+    listed by cell with its pickup part, which is what the twin works on."""
 
-    walk_in: IntArray  # [stores, S]
-    pickup: IntArray  # [stores, S]
-    ecommerce: IntArray  # [DCs, S]
-    by_location: IntArray  # [L, S] all of it by the location it is served from (DCs first)
-    store_cells: IntArray  # flat indices into [stores, S] of the cells with store demand, sorted
+    by_location: IntArray  # [L, S]
+    n_dcs: int
+    store_cells: IntArray  # flat indices into [stores, S] of the cells with demand, sorted
+    store_pickup: IntArray  # pickup units of each listed cell (the rest is walk-in)
+
+    @property
+    def ecommerce(self) -> IntArray:  # [DCs, S]
+        return self.by_location[: self.n_dcs]
+
+    @functools.cached_property
+    def pickup(self) -> IntArray:  # [stores, S]
+        out = np.zeros_like(self.by_location[self.n_dcs :])
+        out.ravel()[self.store_cells] = self.store_pickup
+        return out
+
+    @functools.cached_property
+    def walk_in(self) -> IntArray:  # [stores, S]
+        return self.by_location[self.n_dcs :] - self.pickup
 
 
 @dataclass(frozen=True)
@@ -259,17 +275,10 @@ class DemandModel:
         # a binomial of 0 units is 0: only the cells with demand (a third on a typical day on the
         # big network) are split, saving the draw's per-cell cost on the other two thirds
         cells = np.flatnonzero(store > 0)
-        pickup = np.zeros_like(store)
         if self._cell_pickup_share.size != store.size:  # a caller's mean of another width
             self._cell_pickup_share = np.repeat(self.pickup_share, store.shape[1])
-        pickup.ravel()[cells] = rng.binomial(store.ravel()[cells], self._cell_pickup_share[cells])
-        return DayDemand(
-            walk_in=store - pickup,
-            pickup=pickup,
-            ecommerce=units[:n_dcs],
-            by_location=units,
-            store_cells=cells,
-        )
+        pickup = rng.binomial(store.ravel()[cells], self._cell_pickup_share[cells])
+        return DayDemand(by_location=units, n_dcs=n_dcs, store_cells=cells, store_pickup=pickup)
 
     def promotion_table(self) -> pd.DataFrame:
         return pd.DataFrame(

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from demand.model import DayDemand, IntArray
+from demand.model import DayDemand
 from scenarios.network import Network
 from scenarios.schema import Scenario
 
@@ -75,14 +75,13 @@ class ReplayDemand:
                     (g["loc"].to_numpy(), g["sku_idx"].to_numpy()),
                     g["units"].to_numpy(np.int64),
                 )
-        ecommerce: IntArray = arrays["ecommerce"][:n_dcs]
-        walk_in, pickup = arrays["walk_in"][n_dcs:], arrays["pickup"][n_dcs:]
+        by_location = arrays["walk_in"] + arrays["pickup"] + arrays["ecommerce"]
+        cells = np.flatnonzero(by_location[n_dcs:] > 0)
         return DayDemand(
-            walk_in=walk_in,
-            pickup=pickup,
-            ecommerce=ecommerce,
-            by_location=arrays["walk_in"] + arrays["pickup"] + arrays["ecommerce"],
-            store_cells=np.flatnonzero((walk_in + pickup) > 0),
+            by_location=by_location,
+            n_dcs=n_dcs,
+            store_cells=cells,
+            store_pickup=arrays["pickup"][n_dcs:].ravel()[cells],
         )
 
 

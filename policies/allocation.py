@@ -23,6 +23,8 @@ def cut_to_limit(qty: npt.ArrayLike, group: npt.ArrayLike, limit: npt.ArrayLike)
     if limit.ndim == 1 and len(limit) > g.max() + 1:  # groups past the last line's are unused
         limit = limit[: g.max() + 1]
     cap = np.floor(np.asarray(limit, dtype=np.float64))
+    if q.sum() <= cap.min(initial=np.inf):  # no group can be over its limit: nothing to count
+        return q.copy()
     total = np.bincount(g, q, minlength=len(cap))
     over = total > cap
     if not over.any():  # checked per group first: often no group is over its limit

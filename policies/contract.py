@@ -188,35 +188,38 @@ class PlanBuilder:
         confidence: npt.ArrayLike,
         reason: str,
     ) -> None:
-        """Add lines; scalars broadcast against ``qty``. Lines with qty <= 0 are dropped."""
+        """Add lines; scalars broadcast against ``qty``. Lines with qty <= 0 are dropped.
+
+        The arrays are read when the plan is built (``build()`` copies them into the plan's
+        columns once): do not change them in between."""
         q = np.asarray(qty, dtype=np.int64)
         keep = q > 0
         if not keep.any():
             return
         code = self._reasons.setdefault(reason, len(self._reasons))
-        n = int(keep.sum())
-        every = n == q.size  # the usual case: a copy is cheaper than a boolean selection
+        every = bool(keep.all())  # the usual case: no selection, views until build()
 
         def col(x: npt.ArrayLike, dtype: type) -> npt.NDArray:
             a: npt.NDArray = np.broadcast_to(np.asarray(x, dtype=dtype), q.shape)
-            return np.array(a) if every else a[keep]  # the plan owns its columns either way
+            return a if every else a[keep]
 
         self._parts.append(
             {
-                "kind": np.full(n, int(kind), np.int64),
+                "kind": col(int(kind), np.int64),
                 "origin": col(origin, np.int64),
                 "destination": col(destination, np.int64),
                 "sku": col(sku, np.int64),
                 "qty": col(q, np.int64),
                 "unit_cost": col(unit_cost, np.float64),
-                "confidence": np.clip(col(confidence, np.float64), 0.0, 1.0),
-                "reason": np.full(n, code, np.int64),
+                "confidence": col(confidence, np.float64),
+                "reason": col(code, np.int64),
             }
         )
 
     def build(self) -> Plan:
         if self._parts:
             cols = {c: np.concatenate([p[c] for p in self._parts]) for c in _COLUMNS}
+            np.clip(cols["confidence"], 0.0, 1.0, out=cols["confidence"])
         else:
             cols = {
                 c: np.zeros(0, np.float64 if c in ("unit_cost", "confidence") else np.int64)

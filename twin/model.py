@@ -115,13 +115,20 @@ def group_lines(key: IntArray) -> Groups:
     first[:1] = True
     np.not_equal(key[1:], key[:-1], out=first[1:])
     starts = np.flatnonzero(first)
-    if len(np.unique(key[starts])) == len(starts):
-        return Groups(None, np.append(starts, n), key[starts])
-    order = np.argsort(key, kind="stable")
-    ordered = key[order]
-    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
-    starts = np.flatnonzero(first)
-    return Groups(order, np.append(starts, n), ordered[starts])
+    run_keys = key[starts]
+    if len(np.unique(run_keys)) == len(starts):
+        return Groups(None, np.append(starts, n), run_keys)
+    # some key has several runs: sort the runs (not the lines) by key, stably, so each group's
+    # lines stay in line order, and merge neighbouring runs of one key
+    lengths = np.diff(np.append(starts, n))
+    by_key = np.argsort(run_keys, kind="stable")
+    sorted_keys, sorted_lengths = run_keys[by_key], lengths[by_key]
+    new_starts = np.cumsum(sorted_lengths) - sorted_lengths
+    order = np.arange(n) + np.repeat(starts[by_key] - new_starts, sorted_lengths)
+    head = np.empty(len(sorted_keys), bool)
+    head[:1] = True
+    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=head[1:])
+    return Groups(order, np.append(new_starts[head], n), sorted_keys[head])
 
 
 def _masked(a: npt.NDArray, mask: npt.NDArray[np.bool_] | None) -> npt.NDArray:
@@ -226,6 +233,7 @@ class Twin:
         self.decisions: list[dict[str, np.ndarray]] = []
         self.exceptions = 0
         self._static = self._static_view()
+        self._throughput = net.locations["throughput"].to_numpy(np.float64)  # [L] units a day
 
         self.env = simpy.Environment()
         self.ledger.cells(0, Kind.INITIAL, self.on_hand, net.unit_cost, 0.0)
@@ -386,7 +394,8 @@ class Twin:
         nd, n_sku = self.net.n_dcs, self.net.n_skus
         cells = dem.store_cells
         listed = CellList(*np.divmod(cells, n_sku))
-        want_walk, want_pick = dem.walk_in.ravel()[cells], dem.pickup.ravel()[cells]
+        want_pick = dem.store_pickup
+        want_walk = dem.by_location[nd:].ravel()[cells] - want_pick
         store = self.on_hand[nd:]
         stock = store.ravel()[cells]
         walk = np.minimum(stock, want_walk)
@@ -470,8 +479,7 @@ class Twin:
         history[:nd] += alpha * ecom
         stores = history[nd:].ravel()
         for where, qty in sold:
-            if len(qty):  # the cells of one list are distinct: a fancy += adds each once
-                stores[where.rows * n_sku + where.skus] += alpha * qty
+            np.add.at(stores, where.rows * n_sku + where.skus, alpha * qty)
 
     def _ledger_store_cells(
         self, day: int, listed: CellList, moves: list[tuple[Kind, IntArray, int]]
@@ -559,8 +567,7 @@ class Twin:
             inbound=tuple(s.inbound for s in self.open.values()),
             forecast_mean=window,
             history_mean=self.history_mean.copy(),
-            dc_throughput=net.locations["throughput"].to_numpy(np.float64)[: net.n_dcs]
-            * self.dc_factor,
+            dc_throughput=self._throughput[: net.n_dcs] * self.dc_factor,
             seed=self.seed,
             forecast_run=self._forecast_run,
             **self._static,
@@ -677,9 +684,8 @@ class Twin:
             raise PlanError(f"{plan.policy}: no lane for {shown}")
         flat = plan.origin * n_sku + plan.sku
         qty = cut_to_limit(plan.qty, flat, self.on_hand.ravel())
-        throughput = net.locations["throughput"].to_numpy() * np.append(
-            self.dc_factor, np.ones(net.n_stores)
-        )
+        throughput = self._throughput.copy()
+        throughput[: net.n_dcs] *= self.dc_factor
         qty = cut_to_limit(qty, plan.origin, np.minimum(throughput, 1e15))
         caps = np.array([self.lanes[r][2] for r in routes])
         executed = cut_to_limit(qty, groups.of_line(), caps)
