@@ -2,7 +2,8 @@
 estimates in place of the true uplifts (log-normal error per promotion x SKU, own seed stream).
 
 Rolling: the ``[H, L, S]`` window slides one day per tick inside a ``2H`` buffer, so each tick
-computes one new day and the window is a zero-copy contiguous view.
+computes one new day and the window is a zero-copy contiguous view; the row before the window
+(the forecast for the tick's own day, for the forecast-error KPIs) is kept too.
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ class RollingForecast:
         """Forecast ``[H, L, S]`` for days ``day+1 .. day+H`` (a view; do not modify)."""
         first, h = day + 1, self.horizon
         if self._filled and first == self._first_day + 1:
-            if self._start + h >= len(self._buf):  # no room to slide: keep the last h-1 days
-                self._buf[: h - 1] = self._buf[self._start + 1 : self._start + h]
-                self._start = -1
+            if self._start + h >= len(self._buf):  # no room to slide: keep the last h days
+                self._buf[:h] = self._buf[self._start : self._start + h]
+                self._start = 0
             self._start += 1
             self.day_mean(first + h - 1, out=self._buf[self._start + h - 1])
         elif not (self._filled and first == self._first_day):
@@ -48,3 +49,10 @@ class RollingForecast:
             self._start, self._filled = 0, True
         self._first_day = first
         return self._buf[self._start : self._start + h]
+
+    def today(self, day: int) -> FloatArray:
+        """The forecast for ``day`` itself, made the day before (the row just before the window
+        of ``window(day)``; computed if the window started there)."""
+        if self._filled and self._first_day == day + 1 and self._start > 0:
+            return self._buf[self._start - 1]
+        return self.day_mean(day)

@@ -280,7 +280,6 @@ class BaseStockPolicy:
         plan = PlanBuilder(self.name)
         nd = s.n_dcs
         fc = s.forecast_mean
-        position = s.position  # a property that adds three [L, S] arrays: take it once
         routes = self._network(s)
         transit = routes.transit
         # DC echelon cover: supplier lead + store transit
@@ -311,7 +310,11 @@ class BaseStockPolicy:
         # leaves the stores below their levels and every DC short, day after day
         held = np.subtract(need, mu, out=self._buffer("held", store_shape, np.float64))
         store_safety = routes.assign @ held  # [D, S]
-        np.subtract(need, position[nd:], out=need)
+        # the stores' inventory position (s.position's rows), summed into a kept buffer
+        store_position = self._buffer("position", store_shape, np.int64)
+        np.add(s.on_hand[nd:], s.in_transit[nd:], out=store_position)
+        np.add(store_position, s.on_order[nd:], out=store_position)
+        np.subtract(need, store_position, out=need)
         np.maximum(need, 0, out=need)
         # fair share over the cells with a need only (row-major, as np.nonzero): a cell without
         # one neither adds to its DC's total nor gets a unit when the DC is short
@@ -337,12 +340,13 @@ class BaseStockPolicy:
         var_e = cover_sum([t.echelon_var for t in terms[:n_echelon]], days)
         var_e += (lead_sd[None, :] * daily) ** 2
         level_e = np.ceil(mu_e + z * np.sqrt(var_e) + store_safety)
-        store_position = self._buffer("held", store_shape, np.float64)  # held is done with
-        np.copyto(store_position, position[nd:])
+        as_float = self._buffer("held", store_shape, np.float64)  # held is done with
+        np.copyto(as_float, store_position)  # BLAS multiplies floats (whole units: exact sums)
         # open purchase orders count at the supplier's expected fill: the units it will not
         # deliver are reordered now rather than a lead time late, when the receipt falls short
         unfilled = s.on_order[:nd] * (1.0 - s.fill_rate[s.sku_supplier])
-        position_e = position[:nd] - unfilled + assign @ store_position  # stores: exact sums
+        dc_position = s.on_hand[:nd] + s.in_transit[:nd] + s.on_order[:nd]
+        position_e = dc_position - unfilled + assign @ as_float
         order = np.maximum(level_e - position_e, 0).astype(np.int64)
         conf_e = mu_e / np.maximum(level_e, 1e-9)
         add_purchases(

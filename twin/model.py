@@ -227,7 +227,6 @@ class Twin:
             promo_skus |= pc.cells.any(axis=0)
         self.promo_skus = promo_skus
         self._lost_cost_share = scenario.costs.lost_sale_penalty
-        self._prev_forecast: FloatArray | None = None
         self._buffers: dict[str, np.ndarray] = {}
         self.daily: list[dict[str, Any]] = []
         self.decisions: list[dict[str, np.ndarray]] = []
@@ -378,7 +377,6 @@ class Twin:
         executed = self._execute(day, review.approved)
         review.executed(executed)  # governance records what was carried out (audit trail)
         self._record_decisions(day, review.approved, executed, review.routed)
-        self._prev_forecast = window[0].copy()
 
     def _demand(self, day: int) -> DayDemand:
         if self.replay is not None:
@@ -532,9 +530,7 @@ class Twin:
     def _record_day(self, day: int, dem: DayDemand, sales: DaySales) -> None:
         net = self.net
         served = dem.by_location
-        forecast = (
-            self._prev_forecast if self._prev_forecast is not None else self.forecast.day_mean(day)
-        )
+        forecast = self.forecast.today(day)
         error = np.subtract(forecast, served, out=self._work("real", served.shape, np.float64))
         self.daily.append(
             {
@@ -757,7 +753,8 @@ class Twin:
         np.cumsum(sizes, out=bounds[1:])
         sku = np.concatenate([s.sku for s in group])
         qty = np.concatenate([s.qty for s in group])
-        delivered = np.concatenate([s.delivered for s in group])
+        whole = all(s.delivered is s.qty for s in group)  # moves between locations lose nothing
+        delivered = qty if whole else np.concatenate([s.delivered for s in group])
         where = np.array([s.destination for s in group])
         flat = np.repeat(where, sizes) * self.net.n_skus + sku
         np.add.at(self.on_hand.ravel(), flat, delivered)
