@@ -192,7 +192,7 @@ class PlanBuilder:
 
         The arrays are read when the plan is built (``build()`` copies them into the plan's
         columns once): do not change them in between."""
-        q = np.asarray(qty, dtype=np.int64)
+        q = np.atleast_1d(np.asarray(qty, dtype=np.int64))  # a scalar is one line
         keep = q > 0
         if not keep.any():
             return

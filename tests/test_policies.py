@@ -39,6 +39,25 @@ def test_cut_to_limit_respects_limits_and_keeps_what_fits(qty: list[int], data) 
             assert (out[g == k] == q[g == k]).all()  # groups within their limit untouched
 
 
+def test_plan_builder_takes_scalars_and_arrays_and_owns_its_columns() -> None:
+    from policies.contract import PlanBuilder
+
+    plan = PlanBuilder("p")
+    origin, qty = np.array([0, 0, 1]), np.array([3, 0, 2])
+    plan.add(ActionKind.SHIPMENT, origin, [4, 5, 6], [7, 8, 9], qty, 2.0, 1.5, "arrays")
+    plan.add(ActionKind.TRANSFER, origin[:2], 5, 8, qty[:1].repeat(2), 1.0, 1.0, "all kept")
+    plan.add(ActionKind.PURCHASE, 1, 0, 3, 10, 4.0, 0.5, "one line of scalars")
+    built = plan.build()
+    origin[:], qty[:] = 9, 99  # the caller's arrays change after the plan is built
+    assert built.qty.tolist() == [3, 2, 3, 3, 10] and built.origin.tolist() == [0, 1, 0, 0, 1]
+    assert built.confidence.tolist() == [1.0, 1.0, 1.0, 1.0, 0.5]  # clipped to [0, 1]
+    assert [built.reasons[r] for r in built.reason[[0, 2, 4]]] == [
+        "arrays",
+        "all kept",
+        "one line of scalars",
+    ]
+
+
 def test_cut_to_limit_does_not_round_small_lines_away() -> None:
     assert cut_to_limit([1, 1, 1, 1], [0, 0, 0, 0], [2]).sum() == 2
 
