@@ -407,19 +407,16 @@ class Twin:
         unmet = dem.ecommerce - ecom
         sfs, sfs_qty = self._ship_from_store(unmet)
         lost_walk, lost_pick = want_walk - walk, want_pick - pick
+        sold_cells, lost_cells = walk + pick, lost_walk + lost_pick
+        self._ledger_store_cells(day, listed, [(Kind.SALE, walk, 0), (Kind.SALE, pick, 1)])
+        short = lost_cells > 0  # a tenth of the cells with demand on a typical day
         self._ledger_store_cells(
             day,
-            listed,
-            [
-                (Kind.SALE, walk, 0),
-                (Kind.SALE, pick, 1),
-                (Kind.LOST, lost_walk, 0),
-                (Kind.LOST, lost_pick, 1),
-            ],
+            listed.subset(short),
+            [(Kind.LOST, lost_walk[short], 0), (Kind.LOST, lost_pick[short], 1)],
         )
         self._ledger_store_cells(day, sfs, [(Kind.SALE, sfs_qty, 2)])
         self._ledger_dc_rows(day, ecom, unmet)
-        sold_cells, lost_cells = walk + pick, lost_walk + lost_pick
         self._learn_usage([(listed, sold_cells), (sfs, sfs_qty)], ecom)
         n_stores = self.net.n_stores
         sold = _row_totals(listed.rows, sold_cells, n_stores)
@@ -432,7 +429,7 @@ class Twin:
             stockout_cells=np.concatenate(
                 [
                     np.count_nonzero(unmet, axis=1),
-                    np.bincount(listed.rows[lost_cells > 0], minlength=n_stores),
+                    np.bincount(listed.rows[short], minlength=n_stores),
                 ]
             ),
         )
