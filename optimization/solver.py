@@ -166,8 +166,8 @@ class SubProblem:
             ]
         )
 
+        self.time_limit = float(time_limit)  # seconds per solve
         h = quiet_highs()
-        h.setOptionValue("time_limit", float(time_limit))
         h.setOptionValue("solver", "simplex")
         h.setOptionValue("simplex_strategy", 1)  # dual simplex: warm starts after bound changes
         lp = highspy.HighsLp()
@@ -189,7 +189,7 @@ class SubProblem:
         self._constant = 0.0
 
     def set_time_limit(self, seconds: float) -> None:
-        self.highs.setOptionValue("time_limit", float(seconds))
+        self.time_limit = float(seconds)
 
     def push(self, x: TickInputs) -> None:
         """Write this tick's data into the HiGHS instance (bounds, right-hand sides, costs)."""
@@ -263,6 +263,9 @@ class SubProblem:
     def run(self) -> tuple[TerminationStatus, float, int, float]:
         """Solve; returns status, objective (with constant), simplex iterations, seconds."""
         t0 = time.perf_counter()
+        # HiGHS measures its time limit on a clock that runs across every solve of the
+        # instance: the limit is set past the time already spent, so it applies per solve
+        self.highs.setOptionValue("time_limit", self.highs.getRunTime() + self.time_limit)
         try:
             self.highs.run()
             status = _STATUS.get(self.highs.getModelStatus(), TerminationStatus.ERROR)

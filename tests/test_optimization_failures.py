@@ -64,3 +64,19 @@ def test_simulation_runs_the_optimizer_with_units_conserved() -> None:
     ledger_sales = sum(int(d["sold"].sum()) for d in twin.daily)
     assert ledger_sales > 0
     assert np.isfinite(float(sum(d["lost"].sum() for d in twin.daily)))
+
+
+def test_time_limit_applies_to_each_solve_not_to_the_run() -> None:
+    """HiGHS measures time_limit on a clock that runs over every solve of an instance: a limit
+    set once would fail every tick after the first ones (as it did halfway through a season)."""
+    s = random_snapshot(10, 30, seed=7)
+    policy = OptimizerPolicy(max_cells_per_group=None)
+    policy.decide(s)  # the cold solve
+    policy.decide(replace(s, day=1))  # warm, on the same data: next to no work
+    assert policy.last_failure is None
+    highs = policy._model.subproblems[0].highs  # type: ignore[union-attr]
+    spent = highs.getRunTime()
+    policy.time_limit = spent / 2  # ample for one warm solve, less than the time spent so far
+    policy.decide(replace(s, day=2))
+    assert policy.last_failure is None and not policy.failures
+    assert highs.getRunTime() > spent
