@@ -186,3 +186,23 @@ def test_start_from_a_known_state() -> None:
     np.testing.assert_array_equal(stock, twin.on_hand)
     with pytest.raises(RuntimeError):
         twin.start_from(on_hand, [])
+
+
+def test_ship_from_store_fills_unmet_ecommerce_store_by_store() -> None:
+    """What a DC cannot ship comes from its ship-from-store stores in order, each giving what it
+    holds until the order is filled; SKUs the DC is not short of are left alone."""
+    twin = Twin(small_scenario(), BaseStockPolicy(), seed=1)
+    nd = twin.net.n_dcs
+    d = next(d for d, stores in enumerate(twin.sfs_stores) if len(stores) >= 2)
+    first, second = twin.sfs_stores[d][:2]
+    twin.on_hand[nd:] = 0
+    twin.on_hand[nd + first, 2], twin.on_hand[nd + second, 2] = 3, 5
+    twin.on_hand[nd + first, 4] = 7
+    before = twin.on_hand.copy()
+    unmet = np.zeros((nd, twin.net.n_skus), np.int64)
+    unmet[d, 2] = 6
+    where, qty = twin._ship_from_store(unmet)
+    assert list(zip(where.rows, where.skus, qty, strict=True)) == [(first, 2, 3), (second, 2, 3)]
+    assert unmet[d, 2] == 0 and twin.on_hand[nd + second, 2] == 2
+    assert twin.on_hand[nd + first, 4] == 7  # the DC was not short of SKU 4
+    assert (before - twin.on_hand).sum() == 6
