@@ -278,25 +278,40 @@ class BaseStockPolicy:
     def decide(self, s: PlanningSnapshot) -> Plan:
         z = float(norm.ppf(self.service_level))
         plan = PlanBuilder(self.name)
-        nd = s.n_dcs
-        fc = s.forecast_mean
         routes = self._network(s)
-        transit = routes.transit
         # DC echelon cover: supplier lead + store transit
         lead = s.lead_time_mean[s.sku_supplier]  # [S]
-        lead_sd = s.lead_time_sd[s.sku_supplier]
         days = np.rint(lead[None, :] + routes.mean_transit[:, None]).astype(np.int64)
         # forecast days the covers read (all H if any cover runs past it)
-        h = s.horizon
+        h, transit = s.horizon, routes.transit
         n_echelon = h if (days > h).any() else max(int(days.max(initial=1)), 1)
         n_store = h if (transit > h).any() else max(int(transit.max(initial=1)), 1)
         terms = self._forecast_days(s, routes, max(n_echelon, n_store))
-        # stores: cover the transit days
-        store_days = transit[:, None]
+        store_safety, store_position = self._ship_to_stores(plan, s, routes, terms[:n_store], z)
+        self._order_for_dcs(
+            plan, s, routes, terms[:n_echelon], days, z, store_safety, store_position
+        )
+        return plan.build()
+
+    def _ship_to_stores(
+        self,
+        plan: PlanBuilder,
+        s: PlanningSnapshot,
+        routes: _Routes,
+        terms: list[_ForecastDay],
+        z: float,
+    ) -> tuple[FloatArray, IntArray]:
+        """Ship each store cell up to its level (fair share when its DC is short); returns the
+        safety stock the stores hold per DC ``[D, S]`` and the stores' position ``[stores, S]``.
+        """
+        nd = s.n_dcs
+        store_days = routes.transit[:, None]  # a store's level covers its lane's transit days
         store_shape = (s.n_locations - nd, s.n_skus)
-        mu = cover_sum(fc[:, nd:], store_days, out=self._buffer("mu", store_shape, np.float64))
+        mu = cover_sum(
+            s.forecast_mean[:, nd:], store_days, out=self._buffer("mu", store_shape, np.float64)
+        )
         upper = cover_sum(
-            [t.store_var for t in terms[:n_store]],
+            [t.store_var for t in terms],
             store_days,
             out=self._buffer("upper", store_shape, np.float64),
         )
@@ -311,10 +326,10 @@ class BaseStockPolicy:
         held = np.subtract(need, mu, out=self._buffer("held", store_shape, np.float64))
         store_safety = routes.assign @ held  # [D, S]
         # the stores' inventory position (s.position's rows), summed into a kept buffer
-        store_position = self._buffer("position", store_shape, np.int64)
-        np.add(s.on_hand[nd:], s.in_transit[nd:], out=store_position)
-        np.add(store_position, s.on_order[nd:], out=store_position)
-        np.subtract(need, store_position, out=need)
+        position = self._buffer("position", store_shape, np.int64)
+        np.add(s.on_hand[nd:], s.in_transit[nd:], out=position)
+        np.add(position, s.on_order[nd:], out=position)
+        np.subtract(need, position, out=need)
         np.maximum(need, 0, out=need)
         # fair share over the cells with a need only (row-major, as np.nonzero): a cell without
         # one neither adds to its DC's total nor gets a unit when the DC is short
@@ -332,27 +347,42 @@ class BaseStockPolicy:
         add_store_lines(
             plan, s, stores, skus, ship, confidence, "base-stock: below order-up-to level"
         )
-        # DCs: echelon stock, the stores' sums per DC a [D, stores] @ [stores, S] product per day
-        assign = routes.assign
-        echelon_fc = [t.echelon_mean for t in terms[:n_echelon]]
+        return store_safety, position
+
+    def _order_for_dcs(
+        self,
+        plan: PlanBuilder,
+        s: PlanningSnapshot,
+        routes: _Routes,
+        terms: list[_ForecastDay],
+        days: IntArray,
+        z: float,
+        store_safety: FloatArray,
+        store_position: IntArray,
+    ) -> None:
+        """Order each DC x SKU up to its echelon level: the demand of the DC and its stores over
+        lead time + transit (``days``), pooled safety, plus the stores' own safety stock."""
+        nd = s.n_dcs
+        echelon_fc = [t.echelon_mean for t in terms]
         mu_e = cover_sum(echelon_fc, days)
-        daily = echelon_fc[0]
-        var_e = cover_sum([t.echelon_var for t in terms[:n_echelon]], days)
-        var_e += (lead_sd[None, :] * daily) ** 2
+        var_e = cover_sum([t.echelon_var for t in terms], days)
+        lead_sd = s.lead_time_sd[s.sku_supplier]
+        var_e += (lead_sd[None, :] * echelon_fc[0]) ** 2
         level_e = np.ceil(mu_e + z * np.sqrt(var_e) + store_safety)
-        as_float = self._buffer("held", store_shape, np.float64)  # held is done with
-        np.copyto(as_float, store_position)  # BLAS multiplies floats (whole units: exact sums)
+        # the stores' position summed per DC: a [D, stores] @ [stores, S] product of floats
+        # (BLAS; whole units, so the sums are exact), in the stores' "held" buffer (done with)
+        as_float = self._buffer("held", store_position.shape, np.float64)
+        np.copyto(as_float, store_position)
         # open purchase orders count at the supplier's expected fill: the units it will not
         # deliver are reordered now rather than a lead time late, when the receipt falls short
         unfilled = s.on_order[:nd] * (1.0 - s.fill_rate[s.sku_supplier])
         dc_position = s.on_hand[:nd] + s.in_transit[:nd] + s.on_order[:nd]
-        position_e = dc_position - unfilled + assign @ as_float
+        position_e = dc_position - unfilled + routes.assign @ as_float
         order = np.maximum(level_e - position_e, 0).astype(np.int64)
         conf_e = mu_e / np.maximum(level_e, 1e-9)
         add_purchases(
             plan, s, order, conf_e, "base-stock: echelon position below order-up-to level"
         )
-        return plan.build()
 
 
 @dataclass
