@@ -114,21 +114,12 @@ class Ledger:
                 np.ones(len(loc), np.int64),
             )
             return
-        if promoted is None:
-            self._summary(
-                day, kind, location_offset, channel, False, _row_sums(qty, value_per, cost_per)
-            )
-            return
-        # promotions touch a few locations: the promoted part is summed over their rows only,
-        # and the rest is the whole minus that part (not a second masked pass over every row)
-        rows = np.flatnonzero(promoted.any(axis=1))
-        part = _row_sums(qty[rows], value_per[rows], cost_per[rows], promoted[rows])
-        if not promoted_only:
-            rest = _row_sums(qty, value_per, cost_per)
-            for whole, promo in zip(rest, part, strict=True):
-                whole[rows] -= promo
-            self._summary(day, kind, location_offset, channel, False, rest)
-        self._summary(day, kind, location_offset + rows, channel, True, part)
+        groups: list[tuple[bool, npt.NDArray[np.bool_] | None]] = [(False, None)]
+        if promoted is not None:
+            groups = [(True, promoted)] if promoted_only else [(False, ~promoted), (True, promoted)]
+        for flag, mask in groups:
+            sums = _row_sums(qty, value_per, cost_per, mask)
+            self._summary(day, kind, location_offset, channel, flag, sums)
 
     def listed(
         self,

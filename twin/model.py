@@ -489,7 +489,7 @@ class Twin:
         regular, cost = net.price[skus], net.unit_cost[skus]
         # prices are per SKU except on the cells of active promotions (their discount)
         price = regular * (1.0 - self.depth[nd:].ravel()[at]) if self.active else regular
-        lost_cost = np.maximum(price - cost, 0.0) + self._lost_cost_share * regular
+        lost_cost = self._lost_unit_cost(price, regular, cost)
         groups: list[tuple[bool, npt.NDArray[np.bool_] | None]] = [(False, None)]
         if self.active:
             promoted = self.promoted[nd:].ravel()[at]
@@ -505,11 +505,18 @@ class Twin:
                     funding = _masked(self.funding[nd:].ravel()[at], mask)
                     ledger.listed(day, Kind.FUNDING, where, q, funding, 0.0, nd, channel, flag)
 
+    def _lost_unit_cost(
+        self, price: FloatArray, regular: FloatArray, cost: FloatArray
+    ) -> FloatArray:
+        """What a lost sale costs per unit: the margin at the selling price, plus the goodwill
+        penalty (a share of the regular price)."""
+        return np.maximum(price - cost, 0.0) + self._lost_cost_share * regular
+
     def _ledger_dc_rows(self, day: int, ecom: IntArray, unmet: IntArray) -> None:
         """Ecommerce sold and lost at the DCs (their rows, a few of them: as arrays)."""
         net, nd, ledger = self.net, self.net.n_dcs, self.ledger
         price = net.price * (1.0 - self.depth[:nd]) if self.active else net.price
-        lost_cost = np.maximum(price - net.unit_cost, 0.0) + self._lost_cost_share * net.price
+        lost_cost = self._lost_unit_cost(price, net.price, net.unit_cost)
         promo = self.promoted[:nd] if self.active else None
         ledger.cells(day, Kind.SALE, ecom, price, net.unit_cost, 0, 2, promo)
         if promo is not None:
@@ -591,8 +598,7 @@ class Twin:
             "price": net.price,
             "unit_cost": net.unit_cost,
             "holding_cost": net.holding_cost_per_day,
-            "lost_sale_cost": np.maximum(net.price - net.unit_cost, 0)
-            + self._lost_cost_share * net.price,
+            "lost_sale_cost": self._lost_unit_cost(net.price, net.price, net.unit_cost),
             "expedite_premium": self.scenario.costs.expedite_premium * net.unit_cost,
         }
 
