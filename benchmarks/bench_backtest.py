@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from demand.backtest import backtest
-from demand.dominicks import load_orange_juice
-from demand.fit import FitOptions, fit_history
-from demand.synthetic import recovery_scenario, simulate_history
+from promotwin.demand.backtest import backtest
+from promotwin.demand.dominicks import load_orange_juice
+from promotwin.demand.fit import FitOptions, fit_history
+from promotwin.demand.synthetic import recovery_scenario, simulate_history
 
 
 def run_backtest(split: dt.date) -> dict[str, object]:

@@ -52,7 +52,7 @@ def _cluster(workers: int, scratch: Path) -> tuple[Any, Any]:
     from dask import config
     from distributed import Client
 
-    from experiments.runner import local_cluster
+    from promotwin.experiments.runner import local_cluster
 
     config.set({"temporary-directory": str(scratch)})
     cluster = local_cluster(workers)
@@ -60,8 +60,8 @@ def _cluster(workers: int, scratch: Path) -> tuple[Any, Any]:
 
 
 def scaling(spec: dict[str, Any], tmp: Path) -> dict[str, Any]:
-    from experiments.runner import run_experiment
-    from experiments.spec import parse_spec
+    from promotwin.experiments.runner import run_experiment
+    from promotwin.experiments.spec import parse_spec
 
     experiment = parse_spec(yaml.safe_dump(spec))
     n = spec["replications"] * len(spec["policies"])
@@ -88,7 +88,7 @@ def scaling(spec: dict[str, Any], tmp: Path) -> dict[str, Any]:
         cluster, client = _cluster(workers, tmp / f"scratch{workers}")
         try:
             client.submit(sum, [1]).result()  # workers up and importing done
-            client.run(lambda: __import__("experiments.runner"))
+            client.run(lambda: __import__("promotwin.experiments.runner"))
             wall = timed(f"cluster_{workers}_worker", workers, scheduler=cluster.scheduler_address)
             out[f"t{workers}"] = wall
         finally:
@@ -105,7 +105,7 @@ def scaling(spec: dict[str, Any], tmp: Path) -> dict[str, Any]:
 def overhead(tmp: Path, tasks: int) -> dict[str, Any]:
     from distributed import as_completed
 
-    from scenarios import load_scenario
+    from promotwin.scenarios import load_scenario
 
     scenario = load_scenario("appliance_promo")
     t0 = time.perf_counter()

@@ -14,19 +14,14 @@ from __future__ import annotations
 import argparse
 import resource
 import statistics
-import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from optimization_helpers import random_snapshot  # noqa: E402
-
-from policies.contract import PlanningSnapshot  # noqa: E402
-from policies.optimizer import OptimizerPolicy  # noqa: E402
+from promotwin.policies.contract import PlanningSnapshot
+from promotwin.policies.optimizer import OptimizerPolicy
+from promotwin.testing.snapshots import random_snapshot
 
 
 def ticks(base: PlanningSnapshot, n: int, seed: int = 0) -> list[PlanningSnapshot]:

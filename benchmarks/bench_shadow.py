@@ -21,13 +21,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
 TARGET_S = 5.0
 
 
 def main() -> None:
-    import tryton_fixtures as tf
+    import promotwin.testing.tryton as tf
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--products", type=int, default=2000)
@@ -40,8 +38,8 @@ def main() -> None:
 
     from proteus import config
 
-    from shadow import Credentials, IdMapping, build_snapshot
-    from shadow.tryton import TrytonAdapter
+    from promotwin.shadow import Credentials, IdMapping, build_snapshot
+    from promotwin.shadow.tryton import TrytonAdapter
 
     with tempfile.TemporaryDirectory(prefix="bench-shadow-") as tmp:
         folder = Path(tmp)

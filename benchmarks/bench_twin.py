@@ -86,14 +86,14 @@ def _peak_gb() -> float:
 
 def _worker_simulate(policy_name: str, days: int) -> dict[str, Any]:
     """One full ``simulate()`` with phase timers patched onto the twin's classes."""
-    from demand.forecast import RollingForecast
-    from policies.contract import Plan, PlanBuilder, PlanningSnapshot
-    from policies.heuristics import BaseStockPolicy
-    from scenarios import load_scenario
-    from twin.ledger import Ledger
-    from twin.model import Twin
-    from twin.run import simulate
-    from workflow.governance import AutoApprove
+    from promotwin.demand.forecast import RollingForecast
+    from promotwin.policies.contract import Plan, PlanBuilder, PlanningSnapshot
+    from promotwin.policies.heuristics import BaseStockPolicy
+    from promotwin.scenarios import load_scenario
+    from promotwin.twin.ledger import Ledger
+    from promotwin.twin.model import Twin
+    from promotwin.twin.run import simulate
+    from promotwin.workflow.governance import AutoApprove
 
     class DoNothing:
         """Never orders or ships: what is left is demand, fulfilment and the records."""
@@ -161,7 +161,7 @@ def _worker_simulate(policy_name: str, days: int) -> dict[str, Any]:
 
 
 def _cells(scenario: Any) -> int:
-    from scenarios.network import compile_network
+    from promotwin.scenarios.network import compile_network
 
     net = compile_network(scenario)
     return int(net.n_locations * net.n_skus)
@@ -171,9 +171,9 @@ def _worker_numpy(days: int) -> dict[str, Any]:
     """Raw numpy cost of one day's draws (gamma-Poisson + binomial pickup split) at day 0's mean."""
     import numpy as np
 
-    from demand.model import DemandModel
-    from scenarios import load_scenario
-    from scenarios.network import compile_network
+    from promotwin.demand.model import DemandModel
+    from promotwin.scenarios import load_scenario
+    from promotwin.scenarios.network import compile_network
 
     scenario = load_scenario(SCENARIO)
     net = compile_network(scenario)

@@ -14,9 +14,9 @@ import time
 
 import pandas as pd
 
-from policies.registry import make_policy
-from scenarios import load_scenario
-from twin import simulate
+from promotwin.policies.registry import make_policy
+from promotwin.scenarios import load_scenario
+from promotwin.twin import simulate
 
 POLICIES = ("optimizer", "base-stock", "order-point", "static-forecast")
 KPIS = (

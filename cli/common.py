@@ -13,10 +13,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from demand.replay import HistoryError
-from policies.registry import UnknownPolicyError
-from scenarios import ScenarioError
-from twin.model import PlanError
+from promotwin.demand.replay import HistoryError
+from promotwin.policies.registry import UnknownPolicyError
+from promotwin.scenarios import ScenarioError
+from promotwin.twin.model import PlanError
 
 # Piped output (files, CI logs) gets a wide fixed width instead of rich's 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 120)

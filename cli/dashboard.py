@@ -23,7 +23,7 @@ ENV = {
 
 def app_path() -> Path:
     """``dashboards/app.py`` of the installed package (found without importing it)."""
-    spec = find_spec("dashboards")
+    spec = find_spec("promotwin.dashboards")
     if spec is None or not spec.submodule_search_locations:
         raise ValueError("the dashboards package is missing: reinstall promotwin")
     return Path(next(iter(spec.submodule_search_locations))) / "app.py"
@@ -43,7 +43,7 @@ def command(
 
 def register(app: typer.Typer) -> None:
     """Add ``dashboard`` to the ``twin`` app."""
-    from cli.common import console, user_errors
+    from promotwin.cli.common import console, user_errors
 
     @app.command()
     @user_errors

@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
     """Add ``compare`` to the ``twin`` command (called once from ``cli.main``)."""
     # Imported here, not at the top: main imports this module at its end, and under
     # ``python -m cli.main`` the two would otherwise import each other half-built.
-    from cli.common import user_errors
+    from promotwin.cli.common import user_errors
 
     app.command("compare")(user_errors(compare))
 
@@ -60,12 +60,12 @@ def compare(
     Writes DIR/results.parquet (one row per scenario x variation x policy x replication x KPI),
     DIR/manifest.json (every run's id and seed), DIR/statistics.csv and DIR/report.html.
     """
-    from cli.common import console, err
-    from experiments.report import summary_sentences, write_report
-    from experiments.runner import ExperimentError, plan_tasks, run_experiment
-    from experiments.spec import load_spec
-    from experiments.stats import compare as compare_stats
-    from experiments.stats import precision_warnings
+    from promotwin.cli.common import console, err
+    from promotwin.experiments.report import summary_sentences, write_report
+    from promotwin.experiments.runner import ExperimentError, plan_tasks, run_experiment
+    from promotwin.experiments.spec import load_spec
+    from promotwin.experiments.stats import compare as compare_stats
+    from promotwin.experiments.stats import precision_warnings
 
     if workers is not None and scheduler is not None:
         raise ValueError("give --workers or --scheduler, not both")
@@ -141,8 +141,8 @@ def compare(
 
 
 def _table(table: pd.DataFrame, kpis: tuple[str, ...], confidence: float) -> Table:
-    from experiments.kpis import info
-    from experiments.report import fmt_value
+    from promotwin.experiments.kpis import info
+    from promotwin.experiments.report import fmt_value
 
     out = Table(title=f"paired differences against the baseline ({confidence:.0%} CI)")
     for col in ("scenario / variation", "KPI", "policy", "baseline", "policy mean", "change"):

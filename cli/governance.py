@@ -14,19 +14,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from policies.registry import POLICIES, make_policy
-from scenarios import load_scenario
-from workflow.config import OWNERS, load_config
-from workflow.kpis import KPI_NAMES
-from workflow.rules import PRIORITIES
-from workflow.store import STATUSES, Store, to_url
+from promotwin.policies.registry import POLICIES, make_policy
+from promotwin.scenarios import load_scenario
+from promotwin.workflow.config import OWNERS, load_config
+from promotwin.workflow.kpis import KPI_NAMES
+from promotwin.workflow.rules import PRIORITIES
+from promotwin.workflow.store import STATUSES, Store, to_url
 
 StoreOpt = Annotated[str, typer.Option("--store", help="SQLite file or SQLAlchemy URL")]
 ByOpt = Annotated[str, typer.Option("--by", help="your planner id, recorded in the audit trail")]
 
 
 def _console() -> Console:
-    from cli.common import console
+    from promotwin.cli.common import console
 
     return console
 
@@ -59,10 +59,10 @@ def governance_run(
     overwrite: Annotated[bool, typer.Option(help="replace a non-empty --out folder")] = False,
 ) -> None:
     """Simulate SCENARIO with governance and simulated planners; decisions go to --store."""
-    from cli.common import check_out_dir, kpi_table
-    from twin import simulate
-    from twin.run import write_outputs
-    from workflow import GovernedWorkflow
+    from promotwin.cli.common import check_out_dir, kpi_table
+    from promotwin.twin import simulate
+    from promotwin.twin.run import write_outputs
+    from promotwin.workflow import GovernedWorkflow
 
     # everything is checked before anything is written
     if days is not None and days < 1:
@@ -173,7 +173,7 @@ def audit_verify(store: StoreOpt) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add the governance, exceptions and audit command groups to ``app``."""
-    from cli.common import user_errors
+    from promotwin.cli.common import user_errors
 
     groups = {
         "governance": (

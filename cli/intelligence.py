@@ -13,14 +13,14 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 from rich.table import Table
 
-from policies.contract import Plan, PlanningSnapshot, Policy
-from policies.readiness import SHIFT_DAYS
-from scenarios.schema import Promotion, Scenario
+from promotwin.policies.contract import Plan, PlanningSnapshot, Policy
+from promotwin.policies.readiness import SHIFT_DAYS
+from promotwin.scenarios.schema import Promotion, Scenario
 
 
 def register(app: typer.Typer) -> None:
     """Add the commands to the ``twin`` app."""
-    from cli.common import console, user_errors
+    from promotwin.cli.common import console, user_errors
 
     @app.command()
     @user_errors
@@ -37,13 +37,13 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Fit uplift, elasticity, cannibalisation and dip (with intervals) to HISTORY."""
-        from demand.fit import FitOptions, fit_history
-        from demand.history import read_history_file
+        from promotwin.demand.fit import FitOptions, fit_history
+        from promotwin.demand.history import read_history_file
 
         frame = read_history_file(history)
         cats = None
         if scenario is not None:
-            from scenarios import load_scenario
+            from promotwin.scenarios import load_scenario
 
             cats = {k.id: k.category for k in load_scenario(scenario).skus}
         model = fit_history(frame, cats, FitOptions(fill_zeros=not weekly), source=str(history))
@@ -77,9 +77,9 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path | None, typer.Option(help="write the forecast CSV/Parquet")] = None,
     ) -> None:
         """Forecast mean and 5/50/95% quantiles per date x location x SKU x channel."""
-        from demand.fit import FittedModel
-        from demand.forecasting import calendar, store_info
-        from demand.forecasting import forecast as run_forecast
+        from promotwin.demand.fit import FittedModel
+        from promotwin.demand.forecasting import calendar, store_info
+        from promotwin.demand.forecasting import forecast as run_forecast
 
         fitted = FittedModel.load(model)
         promos = _read_promotions(promotions) if promotions else []
@@ -90,7 +90,7 @@ def register(app: typer.Typer) -> None:
         )
         stores = None
         if scenario is not None:
-            from scenarios import load_scenario
+            from promotwin.scenarios import load_scenario
 
             stores = store_info(load_scenario(scenario))
         rows = calendar(fitted, first, days, promos, stores)
@@ -128,8 +128,8 @@ def register(app: typer.Typer) -> None:
         ] = 80.0,
     ) -> None:
         """Readiness score 0-100 of a planned promotion, the reasons and measured mitigations."""
-        from policies.readiness import readiness as assess_readiness
-        from scenarios import load_scenario
+        from promotwin.policies.readiness import readiness as assess_readiness
+        from promotwin.scenarios import load_scenario
 
         if not 0.5 <= quantile < 1:
             raise ValueError("--quantile must be in [0.5, 1)")
@@ -212,9 +212,9 @@ def readiness_snapshot(
 ) -> tuple[PlanningSnapshot, Any]:
     """Run the twin (base-stock) up to ``days_before`` launch; the snapshot of that day and the
     SKUs' elasticities."""
-    from policies.heuristics import BaseStockPolicy
-    from scenarios.network import compile_network
-    from twin.model import Twin
+    from promotwin.policies.heuristics import BaseStockPolicy
+    from promotwin.scenarios.network import compile_network
+    from promotwin.twin.model import Twin
 
     start = scenario.day_of(promo.start)
     end = scenario.day_of(promo.end)

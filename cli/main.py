@@ -11,12 +11,12 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli import dashboard, experiments, governance, intelligence, shadow
-from cli.common import check_out_dir, console, err, kpi_table, user_errors
-from policies.heuristics import StaticForecastPolicy, read_uplift_file
-from policies.registry import POLICIES, make_policy
-from scenarios import library_names, load_scenario
-from scenarios.loading import resolve
+from promotwin.cli import dashboard, experiments, governance, intelligence, shadow
+from promotwin.cli.common import check_out_dir, console, err, kpi_table, user_errors
+from promotwin.policies.heuristics import StaticForecastPolicy, read_uplift_file
+from promotwin.policies.registry import POLICIES, make_policy
+from promotwin.scenarios import library_names, load_scenario
+from promotwin.scenarios.loading import resolve
 
 app = typer.Typer(
     help="Promotwin: a digital twin for retail promotion planning and inventory coordination.",
@@ -36,7 +36,7 @@ def _simulate_with_progress(
     ledger: str | None,
     uplifts: dict[str, float] | None = None,
 ) -> Any:
-    from twin import simulate
+    from promotwin.twin import simulate
 
     scenario = load_scenario(scenario_name)
     pol = StaticForecastPolicy(uplifts=uplifts) if uplifts is not None else make_policy(policy)
@@ -75,7 +75,7 @@ def run(
     overwrite: Annotated[bool, typer.Option(help="replace a non-empty --out folder")] = False,
 ) -> None:
     """Simulate SCENARIO under a policy; print KPIs and write the run's files to --out."""
-    from twin.run import write_outputs
+    from promotwin.twin.run import write_outputs
 
     uplifts = None
     if uplift_file is not None:
@@ -102,8 +102,8 @@ def demo(
     seed: Annotated[int, typer.Option(help="random seed")] = 1,
 ) -> None:
     """The appliance promotion under order-point and base-stock: KPI comparison and a chart."""
-    from twin.charts import comparison_chart
-    from twin.run import write_outputs
+    from promotwin.twin.charts import comparison_chart
+    from promotwin.twin.run import write_outputs
 
     results = []
     for name in ("order-point", "base-stock"):

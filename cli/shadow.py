@@ -19,7 +19,7 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from policies.registry import POLICIES
+from promotwin.policies.registry import POLICIES
 
 DEFAULT_STORE = Path("shadow-runs.sqlite")
 
@@ -41,7 +41,7 @@ TimeLimit = Annotated[float, typer.Option("--time-limit", help="seconds per run,
 
 
 def _adapter(erp: str, url: str | None, credentials: Path | None, timeout: float) -> Any:
-    from shadow import SnapshotFolderAdapter, load_credentials
+    from promotwin.shadow import SnapshotFolderAdapter, load_credentials
 
     if not url:
         raise ValueError("--url is required: the ERP's address or the snapshot folder")
@@ -51,7 +51,7 @@ def _adapter(erp: str, url: str | None, credentials: Path | None, timeout: float
         try:
             import proteus  # noqa: F401
 
-            from shadow.tryton import TrytonAdapter
+            from promotwin.shadow.tryton import TrytonAdapter
         except ImportError:
             raise ValueError(
                 "the Tryton adapter needs the ERP extra: pip install 'promotwin[erp]'"
@@ -70,7 +70,7 @@ def _date(text: str | None) -> dt.date | None:
 
 
 def _print_result(result: Any) -> None:
-    from cli.common import console
+    from promotwin.cli.common import console
 
     run = result.run
     colour = {"ok": "green", "partial": "yellow", "failed": "red"}[run.status]
@@ -108,8 +108,8 @@ def _run(
     add_new: bool,
     max_runs: int | None,
 ) -> None:
-    from shadow import RetryPolicy, RunStore, ShadowRunner
-    from shadow.runner import parse_every
+    from promotwin.shadow import RetryPolicy, RunStore, ShadowRunner
+    from promotwin.shadow.runner import parse_every
 
     if once and every:
         raise ValueError("give --once or --every, not both")
@@ -139,7 +139,7 @@ def _run(
 
 def register(app: typer.Typer) -> None:
     """Add the ``shadow`` command group to the ``twin`` app."""
-    from cli.common import console, user_errors
+    from promotwin.cli.common import console, user_errors
 
     shadow = typer.Typer(
         help="Shadow mode: run a policy on live ERP data and compare with what the ERP did.",
@@ -193,7 +193,7 @@ def register(app: typer.Typer) -> None:
     @user_errors
     def runs(store: Store = DEFAULT_STORE) -> None:
         """List recorded shadow runs."""
-        from shadow import RunStore
+        from promotwin.shadow import RunStore
 
         frame = RunStore(store).runs()
         table = Table(title=f"shadow runs in {store}")
@@ -229,7 +229,7 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path | None, typer.Option(help="write recommendations CSV here")] = None,
     ) -> None:
         """A run's recommendations and its comparisons with the ERP."""
-        from shadow import RunStore
+        from promotwin.shadow import RunStore
 
         rs = RunStore(store)
         run = rs.run(run_id)
@@ -255,9 +255,9 @@ def register(app: typer.Typer) -> None:
         seed: int = 0,
     ) -> None:
         """Replay START..END in the twin: the ERP's actual actions vs the policy, same demand."""
-        from shadow import ErpState, RunStore, build_snapshot
-        from shadow.counterfactual import counterfactual
-        from shadow.snapshot import sales_history
+        from promotwin.shadow import ErpState, RunStore, build_snapshot
+        from promotwin.shadow.counterfactual import counterfactual
+        from promotwin.shadow.snapshot import sales_history
 
         first, last = _date(start), _date(end)
         assert first is not None and last is not None
@@ -295,7 +295,7 @@ def register(app: typer.Typer) -> None:
         add_new: Annotated[bool, typer.Option("--add-new", help="map new ERP items")] = False,
     ) -> None:
         """Show, initialise, extend, export or import the ERP-id <-> twin-id mapping."""
-        from shadow import IdMapping, RunStore
+        from promotwin.shadow import IdMapping, RunStore
 
         adapter = _adapter(erp, url, credentials, timeout=30.0)
         try:
@@ -329,7 +329,7 @@ def register(app: typer.Typer) -> None:
         fmt: Annotated[str, typer.Option("--format", help="csv or parquet")] = "csv",
     ) -> None:
         """Write the ERP's canonical tables as a snapshot folder (for `--erp folder`)."""
-        from shadow import write_folder
+        from promotwin.shadow import write_folder
 
         adapter = _adapter(erp, url, credentials, timeout=30.0)
         try:
@@ -343,7 +343,7 @@ def register(app: typer.Typer) -> None:
     @shadow.command("schema")
     def schema_cmd() -> None:
         """Print the snapshot folder's JSON Schema."""
-        from shadow.erpdata import json_schema
+        from promotwin.shadow.erpdata import json_schema
 
         console.print_json(json.dumps(json_schema()))
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from workflow.rules import PRIORITIES
-from workflow.store import Store, StoreError, Verification
+from promotwin.workflow.rules import PRIORITIES
+from promotwin.workflow.store import Store, StoreError, Verification
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import pandas as pd  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from dashboards import fmt  # noqa: E402
+from promotwin.dashboards import fmt  # noqa: E402
 
 PERCENT = ticker.PercentFormatter(1.0, decimals=0)
 THOUSANDS = ticker.FuncFormatter(lambda v, _: f"{v:,.0f}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from experiments.kpis import info
+from promotwin.experiments.kpis import info
 
 CURRENCY = "$"
 GOOD = "#1a9850"  # gains: more margin, higher fill rate

@@ -13,16 +13,16 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from experiments.kpis import info
-from experiments.report import (
+from promotwin.experiments.kpis import info
+from promotwin.experiments.report import (
     change_phrase,
     differences_chart,
     summary_sentences,
     sweep_chart,
     tradeoff_chart,
 )
-from experiments.spec import Experiment, parse_spec
-from experiments.stats import compare, summarise
+from promotwin.experiments.spec import Experiment, parse_spec
+from promotwin.experiments.stats import compare, summarise
 
 REQUIRED = ("results.parquet", "manifest.json")
 
@@ -131,7 +131,7 @@ def comparison(exp: LoadedExperiment, baseline: str) -> pd.DataFrame:
 def reported_kpis(exp: LoadedExperiment) -> list[str]:
     if exp.experiment is not None:
         return list(exp.experiment.spec.kpis)
-    from experiments.kpis import DEFAULT_KPIS
+    from promotwin.experiments.kpis import DEFAULT_KPIS
 
     present = set(exp.results["kpi"])
     return [k for k in DEFAULT_KPIS if k in present]
@@ -140,7 +140,7 @@ def reported_kpis(exp: LoadedExperiment) -> list[str]:
 def kpi_table(exp: LoadedExperiment, baseline: str) -> pd.DataFrame:
     """One row per scenario x variation x KPI x policy: mean with its CI, and the change against
     the baseline with its paired CI (relative for amounts, points for rates)."""
-    from dashboards.fmt import kpi_label, kpi_value, pct, points
+    from promotwin.dashboards.fmt import kpi_label, kpi_value, pct, points
 
     conf = exp.confidence
     kpis = reported_kpis(exp)

@@ -33,14 +33,14 @@ import pandas as pd
 import yaml
 from pydantic import ValidationError
 
-from demand.model import DemandModel
-from policies.contract import Plan, PlanningSnapshot, Policy
-from policies.readiness import SHIFT_DAYS, ReadinessReport, readiness
-from policies.registry import make_policy
-from scenarios.network import Network, compile_network
-from scenarios.schema import Promotion, Scenario
-from twin import simulate
-from twin.ledger import CHANNELS, Kind
+from promotwin.demand.model import DemandModel
+from promotwin.policies.contract import Plan, PlanningSnapshot, Policy
+from promotwin.policies.readiness import SHIFT_DAYS, ReadinessReport, readiness
+from promotwin.policies.registry import make_policy
+from promotwin.scenarios.network import Network, compile_network
+from promotwin.scenarios.schema import Promotion, Scenario
+from promotwin.twin import simulate
+from promotwin.twin.ledger import CHANNELS, Kind
 
 FloatArray = npt.NDArray[np.float64]
 Z90 = 1.6448536269514722  # two-sided 90% interval

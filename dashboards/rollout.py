@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shadow.store import RunStore
+from promotwin.shadow.store import RunStore
 
 SAME_DAY = "same-day"
 

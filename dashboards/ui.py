@@ -11,9 +11,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboards import fmt
-from dashboards.planner import PlannerResult, PromoSettings, project
-from scenarios import Scenario, library_names, load_scenario
+from promotwin.dashboards import fmt
+from promotwin.dashboards.planner import PlannerResult, PromoSettings, project
+from promotwin.scenarios import Scenario, library_names, load_scenario
 
 ENV_EXPERIMENTS = "PROMOTWIN_EXPERIMENTS"  # a `twin compare` folder, or a folder of them
 ENV_STORE = "PROMOTWIN_STORE"  # the approval store (governance)

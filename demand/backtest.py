@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 
-from demand._blas import single_thread_blas
-from demand.fit import FitOptions, FittedModel, fit_history, prepare
-from demand.forecasting import predict
-from demand.history import validate_history
+from promotwin.demand._blas import single_thread_blas
+from promotwin.demand.fit import FitOptions, FittedModel, fit_history, prepare
+from promotwin.demand.forecasting import predict
+from promotwin.demand.history import validate_history
 
 METHODS = ("promotion model", "seasonal naive (no uplift)", "plain regression")
 

@@ -42,10 +42,10 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import linalg, stats
 
-from demand._blas import single_thread_blas
-from demand.history import attach_categories, validate_history
-from demand.replay import HistoryError
-from scenarios.schema import Scenario, Seasonality
+from promotwin.demand._blas import single_thread_blas
+from promotwin.demand.history import attach_categories, validate_history
+from promotwin.demand.replay import HistoryError
+from promotwin.scenarios.schema import Scenario, Seasonality
 
 FloatArray = npt.NDArray[np.float64]
 FORMAT = "demand-model/1"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from demand.model import DemandModel, FloatArray
+from promotwin.demand.model import DemandModel, FloatArray
 
 
 class RollingForecast:

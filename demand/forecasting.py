@@ -22,7 +22,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy import stats
 
-from demand.fit import (
+from promotwin.demand.fit import (
     CANNIBALISATION_FLOOR,
     ECOM,
     STORE,
@@ -31,8 +31,8 @@ from demand.fit import (
     cannibalisation_pressure,
     post_promo_ramp,
 )
-from demand.history import PROMO_DEPTH
-from scenarios.schema import Promotion, Scenario
+from promotwin.demand.history import PROMO_DEPTH
+from promotwin.scenarios.schema import Promotion, Scenario
 
 FloatArray = npt.NDArray[np.float64]
 DEFAULT_QUANTILES = (0.05, 0.5, 0.95)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from demand.replay import CHANNELS, REQUIRED, HistoryError
+from promotwin.demand.replay import CHANNELS, REQUIRED, HistoryError
 
 OPTIONAL = ("price", "regular_price", "depth", "display", "feature", "promo", "category")
 KEY = ("date", "location", "sku", "channel")

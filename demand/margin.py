@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from demand.fit import FittedModel
-from demand.forecasting import parameter_draws
+from promotwin.demand.fit import FittedModel
+from promotwin.demand.forecasting import parameter_draws
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from scenarios.network import Network
-from scenarios.schema import Promotion, Scenario
+from promotwin.scenarios.network import Network
+from promotwin.scenarios.schema import Promotion, Scenario
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from scenarios.schema import LeadTime, Scenario
+from promotwin.scenarios.schema import LeadTime, Scenario
 
 COLUMNS = ("supplier", "order_date", "due_date", "receipt_date", "ordered", "received")
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from demand.model import DayDemand
-from scenarios.network import Network
-from scenarios.schema import Scenario
+from promotwin.demand.model import DayDemand
+from promotwin.scenarios.network import Network
+from promotwin.scenarios.schema import Scenario
 
 CHANNELS = ("walk_in", "pickup", "ecommerce")
 REQUIRED = ("date", "location", "sku", "channel", "units")

@@ -11,9 +11,9 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from demand.model import DemandModel
-from scenarios.network import compile_network
-from scenarios.schema import (
+from promotwin.demand.model import DemandModel
+from promotwin.scenarios.network import compile_network
+from promotwin.scenarios.schema import (
     DC,
     DemandParams,
     Lane,

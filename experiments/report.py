@@ -22,9 +22,9 @@ import pandas as pd  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 
 import promotwin  # noqa: E402
-from experiments.kpis import info  # noqa: E402
-from experiments.spec import Experiment  # noqa: E402
-from experiments.stats import compare, precision_warnings, summarise  # noqa: E402
+from promotwin.experiments.kpis import info  # noqa: E402
+from promotwin.experiments.spec import Experiment  # noqa: E402
+from promotwin.experiments.stats import compare, precision_warnings, summarise  # noqa: E402
 
 
 def _pct(v: float, signed: bool = False) -> str:

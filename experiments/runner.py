@@ -28,10 +28,10 @@ import numpy as np
 import pandas as pd
 
 import promotwin
-from experiments.spec import Experiment
-from policies.registry import make_policy
-from scenarios.schema import Scenario
-from twin.run import simulate
+from promotwin.experiments.spec import Experiment
+from promotwin.policies.registry import make_policy
+from promotwin.scenarios.schema import Scenario
+from promotwin.twin.run import simulate
 
 Progress = Callable[[int, int], None]
 EXPENSIVE = {"optimizer"}  # submitted first, so the slowest runs do not form the tail

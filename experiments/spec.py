@@ -16,23 +16,23 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from experiments.kpis import DEFAULT_KPIS, KPIS
-from policies.registry import POLICIES, make_policy
-from scenarios import config_files
-from scenarios.config_files import (
+from promotwin.experiments.kpis import DEFAULT_KPIS, KPIS
+from promotwin.policies.registry import POLICIES, make_policy
+from promotwin.scenarios import config_files
+from promotwin.scenarios.config_files import (
     ConfigError,
     Problem,
     parse_yaml_model,
     problem_from_pydantic,
 )
-from scenarios.loading import (
+from promotwin.scenarios.loading import (
     ScenarioError,
     check_references,
     load_scenario,
 )
-from scenarios.schema import Scenario
+from promotwin.scenarios.schema import Scenario
 
-LIBRARY = "experiments.library"
+LIBRARY = "promotwin.experiments.library"
 
 ALIASES: dict[str, str] = {
     "depth": "promotions.*.depth",

@@ -23,7 +23,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy import stats
 
-from experiments.kpis import info
+from promotwin.experiments.kpis import info
 
 NAN = float("nan")
 MAX_REPLICATIONS = 1_000_000

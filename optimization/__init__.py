@@ -1,8 +1,8 @@
 """The replenishment / allocation / transfer LP (Pyomo model, HiGHS solve); knows arrays only."""
 
-from optimization.model import SkuTemplate, build_sku_model, compile_sku_template
-from optimization.solver import ReplenishmentModel, SubProblem, make_sku_groups
-from optimization.types import (
+from promotwin.optimization.model import SkuTemplate, build_sku_model, compile_sku_template
+from promotwin.optimization.solver import ReplenishmentModel, SubProblem, make_sku_groups
+from promotwin.optimization.types import (
     UNLIMITED,
     GroupResult,
     LaneKind,

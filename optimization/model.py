@@ -22,7 +22,7 @@ import pyomo.environ as pyo
 import scipy.sparse as sp
 from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
 
-from optimization.types import FloatArray, IntArray, LaneKind, NetworkStructure
+from promotwin.optimization.types import FloatArray, IntArray, LaneKind, NetworkStructure
 
 BALANCE = "balance"
 

@@ -23,8 +23,8 @@ import highspy
 import numpy as np
 import scipy.sparse as sp
 
-from optimization.model import SkuTemplate, compile_sku_template
-from optimization.types import (
+from promotwin.optimization.model import SkuTemplate, compile_sku_template
+from promotwin.optimization.types import (
     FloatArray,
     GroupResult,
     IntArray,

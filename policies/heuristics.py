@@ -25,8 +25,8 @@ import numpy.typing as npt
 import pandas as pd
 from scipy.stats import norm
 
-from policies.allocation import cut_to_limit
-from policies.contract import (
+from promotwin.policies.allocation import cut_to_limit
+from promotwin.policies.contract import (
     ActionKind,
     BoolArray,
     FloatArray,

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import norm
 
-from optimization import (
+from promotwin.optimization import (
     UNLIMITED,
     LaneKind,
     NetworkStructure,
@@ -34,8 +34,8 @@ from optimization import (
     TickInputs,
     make_sku_groups,
 )
-from policies.allocation import cut_to_limit
-from policies.contract import (
+from promotwin.policies.allocation import cut_to_limit
+from promotwin.policies.contract import (
     ActionKind,
     BoolArray,
     FloatArray,
@@ -127,7 +127,7 @@ class OptimizerPolicy:
         self.failures.append(failure)
         prefix = f"fallback: optimizer {status.value}"
         try:
-            from policies.heuristics import BaseStockPolicy
+            from promotwin.policies.heuristics import BaseStockPolicy
         except ImportError:  # pragma: no cover - base-stock ships with the package
             return PlanBuilder(self.name).build()
         base = BaseStockPolicy(service_level=self.fallback_service_level).decide(s)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from policies.contract import FloatArray, InboundShipment, PlanningSnapshot
+from promotwin.policies.contract import FloatArray, InboundShipment, PlanningSnapshot
 
 EXPEDITE_TOP = 5  # expedite the largest shortfalls
 DEPTH_STEP = 0.10  # "limit depth" lowers the discount by this much in short networks

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from policies.contract import Policy
-from policies.heuristics import BaseStockPolicy, OrderPointPolicy, StaticForecastPolicy
+from promotwin.policies.contract import Policy
+from promotwin.policies.heuristics import BaseStockPolicy, OrderPointPolicy, StaticForecastPolicy
 
 
 def _optimizer() -> Policy:
-    from policies.optimizer import OptimizerPolicy
+    from promotwin.policies.optimizer import OptimizerPolicy
 
     return OptimizerPolicy()
 

@@ -1,14 +1,14 @@
 """Scenario schema, loading, the synthetic generator and the built-in library."""
 
-from scenarios.loading import (
+from promotwin.scenarios.loading import (
     Problem,
     ScenarioError,
     library_names,
     load_scenario,
     parse_scenario,
 )
-from scenarios.network import Network, compile_network
-from scenarios.schema import Scenario
+from promotwin.scenarios.network import Network, compile_network
+from promotwin.scenarios.schema import Scenario
 
 __all__ = [
     "Network",

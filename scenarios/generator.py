@@ -6,7 +6,7 @@ import datetime as dt
 
 import numpy as np
 
-from scenarios.schema import (
+from promotwin.scenarios.schema import (
     DC,
     Lane,
     LeadTime,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scenarios import config_files
-from scenarios.config_files import ConfigError, Problem, parse_yaml_model
-from scenarios.generator import expand_synthetic
-from scenarios.schema import Scenario
+from promotwin.scenarios import config_files
+from promotwin.scenarios.config_files import ConfigError, Problem, parse_yaml_model
+from promotwin.scenarios.generator import expand_synthetic
+from promotwin.scenarios.schema import Scenario
 
-LIBRARY = "scenarios.library"
+LIBRARY = "promotwin.scenarios.library"
 
 
 class ScenarioError(ConfigError):

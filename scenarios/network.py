@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from scenarios.schema import Scenario
+from promotwin.scenarios.schema import Scenario
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]

@@ -4,7 +4,7 @@ Importing this package never imports Tryton; ``shadow.tryton`` does, lazily, whe
 adapter connects (``pip install 'promotwin[erp]'``).
 """
 
-from shadow.adapter import (
+from promotwin.shadow.adapter import (
     Credentials,
     DraftLine,
     ErpAdapter,
@@ -15,12 +15,12 @@ from shadow.adapter import (
     ErpUnavailable,
     load_credentials,
 )
-from shadow.erpdata import ErpActions, ErpState
-from shadow.folder import SnapshotFolderAdapter, write_folder
-from shadow.mapping import IdMapping
-from shadow.runner import RetryPolicy, ShadowResult, ShadowRunner
-from shadow.snapshot import BuiltSnapshot, SnapshotOptions, build_snapshot
-from shadow.store import RunStore
+from promotwin.shadow.erpdata import ErpActions, ErpState
+from promotwin.shadow.folder import SnapshotFolderAdapter, write_folder
+from promotwin.shadow.mapping import IdMapping
+from promotwin.shadow.runner import RetryPolicy, ShadowResult, ShadowRunner
+from promotwin.shadow.snapshot import BuiltSnapshot, SnapshotOptions, build_snapshot
+from promotwin.shadow.store import RunStore
 
 __all__ = [
     "BuiltSnapshot",

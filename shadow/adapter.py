@@ -11,7 +11,7 @@ from typing import Protocol, runtime_checkable
 
 import pandas as pd
 
-from shadow.erpdata import ErpActions, ErpState
+from promotwin.shadow.erpdata import ErpActions, ErpState
 
 
 class ErpError(Exception):

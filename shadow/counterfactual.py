@@ -20,14 +20,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from policies.contract import ActionKind, Plan, PlanBuilder, PlanningSnapshot, Policy
-from policies.registry import make_policy
-from scenarios.schema import Scenario
-from shadow.erpdata import ErpActions
-from shadow.snapshot import BuiltSnapshot, SnapshotOptions
-from twin.kpis import compute_kpis
-from twin.model import Twin
-from twin.run import daily_frame
+from promotwin.policies.contract import ActionKind, Plan, PlanBuilder, PlanningSnapshot, Policy
+from promotwin.policies.registry import make_policy
+from promotwin.scenarios.schema import Scenario
+from promotwin.shadow.erpdata import ErpActions
+from promotwin.shadow.snapshot import BuiltSnapshot, SnapshotOptions
+from promotwin.twin.kpis import compute_kpis
+from promotwin.twin.model import Twin
+from promotwin.twin.run import daily_frame
 
 KPI_KEYS = (
     "demand_units",

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from shadow.adapter import DraftLine, ErpDataError
-from shadow.erpdata import (
+from promotwin.shadow.adapter import DraftLine, ErpDataError
+from promotwin.shadow.erpdata import (
     ACTION_TABLES,
     STATE_TABLES,
     ErpActions,

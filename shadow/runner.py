@@ -21,15 +21,15 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
-from policies.contract import ActionKind, Plan
-from policies.registry import make_policy
-from shadow.adapter import DraftLine, ErpAdapter, ErpError, ErpTimeout
-from shadow.compare import compare
-from shadow.erpdata import ErpActions
-from shadow.mapping import IdMapping
-from shadow.snapshot import BuiltSnapshot, SnapshotOptions, build_snapshot
-from shadow.store import RunRecord, RunStore
-from workflow.governance import AutoApprove, Governance
+from promotwin.policies.contract import ActionKind, Plan
+from promotwin.policies.registry import make_policy
+from promotwin.shadow.adapter import DraftLine, ErpAdapter, ErpError, ErpTimeout
+from promotwin.shadow.compare import compare
+from promotwin.shadow.erpdata import ErpActions
+from promotwin.shadow.mapping import IdMapping
+from promotwin.shadow.snapshot import BuiltSnapshot, SnapshotOptions, build_snapshot
+from promotwin.shadow.store import RunRecord, RunStore
+from promotwin.workflow.governance import AutoApprove, Governance
 
 log = logging.getLogger("shadow")
 T = TypeVar("T")

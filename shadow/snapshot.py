@@ -31,9 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from policies.contract import BoolArray, InboundShipment, PlanningSnapshot
-from shadow.erpdata import ErpState
-from shadow.mapping import IdMapping
+from promotwin.policies.contract import BoolArray, InboundShipment, PlanningSnapshot
+from promotwin.shadow.erpdata import ErpState
+from promotwin.shadow.mapping import IdMapping
 
 NO_SUPPLIER = "(no supplier)"
 UNLIMITED = 1e9

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from shadow.mapping import IdMapping
+from promotwin.shadow.mapping import IdMapping
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (

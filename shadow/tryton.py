@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shadow.adapter import (
+from promotwin.shadow.adapter import (
     Credentials,
     DraftLine,
     ErpDataError,
@@ -45,7 +45,7 @@ from shadow.adapter import (
     ErpTimeout,
     ErpUnavailable,
 )
-from shadow.erpdata import ErpActions, ErpState
+from promotwin.shadow.erpdata import ErpActions, ErpState
 
 READ_CHUNK = 200  # ids per stock read (≈ 3x faster than one call at 2,000 products)
 ROW_CHUNK = 2000  # rows per search_read page

@@ -1,107 +1,14 @@
-"""Shared test helpers: small scenarios built in code, and an invariant-checking policy."""
+"""Fixtures shared by the tests (the helpers themselves live in ``promotwin.testing``)."""
 
 from __future__ import annotations
 
-import datetime as dt
-from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
 import pytest
-import yaml
 
-from policies.contract import Plan, PlanningSnapshot, Policy
-from scenarios import Scenario, parse_scenario
-
-
-def small_scenario(**overrides: Any) -> Scenario:
-    """A generated network, small enough for property tests (override any scenario field)."""
-    raw: dict[str, Any] = {
-        "name": "small",
-        "start_date": "2026-03-02",
-        "horizon_days": 40,
-        "synthetic": {
-            "stores": 4,
-            "dcs": 2,
-            "skus": 6,
-            "suppliers": 2,
-            "categories": 2,
-            "promotions": 1,
-            "seed": 5,
-        },
-    }
-    raw.update(overrides)
-    return parse_scenario(yaml.safe_dump(raw, sort_keys=False))
-
-
-def single_cell_scenario(days: int, dispersion: float = 1e7, store_days: float = 3.0) -> Scenario:
-    """One DC with effectively unlimited stock feeding one store over a 1-day lane; one SKU,
-    flat Poisson-like demand (no weekday, season or promotion effects)."""
-    raw = {
-        "name": "single_cell",
-        "start_date": "2026-01-05",
-        "horizon_days": days,
-        "stores": [{"id": "S1", "region": "R", "channels": ["walk_in"], "pickup_share": 0.0}],
-        "dcs": [{"id": "DC", "region": "R", "throughput": 1e9, "serves": ["S1"]}],
-        "suppliers": [{"id": "V", "lead_time": {"distribution": "fixed", "mean": 5}}],
-        "lanes": [{"origin": "DC", "destination": "S1", "transit_days": 1}],
-        "skus": [
-            {
-                "id": "K",
-                "category": "c",
-                "price": 10,
-                "unit_cost": 6,
-                "supplier": "V",
-                "baseline": 4.0,
-                "ecommerce_share": 0.0,
-            }
-        ],
-        "demand": {"dispersion": dispersion, "weekday": [1] * 7, "forecast_error": 0.0},
-        "initial_inventory": {"store_days": store_days, "dc_days": 1e6},
-    }
-    return parse_scenario(yaml.safe_dump(raw, sort_keys=False))
-
-
-@dataclass
-class Checking:
-    """Wraps a policy; records the state it is shown each day (the twin's own state)."""
-
-    inner: Policy
-    name: str = "checking"
-    minima: list[int] = field(default_factory=list)
-    totals: list[tuple[int, int, int]] = field(default_factory=list)
-
-    @property
-    def horizon_days(self) -> int:
-        return self.inner.horizon_days
-
-    def decide(self, snapshot: PlanningSnapshot) -> Plan:
-        self.minima.append(
-            int(min(snapshot.on_hand.min(), snapshot.in_transit.min(), snapshot.on_order.min()))
-        )
-        self.totals.append(
-            (
-                int(snapshot.on_hand.sum()),
-                int(snapshot.in_transit.sum()),
-                int(snapshot.on_order.sum()),
-            )
-        )
-        return self.inner.decide(snapshot)
+from promotwin.scenarios import Scenario
 
 
 @pytest.fixture
 def appliance() -> Scenario:
-    from scenarios import load_scenario
+    from promotwin.scenarios import load_scenario
 
     return load_scenario("appliance_promo")
-
-
-def date(s: str) -> dt.date:
-    return dt.date.fromisoformat(s)
-
-
-def nb_moments(mu: float, k: float) -> tuple[float, float]:
-    return mu, mu + mu**2 / k
-
-
-__all__ = ["Checking", "date", "nb_moments", "np", "single_cell_scenario", "small_scenario"]

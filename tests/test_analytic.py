@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import single_cell_scenario
 from scipy.stats import norm, poisson
 
-from policies.heuristics import BaseStockPolicy
-from twin import simulate
+from promotwin.policies.heuristics import BaseStockPolicy
+from promotwin.testing.scenarios import single_cell_scenario
+from promotwin.twin import simulate
 
 LAMBDA = 4.0
 DAYS = 3000

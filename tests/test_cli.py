@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
+from promotwin.cli.main import app
 
 DATA = Path(__file__).parent / "data"
 BAD = sorted((DATA / "bad_scenarios").glob("*.yaml"))
@@ -24,7 +24,7 @@ def test_run_writes_every_output(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "cli.main",
+            "promotwin.cli.main",
             "run",
             "appliance_promo",
             "--policy",

@@ -18,7 +18,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
-from dashboard_fixtures import APP
+
+from promotwin.testing.dashboards import APP
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from dashboard_fixtures import (
+from streamlit.testing.v1 import AppTest
+
+from promotwin.testing.dashboards import (
     APP,
     approval_store,
     experiment_folder,
@@ -14,7 +16,6 @@ from dashboard_fixtures import (
     shadow_store,
     small_scenario_file,
 )
-from streamlit.testing.v1 import AppTest
 
 PLANNER = "pages/1_Planner.py"
 LEADERSHIP = "pages/2_Leadership.py"

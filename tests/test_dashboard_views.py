@@ -9,17 +9,17 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from dashboard_fixtures import approval_store, experiment_folder, shadow_store
 from typer.testing import CliRunner
 
-from cli.intelligence import readiness_snapshot
-from cli.main import app
-from dashboards import approvals, fmt, leadership, planner, rollout
-from policies.readiness import readiness
-from policies.registry import make_policy
-from scenarios import Scenario, load_scenario, parse_scenario
-from twin import simulate
-from workflow.store import ConflictError
+from promotwin.cli.intelligence import readiness_snapshot
+from promotwin.cli.main import app
+from promotwin.dashboards import approvals, fmt, leadership, planner, rollout
+from promotwin.policies.readiness import readiness
+from promotwin.policies.registry import make_policy
+from promotwin.scenarios import Scenario, load_scenario, parse_scenario
+from promotwin.testing.dashboards import approval_store, experiment_folder, shadow_store
+from promotwin.twin import simulate
+from promotwin.workflow.store import ConflictError
 
 PROMO = "SUMMER-COOL"
 
@@ -231,7 +231,7 @@ def test_formats() -> None:
 
 
 def test_twin_dashboard_command() -> None:
-    from cli import dashboard
+    from promotwin.cli import dashboard
 
     cmd = dashboard.command(8600)
     assert cmd[1:4] == ["-m", "streamlit", "run"] and Path(cmd[4]).is_file()

@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import small_scenario
 
-from demand.model import DemandModel
-from policies.heuristics import BaseStockPolicy
-from scenarios import compile_network
-from twin import simulate
-from twin.ledger import Kind
+from promotwin.demand.model import DemandModel
+from promotwin.policies.heuristics import BaseStockPolicy
+from promotwin.scenarios import compile_network
+from promotwin.testing.scenarios import small_scenario
+from promotwin.twin import simulate
+from promotwin.twin.ledger import Kind
 
 
 @pytest.fixture
@@ -152,7 +152,7 @@ def test_replay_reproduces_history_exactly(tmp_path) -> None:  # type: ignore[no
     raw = yaml.safe_load(scenario.model_dump_json())
     raw["demand"]["history"] = "history.csv"
     (tmp_path / "replay.yaml").write_text(yaml.safe_dump(raw))
-    from scenarios import load_scenario
+    from promotwin.scenarios import load_scenario
 
     replayed = load_scenario(tmp_path / "replay.yaml")
     result = simulate(replayed, BaseStockPolicy(), seed=1)

@@ -17,11 +17,11 @@ import yaml
 from distributed import Client
 from typer.testing import CliRunner
 
-from cli.main import app
-from experiments import runner
-from experiments.runner import plan_tasks, run_experiment
-from experiments.spec import Experiment, load_spec
-from experiments.stats import compare
+from promotwin.cli.main import app
+from promotwin.experiments import runner
+from promotwin.experiments.runner import plan_tasks, run_experiment
+from promotwin.experiments.spec import Experiment, load_spec
+from promotwin.experiments.stats import compare
 
 SMALL = {
     "name": "small",

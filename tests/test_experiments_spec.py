@@ -8,16 +8,16 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from cli.main import app
-from experiments.spec import (
+from promotwin.cli.main import app
+from promotwin.experiments.spec import (
     SpecError,
     apply_changes,
     library_names,
     load_spec,
     parse_spec,
 )
-from policies.registry import make_policy
-from scenarios import load_scenario
+from promotwin.policies.registry import make_policy
+from promotwin.scenarios import load_scenario
 
 
 def _optimizer_imports() -> bool:
@@ -40,7 +40,7 @@ def test_builtin_specs_are_valid(name: str) -> None:
 def _library_text(name: str) -> str:
     from importlib import resources
 
-    return resources.files("experiments.library").joinpath(f"{name}.yaml").read_text()
+    return resources.files("promotwin.experiments.library").joinpath(f"{name}.yaml").read_text()
 
 
 def test_library_has_the_leadership_question() -> None:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from experiments.stats import compare, paired, precision_warnings, replications_needed
+from promotwin.experiments.stats import compare, paired, precision_warnings, replications_needed
 
 # Four replications; baseline x, policy y, differences d = y - x = [-2, -1, 0, -3].
 X = [10.0, 12.0, 9.0, 11.0]

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from policies.registry import make_policy
-from scenarios import load_scenario
-from twin import simulate
+from promotwin.policies.registry import make_policy
+from promotwin.scenarios import load_scenario
+from promotwin.twin import simulate
 
 GOLDEN = Path(__file__).parent / "golden"
 CASES = [

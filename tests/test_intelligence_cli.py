@@ -13,9 +13,9 @@ import yaml
 from scipy import stats
 from typer.testing import CliRunner
 
-from cli.main import app
-from demand.reliability import calibrate_suppliers, supplier_reliability
-from demand.synthetic import recovery_scenario, simulate_history
+from promotwin.cli.main import app
+from promotwin.demand.reliability import calibrate_suppliers, supplier_reliability
+from promotwin.demand.synthetic import recovery_scenario, simulate_history
 
 runner = CliRunner()
 

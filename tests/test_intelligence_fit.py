@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from demand.fit import FitOptions, FittedModel, calibrate_scenario, fit_history
-from demand.forecasting import calendar, forecast, snapshot_forecast, store_info
-from demand.history import validate_history
-from demand.margin import promotion_margin
-from demand.replay import HistoryError
-from demand.synthetic import recovery_scenario, simulate_history
-from scenarios.network import compile_network
+from promotwin.demand.fit import FitOptions, FittedModel, calibrate_scenario, fit_history
+from promotwin.demand.forecasting import calendar, forecast, snapshot_forecast, store_info
+from promotwin.demand.history import validate_history
+from promotwin.demand.margin import promotion_margin
+from promotwin.demand.replay import HistoryError
+from promotwin.demand.synthetic import recovery_scenario, simulate_history
+from promotwin.scenarios.network import compile_network
 
 REPS = 6
 

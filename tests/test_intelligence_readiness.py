@@ -7,10 +7,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from cli.intelligence import readiness_snapshot
-from policies.contract import InboundShipment, PlanningSnapshot
-from policies.readiness import assess, readiness
-from scenarios import Scenario, load_scenario
+from promotwin.cli.intelligence import readiness_snapshot
+from promotwin.policies.contract import InboundShipment, PlanningSnapshot
+from promotwin.policies.readiness import assess, readiness
+from promotwin.scenarios import Scenario, load_scenario
 
 PROMO = "SUMMER-COOL"
 

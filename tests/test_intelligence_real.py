@@ -8,9 +8,9 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from demand.backtest import METHODS, backtest
-from demand.dominicks import BRANDS, DataUnavailable, find_orange_juice, load_orange_juice
-from demand.fit import FitOptions
+from promotwin.demand.backtest import METHODS, backtest
+from promotwin.demand.dominicks import BRANDS, DataUnavailable, find_orange_juice, load_orange_juice
+from promotwin.demand.fit import FitOptions
 
 STORES = (2, 5, 8, 9, 12)
 SPLIT = dt.date(1992, 1, 1)

@@ -6,10 +6,10 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from optimization_helpers import random_snapshot
 
-from optimization import ReplenishmentModel, TerminationStatus, make_sku_groups
-from policies.optimizer import network_structure, tick_inputs
+from promotwin.optimization import ReplenishmentModel, TerminationStatus, make_sku_groups
+from promotwin.policies.optimizer import network_structure, tick_inputs
+from promotwin.testing.snapshots import random_snapshot
 
 
 @pytest.mark.parametrize(

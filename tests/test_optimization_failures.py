@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-from conftest import Checking, small_scenario
-from optimization_helpers import random_snapshot, tiny_snapshot
 
-from optimization import TerminationStatus
-from policies.optimizer import OptimizerPolicy
-from twin.model import Twin
+from promotwin.optimization import TerminationStatus
+from promotwin.policies.optimizer import OptimizerPolicy
+from promotwin.testing.scenarios import Checking, small_scenario
+from promotwin.testing.snapshots import random_snapshot, tiny_snapshot
+from promotwin.twin.model import Twin
 
 
 def test_infeasible_instance_falls_back_to_base_stock() -> None:

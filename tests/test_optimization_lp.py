@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pyomo.environ as pyo
 import pytest
-from optimization_helpers import tiny_snapshot
 
-from optimization import TerminationStatus, build_sku_model
-from policies.contract import ActionKind, Plan, PlanningSnapshot
-from policies.optimizer import OptimizerPolicy, network_structure, tick_inputs
+from promotwin.optimization import TerminationStatus, build_sku_model
+from promotwin.policies.contract import ActionKind, Plan, PlanningSnapshot
+from promotwin.policies.optimizer import OptimizerPolicy, network_structure, tick_inputs
+from promotwin.testing.snapshots import tiny_snapshot
 
 ORDER_COST = 1e-4  # tie-breaker per ordered unit in TickInputs
 

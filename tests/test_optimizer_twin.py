@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import Checking
-from test_twin_properties import _ledger_stock
 
-from policies.heuristics import OrderPointPolicy, StaticForecastPolicy
-from policies.optimizer import OptimizerPolicy
-from twin import simulate
-from twin.model import Twin
+from promotwin.policies.heuristics import OrderPointPolicy, StaticForecastPolicy
+from promotwin.policies.optimizer import OptimizerPolicy
+from promotwin.testing.scenarios import Checking, ledger_stock
+from promotwin.twin import simulate
+from promotwin.twin.model import Twin
 
 DAYS = 50  # the promotion runs on days 28-48
 SEEDS = (0, 1)  # benchmarks/compare_policies.py runs 10 seeds over the whole horizon
@@ -27,7 +26,7 @@ def runs(appliance_module):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def appliance_module():  # type: ignore[no-untyped-def]
-    from scenarios import load_scenario
+    from promotwin.scenarios import load_scenario
 
     return load_scenario("appliance_promo")
 
@@ -45,5 +44,5 @@ def test_units_conserved_with_transfers_and_expedites(appliance_module) -> None:
     twin = Twin(appliance_module, checker, seed=4, days=32)
     twin.run()
     assert min(checker.minima) >= 0
-    stock = _ledger_stock(twin.ledger.frame(), twin.net.n_locations, twin.net.n_skus)
+    stock = ledger_stock(twin.ledger.frame(), twin.net.n_locations, twin.net.n_skus)
     np.testing.assert_array_equal(stock, twin.on_hand)

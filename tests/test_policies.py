@@ -6,20 +6,20 @@ import dataclasses
 
 import numpy as np
 import pytest
-from conftest import single_cell_scenario
 from hypothesis import given
 from hypothesis import strategies as st
 from scipy.stats import norm
 
-from policies.allocation import cut_to_limit
-from policies.contract import ActionKind, Plan, PlanningSnapshot
-from policies.heuristics import (
+from promotwin.policies.allocation import cut_to_limit
+from promotwin.policies.contract import ActionKind, Plan, PlanningSnapshot
+from promotwin.policies.heuristics import (
     BaseStockPolicy,
     OrderPointPolicy,
     StaticForecastPolicy,
     cover_sum,
 )
-from twin.model import Twin
+from promotwin.testing.scenarios import single_cell_scenario
+from promotwin.twin.model import Twin
 
 
 @given(
@@ -40,7 +40,7 @@ def test_cut_to_limit_respects_limits_and_keeps_what_fits(qty: list[int], data) 
 
 
 def test_plan_builder_takes_scalars_and_arrays_and_owns_its_columns() -> None:
-    from policies.contract import PlanBuilder
+    from promotwin.policies.contract import PlanBuilder
 
     plan = PlanBuilder("p")
     origin, qty = np.array([0, 0, 1]), np.array([3, 0, 2])
@@ -89,9 +89,9 @@ def test_base_stock_dcs_hold_the_stores_safety_stock(monkeypatch: pytest.MonkeyP
     pooled (far smaller) echelon safety cannot refill them, and a quarter of the units the stores
     ask for go unshipped every day. Counted where the policy cuts requests to the DCs' stock.
     """
-    import policies.heuristics as heuristics
-    from scenarios import load_scenario
-    from twin.run import simulate
+    import promotwin.policies.heuristics as heuristics
+    from promotwin.scenarios import load_scenario
+    from promotwin.twin.run import simulate
 
     asked, shipped = [], []
     cut = heuristics.cut_to_limit
@@ -165,7 +165,7 @@ def test_cover_sum_against_loops() -> None:
 
 
 def test_uplift_file_errors_name_the_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from policies.heuristics import read_uplift_file
+    from promotwin.policies.heuristics import read_uplift_file
 
     good = tmp_path / "good.csv"
     good.write_text("promotion,uplift\nP1,2.5\nP2,1.2\n")

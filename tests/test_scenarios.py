@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from scenarios import ScenarioError, compile_network, library_names, load_scenario
-from scenarios.generator import generate_network
-from scenarios.schema import Store, Synthetic
+from promotwin.scenarios import ScenarioError, compile_network, library_names, load_scenario
+from promotwin.scenarios.generator import generate_network
+from promotwin.scenarios.schema import Store, Synthetic
 
 BAD = sorted((Path(__file__).parent / "data" / "bad_scenarios").glob("*.yaml"))
 

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from policies.registry import make_policy
-from shadow import (
+from promotwin.policies.registry import make_policy
+from promotwin.shadow import (
     ErpDataError,
     ErpState,
     ErpUnavailable,
@@ -25,8 +25,8 @@ from shadow import (
     build_snapshot,
     write_folder,
 )
-from shadow.compare import compare
-from shadow.runner import parse_every
+from promotwin.shadow.compare import compare
+from promotwin.shadow.runner import parse_every
 
 AS_OF = dt.date(2026, 3, 10)
 
@@ -269,7 +269,7 @@ def test_core_imports_without_tryton() -> None:
 
 
 def test_url_credentials_rejected_and_redacted() -> None:
-    from shadow.tryton import TrytonAdapter, redact
+    from promotwin.shadow.tryton import TrytonAdapter, redact
 
     with pytest.raises(ValueError, match="not in the URL"):
         TrytonAdapter("http://admin:secret@127.0.0.1:1/db")

@@ -21,21 +21,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from tryton_fixtures import (
-    ADMIN_PASSWORD,
-    Provisioned,
-    Server,
-    copy_database,
-    dump_database,
-    free_port,
-    provision,
-    write_config,
-)
 
-from policies.contract import ActionKind
-from policies.registry import make_policy
-from scenarios import parse_scenario
-from shadow import (
+from promotwin.policies.contract import ActionKind
+from promotwin.policies.registry import make_policy
+from promotwin.scenarios import parse_scenario
+from promotwin.shadow import (
     Credentials,
     ErpState,
     IdMapping,
@@ -46,9 +36,19 @@ from shadow import (
     build_snapshot,
     write_folder,
 )
-from shadow.counterfactual import counterfactual
-from shadow.snapshot import sales_history
-from twin.model import Shipment, Twin
+from promotwin.shadow.counterfactual import counterfactual
+from promotwin.shadow.snapshot import sales_history
+from promotwin.testing.tryton import (
+    ADMIN_PASSWORD,
+    Provisioned,
+    Server,
+    copy_database,
+    dump_database,
+    free_port,
+    provision,
+    write_config,
+)
+from promotwin.twin.model import Shipment, Twin
 
 ADMIN = Credentials("admin", ADMIN_PASSWORD)
 SESSION_TABLES = {"ir_session"}  # the server's own login bookkeeping, not the adapter's doing
@@ -70,7 +70,7 @@ def db(tryton: Provisioned) -> str:
 
 
 def adapter(tryton: Provisioned, database: str) -> Any:
-    from shadow.tryton import TrytonAdapter
+    from promotwin.shadow.tryton import TrytonAdapter
 
     return TrytonAdapter(tryton.url(database))
 
@@ -318,7 +318,7 @@ def test_unknown_product_and_product_without_supplier(
 def test_cli_once_in_process(tryton: Provisioned, db: str, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from cli.main import app
+    from promotwin.cli.main import app
 
     store = tmp_path / "runs.sqlite"
     args = [
@@ -359,7 +359,7 @@ def server(tryton: Provisioned) -> Iterator[Server]:
 
 
 def rpc(server: Server, database: str, protocol: str = "http", **kw: Any) -> Any:
-    from shadow.tryton import TrytonAdapter
+    from promotwin.shadow.tryton import TrytonAdapter
 
     url = f"{protocol}://127.0.0.1:{server.port}/{database}"
     return TrytonAdapter(url, kw.pop("credentials", ADMIN), **kw)
@@ -447,7 +447,7 @@ def test_slow_erp_times_out_within_the_limit(tmp_path: Path, tryton: Provisioned
     hole.bind(("127.0.0.1", 0))
     hole.listen(8)  # accepts connections, never answers
     try:
-        from shadow.tryton import TrytonAdapter
+        from promotwin.shadow.tryton import TrytonAdapter
 
         a = TrytonAdapter(f"http://127.0.0.1:{hole.getsockname()[1]}/db", ADMIN, timeout=0.3)
         t0 = time.monotonic()
@@ -465,7 +465,7 @@ def test_slow_erp_times_out_within_the_limit(tmp_path: Path, tryton: Provisioned
 
 
 def test_server_stopped_mid_run_then_back(tryton: Provisioned, tmp_path: Path) -> None:
-    from shadow.tryton import TrytonAdapter
+    from promotwin.shadow.tryton import TrytonAdapter
 
     database = copy_database(tryton.folder, tryton.template, "rpc_stop")
     port = free_port()

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import Checking, small_scenario
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from policies.heuristics import BaseStockPolicy, OrderPointPolicy, StaticForecastPolicy
-from twin import simulate
-from twin.ledger import Kind
-from twin.model import Twin
+from promotwin.policies.heuristics import BaseStockPolicy, OrderPointPolicy, StaticForecastPolicy
+from promotwin.testing.scenarios import Checking, ledger_stock, small_scenario
+from promotwin.twin import simulate
+from promotwin.twin.ledger import Kind
+from promotwin.twin.model import Twin
 
 POLICIES = {
     "order-point": OrderPointPolicy,
@@ -31,25 +31,6 @@ networks = st.fixed_dictionaries(
         "seed": st.integers(0, 10_000),
     }
 )
-
-
-def _ledger_stock(ledger: pd.DataFrame, n_loc: int, n_sku: int) -> np.ndarray:
-    """On hand per [location, sku] rebuilt from the ledger's unit movements alone."""
-    sign = {
-        Kind.INITIAL: 1,
-        Kind.SUPPLIER_RECEIPT: 1,
-        Kind.EXPEDITE_RECEIPT: 1,
-        Kind.RECEIPT: 1,
-        Kind.DISPATCH: -1,
-        Kind.SALE: -1,
-    }
-    stock = np.zeros((n_loc, n_sku), np.int64)
-    for kind, s in sign.items():
-        rows = ledger[ledger["kind"] == int(kind)]
-        np.add.at(
-            stock, (rows["location"].to_numpy(), rows["sku"].to_numpy()), s * rows["qty"].to_numpy()
-        )
-    return stock
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -75,7 +56,7 @@ def test_units_conserved_and_never_negative(net: dict, policy: str, seed: int) -
     np.testing.assert_array_equal(held, expected)
 
     # the ledger alone reproduces the final stock of every location x SKU
-    stock = _ledger_stock(ledger, twin.net.n_locations, twin.net.n_skus)
+    stock = ledger_stock(ledger, twin.net.n_locations, twin.net.n_skus)
     np.testing.assert_array_equal(stock, twin.on_hand)
 
     # a lost sale moves no unit: each day's demand is either sold or lost, never both
@@ -130,7 +111,7 @@ def test_summary_ledger_gives_the_same_kpis(appliance) -> None:  # type: ignore[
 def test_summary_decisions_are_the_sku_lines_summed_by_route(appliance) -> None:  # type: ignore[no-untyped-def]
     """Summary decisions (one row per kind x origin x destination a day) against a pandas
     groupby of the SKU-level lines, for a heuristic (lines in runs) and the optimizer (not)."""
-    from policies.registry import make_policy
+    from promotwin.policies.registry import make_policy
 
     keys = ["day", "status", "kind", "origin", "destination"]
     for name in ("base-stock", "optimizer"):
@@ -149,7 +130,7 @@ def test_summary_decisions_are_the_sku_lines_summed_by_route(appliance) -> None:
 
 
 def test_group_lines_partitions_lines_by_key() -> None:
-    from twin.model import group_lines
+    from promotwin.twin.model import group_lines
 
     rng = np.random.default_rng(5)
     for keys in (np.repeat([7, 3, 9], [4, 1, 2]), rng.integers(0, 6, 40)):  # runs, and not
@@ -166,7 +147,7 @@ def test_group_lines_partitions_lines_by_key() -> None:
 
 def test_start_from_a_known_state() -> None:
     """A twin started from an ERP-like state: its opening stock and open orders, conserved."""
-    from policies.contract import InboundShipment
+    from promotwin.policies.contract import InboundShipment
 
     scenario = small_scenario(horizon_days=12)
     twin = Twin(scenario, BaseStockPolicy(), seed=2)
@@ -182,7 +163,7 @@ def test_start_from_a_known_state() -> None:
     assert {(0, 0, 50), (0, 1, 20)} <= set(
         zip(receipts["location"], receipts["sku"], receipts["qty"], strict=True)
     )
-    stock = _ledger_stock(ledger, twin.net.n_locations, twin.net.n_skus)
+    stock = ledger_stock(ledger, twin.net.n_locations, twin.net.n_skus)
     np.testing.assert_array_equal(stock, twin.on_hand)
     with pytest.raises(RuntimeError):
         twin.start_from(on_hand, [])

@@ -9,8 +9,8 @@ import yaml
 from sqlalchemy import update
 from typer.testing import CliRunner
 
-from cli.main import app
-from workflow.store import Store, audit
+from promotwin.cli.main import app
+from promotwin.workflow.store import Store, audit
 
 runner = CliRunner()
 SCENARIO = {

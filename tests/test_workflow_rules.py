@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from policies.contract import ActionKind, Plan, PlanningSnapshot
-from workflow.config import GovernanceConfigError, parse_config
-from workflow.rules import AUTO, REJECT, ROUTE, Spend, cumulative_limits, evaluate
+from promotwin.policies.contract import ActionKind, Plan, PlanningSnapshot
+from promotwin.workflow.config import GovernanceConfigError, parse_config
+from promotwin.workflow.rules import AUTO, REJECT, ROUTE, Spend, cumulative_limits, evaluate
 
 P, E, S, T = ActionKind.PURCHASE, ActionKind.EXPEDITE, ActionKind.SHIPMENT, ActionKind.TRANSFER
 
@@ -313,6 +313,6 @@ def test_config_ids_are_checked_against_the_scenario(appliance: Any) -> None:
 
 
 def test_the_library_default_is_valid(appliance: Any) -> None:
-    from workflow.config import load_config
+    from promotwin.workflow.config import load_config
 
     assert load_config("default", appliance).name == "default"

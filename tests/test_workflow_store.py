@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, select, update
 
-from workflow.store import (
+from promotwin.workflow.store import (
     AuditEvent,
     ConflictError,
     Store,
@@ -148,7 +148,7 @@ def test_an_edited_record_is_named(chain: Store) -> None:
 
 
 def test_an_edit_that_recomputes_its_own_hash_breaks_the_next_link(chain: Store) -> None:
-    from workflow.store import record_hash
+    from promotwin.workflow.store import record_hash
 
     with chain.engine.begin() as conn:
         row = dict(conn.execute(select(audit).where(audit.c.seq == 5)).mappings().one())

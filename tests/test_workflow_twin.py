@@ -8,15 +8,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import small_scenario
 
-from policies.heuristics import BaseStockPolicy
-from scenarios import Scenario
-from twin import simulate
-from twin.ledger import Kind
-from twin.model import Twin
-from workflow import AutoApprove, GovernedWorkflow, Store, StoreError, parse_config
-from workflow.kpis import KPI_NAMES
+from promotwin.policies.heuristics import BaseStockPolicy
+from promotwin.scenarios import Scenario
+from promotwin.testing.scenarios import small_scenario
+from promotwin.twin import simulate
+from promotwin.twin.ledger import Kind
+from promotwin.twin.model import Twin
+from promotwin.workflow import AutoApprove, GovernedWorkflow, Store, StoreError, parse_config
+from promotwin.workflow.kpis import KPI_NAMES
 
 DAYS, SEED = 30, 7
 STRICT = """

@@ -1,5 +1,5 @@
 """The SimPy twin of the network."""
 
-from twin.run import RunResult, simulate
+from promotwin.twin.run import RunResult, simulate
 
 __all__ = ["RunResult", "simulate"]

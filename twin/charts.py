@@ -10,10 +10,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from twin.ledger import Kind  # noqa: E402
+from promotwin.twin.ledger import Kind  # noqa: E402
 
 if TYPE_CHECKING:
-    from twin.run import RunResult
+    from promotwin.twin.run import RunResult
 
 
 def promoted_category_chart(

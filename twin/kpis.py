@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from twin.ledger import Kind
+from promotwin.twin.ledger import Kind
 
 
 def _ratio(num: float, den: float) -> float:

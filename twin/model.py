@@ -20,11 +20,11 @@ import numpy.typing as npt
 import pandas as pd
 import simpy
 
-from demand.forecast import RollingForecast
-from demand.model import DayDemand, DemandModel, PromotionCells
-from demand.replay import ReplayDemand
-from policies.allocation import cut_to_limit
-from policies.contract import (
+from promotwin.demand.forecast import RollingForecast
+from promotwin.demand.model import DayDemand, DemandModel, PromotionCells
+from promotwin.demand.replay import ReplayDemand
+from promotwin.policies.allocation import cut_to_limit
+from promotwin.policies.contract import (
     ActionKind,
     BoolArray,
     FloatArray,
@@ -34,10 +34,10 @@ from policies.contract import (
     PlanningSnapshot,
     Policy,
 )
-from scenarios.network import Network, compile_network
-from scenarios.schema import Scenario
-from twin.ledger import CellList, Detail, Kind, Ledger
-from workflow.governance import AutoApprove, Governance
+from promotwin.scenarios.network import Network, compile_network
+from promotwin.scenarios.schema import Scenario
+from promotwin.twin.ledger import CellList, Detail, Kind, Ledger
+from promotwin.workflow.governance import AutoApprove, Governance
 
 HISTORY_WINDOW_DAYS = 28  # the ERP's "average daily usage" smoothing window
 SKU_DETAIL_MAX_CELLS = 200_000  # above this the ledger keeps per-location summaries

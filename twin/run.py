@@ -17,14 +17,14 @@ import numpy as np
 import pandas as pd
 
 import promotwin
-from demand.replay import read_history
-from policies.contract import Policy
-from scenarios.schema import Scenario
-from twin.charts import promoted_category_chart
-from twin.kpis import compute_kpis
-from twin.ledger import Detail
-from twin.model import Twin
-from workflow.governance import Governance, RunGovernance
+from promotwin.demand.replay import read_history
+from promotwin.policies.contract import Policy
+from promotwin.scenarios.schema import Scenario
+from promotwin.twin.charts import promoted_category_chart
+from promotwin.twin.kpis import compute_kpis
+from promotwin.twin.ledger import Detail
+from promotwin.twin.model import Twin
+from promotwin.workflow.governance import Governance, RunGovernance
 
 
 @dataclass

@@ -1,15 +1,15 @@
 """Governance between ``policy.decide()`` and execution: rules (thresholds, confidence and risk
 gates, hard limits), exception routing to owner queues, approvals, the audit trail."""
 
-from workflow.config import (
+from promotwin.workflow.config import (
     GovernanceConfig,
     GovernanceConfigError,
     load_config,
     parse_config,
 )
-from workflow.governance import AutoApprove, Governance, Review, RunGovernance
-from workflow.governed import GovernedWorkflow
-from workflow.store import ConflictError, Store, StoreError
+from promotwin.workflow.governance import AutoApprove, Governance, Review, RunGovernance
+from promotwin.workflow.governed import GovernedWorkflow
+from promotwin.workflow.store import ConflictError, Store, StoreError
 
 __all__ = [
     "AutoApprove",

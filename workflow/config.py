@@ -12,11 +12,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from scenarios import config_files
-from scenarios.config_files import ConfigError, Problem, parse_yaml_model
-from scenarios.schema import Scenario
+from promotwin.scenarios import config_files
+from promotwin.scenarios.config_files import ConfigError, Problem, parse_yaml_model
+from promotwin.scenarios.schema import Scenario
 
-LIBRARY = "workflow.library"
+LIBRARY = "promotwin.workflow.library"
 Kind = Literal["purchase", "expedite", "shipment", "transfer"]
 KINDS: tuple[Kind, ...] = ("purchase", "expedite", "shipment", "transfer")  # ActionKind order
 Owner = Literal["merchandising", "supply_chain", "store_ops", "finance"]

@@ -14,7 +14,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from policies.contract import IntArray, Plan, PlanningSnapshot
+from promotwin.policies.contract import IntArray, Plan, PlanningSnapshot
 
 
 @dataclass(frozen=True)

@@ -23,14 +23,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from policies.contract import ActionKind, IntArray, Plan, PlanningSnapshot
-from workflow.config import KINDS, GovernanceConfig
-from workflow.governance import Review
-from workflow.kpis import governance_kpis
-from workflow.planners import SimulatedPlanners
-from workflow.rules import AUTO, PRIORITIES, REJECT, ROUTE, Spend, cumulative_limits
-from workflow.rules import evaluate as evaluate_rules
-from workflow.store import EVENT_FIELDS, Store, StoreError, exception_event
+from promotwin.policies.contract import ActionKind, IntArray, Plan, PlanningSnapshot
+from promotwin.workflow.config import KINDS, GovernanceConfig
+from promotwin.workflow.governance import Review
+from promotwin.workflow.kpis import governance_kpis
+from promotwin.workflow.planners import SimulatedPlanners
+from promotwin.workflow.rules import AUTO, PRIORITIES, REJECT, ROUTE, Spend, cumulative_limits
+from promotwin.workflow.rules import evaluate as evaluate_rules
+from promotwin.workflow.store import EVENT_FIELDS, Store, StoreError, exception_event
 
 ObjArray = npt.NDArray[np.object_]
 _COLUMNS = ("kind", "origin", "destination", "sku", "qty", "unit_cost", "confidence", "reason")

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 from sqlalchemy import select
 
-from workflow.config import Planners
-from workflow.store import Store, exceptions
+from promotwin.workflow.config import Planners
+from promotwin.workflow.store import Store, exceptions
 
 
 class SimulatedPlanners:

@@ -18,9 +18,9 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import ndtr
 
-from policies.contract import ActionKind, BoolArray, FloatArray, IntArray, Plan
-from policies.contract import PlanningSnapshot as Snapshot
-from workflow.config import KINDS, GovernanceConfig
+from promotwin.policies.contract import ActionKind, BoolArray, FloatArray, IntArray, Plan
+from promotwin.policies.contract import PlanningSnapshot as Snapshot
+from promotwin.workflow.config import KINDS, GovernanceConfig
 
 AUTO, ROUTE, REJECT = 0, 1, 2
 DECISIONS = ("auto_approved", "routed", "rejected")

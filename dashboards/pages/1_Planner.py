@@ -7,8 +7,8 @@ import dataclasses
 import matplotlib.pyplot as plt
 import streamlit as st
 
-from dashboards import charts, fmt, planner, ui
-from policies.registry import POLICIES
+from promotwin.dashboards import charts, fmt, planner, ui
+from promotwin.policies.registry import POLICIES
 
 st.set_page_config(page_title="Planner · Promotwin", layout="wide")
 st.title("Promotion planner")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboards import leadership, ui
+from promotwin.dashboards import leadership, ui
 
 st.set_page_config(page_title="Leadership · Promotwin", layout="wide")
 st.title("Policy comparisons")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import streamlit as st
 
-from dashboards import charts, fmt, rollout, ui
+from promotwin.dashboards import charts, fmt, rollout, ui
 
 st.set_page_config(page_title="Shadow · Promotwin", layout="wide")
 st.title("Shadow runs: validating automation before rollout")

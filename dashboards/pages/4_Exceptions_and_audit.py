@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboards import approvals, fmt, ui
-from workflow.config import OWNERS
-from workflow.store import STATUSES
+from promotwin.dashboards import approvals, fmt, ui
+from promotwin.workflow.config import OWNERS
+from promotwin.workflow.store import STATUSES
 
 st.set_page_config(page_title="Exceptions & audit · Promotwin", layout="wide")
 st.title("Exceptions and audit trail")

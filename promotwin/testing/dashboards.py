@@ -10,12 +10,12 @@ from typing import Any
 
 import pandas as pd
 import yaml
-from conftest import small_scenario
 
-from dashboards.planner import variant_yaml
-from shadow.compare import compare
-from shadow.store import RunRecord, RunStore
-from workflow.store import AuditEvent, Store
+from promotwin.dashboards.planner import variant_yaml
+from promotwin.shadow.compare import compare
+from promotwin.shadow.store import RunRecord, RunStore
+from promotwin.testing.scenarios import small_scenario
+from promotwin.workflow.store import AuditEvent, Store
 
 APP = Path(__file__).resolve().parents[1] / "dashboards" / "app.py"
 
@@ -46,8 +46,8 @@ def small_scenario_file(folder: Path) -> Path:
 
 def experiment_folder(folder: Path) -> Path:
     """A real `twin compare` output: two policies, a depth sweep, two replications."""
-    from experiments.runner import run_experiment
-    from experiments.spec import load_spec
+    from promotwin.experiments.runner import run_experiment
+    from promotwin.experiments.spec import load_spec
 
     scenario = small_scenario_file(folder)
     spec = {

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from policies.contract import InboundShipment, PlanningSnapshot
+from promotwin.policies.contract import InboundShipment, PlanningSnapshot
 
 
 def tiny_snapshot(
