@@ -90,6 +90,7 @@ def _worker_simulate(policy_name: str, days: int) -> dict[str, Any]:
     from promotwin.policies.contract import Plan, PlanBuilder, PlanningSnapshot
     from promotwin.policies.heuristics import BaseStockPolicy
     from promotwin.scenarios import load_scenario
+    from promotwin.twin import model
     from promotwin.twin.ledger import Ledger
     from promotwin.twin.model import Twin
     from promotwin.twin.run import simulate
@@ -105,21 +106,22 @@ def _worker_simulate(policy_name: str, days: int) -> dict[str, Any]:
             return PlanBuilder(self.name).build()
 
     timer = PhaseTimer()
-    patches: list[tuple[type, str, str]] = [
-        (Twin, "_demand", "demand sampling"),
-        (Twin, "_fulfil", "fulfilment"),
-        (Twin, "_record_day", "daily records"),
+    # the day's steps are functions the tick calls through the model module, plus a few methods
+    patches: list[tuple[Any, str, str]] = [
+        (Twin, "demand", "demand sampling"),
+        (model, "fulfil", "fulfilment"),
+        (model, "day_record", "daily records"),
         (Twin, "snapshot", "snapshot"),
-        (Twin, "_execute", "execution"),
-        (Twin, "_receive", "arrivals"),
-        (Twin, "_record_decisions", "decision records"),
+        (model, "execute", "execution"),
+        (model, "receive", "arrivals"),
+        (model, "decision_lines", "decision records"),
         (Ledger, "cells", "ledger lines"),
         (Ledger, "listed", "ledger lines"),
         (Ledger, "shipments", "ledger lines"),
         (RollingForecast, "window", "forecast window"),
     ]
-    for cls, method, phase in patches:
-        setattr(cls, method, timer.wrap(phase, getattr(cls, method)))
+    for owner, name, phase in patches:
+        setattr(owner, name, timer.wrap(phase, getattr(owner, name)))
     cpu: dict[str, float] = {}
     run = Twin.run
 

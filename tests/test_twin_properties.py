@@ -130,7 +130,7 @@ def test_summary_decisions_are_the_sku_lines_summed_by_route(appliance) -> None:
 
 
 def test_group_lines_partitions_lines_by_key() -> None:
-    from promotwin.twin.model import group_lines
+    from promotwin.twin.execution import group_lines
 
     rng = np.random.default_rng(5)
     for keys in (np.repeat([7, 3, 9], [4, 1, 2]), rng.integers(0, 6, 40)):  # runs, and not
@@ -172,18 +172,22 @@ def test_start_from_a_known_state() -> None:
 def test_ship_from_store_fills_unmet_ecommerce_store_by_store() -> None:
     """What a DC cannot ship comes from its ship-from-store stores in order, each giving what it
     holds until the order is filled; SKUs the DC is not short of are left alone."""
-    twin = Twin(small_scenario(), BaseStockPolicy(), seed=1)
-    nd = twin.net.n_dcs
-    d = next(d for d, stores in enumerate(twin.sfs_stores) if len(stores) >= 2)
-    first, second = twin.sfs_stores[d][:2]
-    twin.on_hand[nd:] = 0
-    twin.on_hand[nd + first, 2], twin.on_hand[nd + second, 2] = 3, 5
-    twin.on_hand[nd + first, 4] = 7
-    before = twin.on_hand.copy()
-    unmet = np.zeros((nd, twin.net.n_skus), np.int64)
+    from promotwin.scenarios.network import compile_network
+    from promotwin.twin.fulfilment import sfs_stores, ship_from_store
+
+    net = compile_network(small_scenario())
+    nd = net.n_dcs
+    stores_of_dc = sfs_stores(net)
+    d = next(d for d, stores in enumerate(stores_of_dc) if len(stores) >= 2)
+    first, second = stores_of_dc[d][:2]
+    store = np.zeros((net.n_stores, net.n_skus), np.int64)
+    store[first, 2], store[second, 2] = 3, 5
+    store[first, 4] = 7
+    before = store.copy()
+    unmet = np.zeros((nd, net.n_skus), np.int64)
     unmet[d, 2] = 6
-    where, qty = twin._ship_from_store(unmet)
+    where, qty = ship_from_store(unmet, store, stores_of_dc)
     assert list(zip(where.rows, where.skus, qty, strict=True)) == [(first, 2, 3), (second, 2, 3)]
-    assert unmet[d, 2] == 0 and twin.on_hand[nd + second, 2] == 2
-    assert twin.on_hand[nd + first, 4] == 7  # the DC was not short of SKU 4
-    assert (before - twin.on_hand).sum() == 6
+    assert unmet[d, 2] == 0 and store[second, 2] == 2
+    assert store[first, 4] == 7  # the DC was not short of SKU 4
+    assert (before - store).sum() == 6

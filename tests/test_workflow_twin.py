@@ -12,7 +12,7 @@ import pytest
 from promotwin.policies.heuristics import BaseStockPolicy
 from promotwin.scenarios import Scenario
 from promotwin.testing.scenarios import small_scenario
-from promotwin.twin import simulate
+from promotwin.twin import model, simulate
 from promotwin.twin.ledger import Kind
 from promotwin.twin.model import Twin
 from promotwin.workflow import AutoApprove, GovernedWorkflow, Store, StoreError, parse_config
@@ -166,14 +166,14 @@ def test_decisions_are_committed_before_execution(
     workflow = GovernedWorkflow(parse_config(LOOSE), Store(path))
     workflow.begin_run("crash")
     twin = Twin(scenario, BaseStockPolicy(), SEED, workflow)
-    execute = twin._execute
+    execute = model.execute
 
-    def crash_on_day_3(day: int, plan: Any) -> Any:
+    def crash_on_day_3(day: int, plan: Any, *args: Any) -> Any:
         if day == 3:
             raise KeyboardInterrupt("power cut")
-        return execute(day, plan)
+        return execute(day, plan, *args)
 
-    monkeypatch.setattr(twin, "_execute", crash_on_day_3)
+    monkeypatch.setattr(model, "execute", crash_on_day_3)
     with pytest.raises(KeyboardInterrupt):
         twin.run()
     workflow.store.close()

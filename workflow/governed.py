@@ -9,7 +9,7 @@ One review (one simulated or real day), in this order, each step committed befor
    cumulative hard limits are applied to everything about to execute, new exceptions are
    created, and every proposal and decision is written to the audit trail — one transaction,
    committed before the twin executes anything;
-4. after execution (``Review.executed``) the executed units are written.
+4. after execution, ``record_execution(day, approved, executed)`` writes the executed units.
 """
 
 from __future__ import annotations
@@ -17,20 +17,38 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Mapping
-from dataclasses import asdict, replace
-from typing import Any
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from promotwin.policies.contract import ActionKind, IntArray, Plan, PlanningSnapshot
+from promotwin.policies.contract import (
+    ActionKind,
+    BoolArray,
+    FloatArray,
+    IntArray,
+    Plan,
+    PlanningSnapshot,
+)
 from promotwin.workflow.config import KINDS, GovernanceConfig
 from promotwin.workflow.governance import Review
 from promotwin.workflow.kpis import governance_kpis
 from promotwin.workflow.planners import SimulatedPlanners
-from promotwin.workflow.rules import AUTO, PRIORITIES, REJECT, ROUTE, Spend, cumulative_limits
+from promotwin.workflow.rules import (
+    AUTO,
+    PRIORITIES,
+    REJECT,
+    ROUTE,
+    Evaluation,
+    Spend,
+    cumulative_limits,
+)
 from promotwin.workflow.rules import evaluate as evaluate_rules
 from promotwin.workflow.store import EVENT_FIELDS, Store, StoreError, exception_event
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 ObjArray = npt.NDArray[np.object_]
 _COLUMNS = ("kind", "origin", "destination", "sku", "qty", "unit_cost", "confidence", "reason")
@@ -102,6 +120,7 @@ class GovernedWorkflow:
         self.planners = SimulatedPlanners(config.planners) if simulate_planners else None
         self.run_id = run_id or f"adhoc-{uuid.uuid4().hex[:12]}"
         self.spend = Spend()
+        self._approved: _Approved | None = None
 
     def fingerprint(self) -> str:
         return f"{self.config.fingerprint()}:{'sim' if self.planners else 'live'}"
@@ -122,31 +141,28 @@ class GovernedWorkflow:
         cols = ("event", "sim_day", "exception_id", "actor", "value", "rules")
         return governance_kpis(self.store.audit_frame(self.run_id, cols), days, warmup_days)
 
-    # -- the review --------------------------------------------------------------------------
+    # -- the review: named steps, in this order --------------------------------------------------
 
     def review(self, plan: Plan, snapshot: PlanningSnapshot) -> Review:
-        run, day, store = self.run_id, snapshot.day, self.store
-        date = snapshot.date.isoformat()
-        snap = snapshot_hash(snapshot)
-        with store.begin() as conn:
-            expired = store.transition(conn, run, "open", "expired", expires_by=day)
-            store.append(
-                conn,
-                [exception_event(r, "expired", "governance", day, "no decision") for r in expired],
-            )
+        """Expire, let simulated planners act, then decide the plan in one transaction."""
+        day = snapshot.day
+        self._expire(day)
         if self.planners is not None:
-            self.planners.act(store, run, day, snapshot.seed)
-
+            self.planners.act(self.store, self.run_id, day, snapshot.seed)
         ids = _Ids(snapshot)
         ev = evaluate_rules(plan, snapshot, self.config)
-        kind, origin, dest, sku = ids.of(plan)
-        policy_reason = np.asarray(plan.reasons + ("",), dtype=object)[plan.reason]
-        actor = f"policy:{plan.policy}"
-        with store.begin() as conn:
-            released = store.transition(conn, run, "approved", "released")
+        lines = _Lines.of(plan, ids)
+        base = {
+            "run_id": self.run_id,
+            "sim_day": day,
+            "sim_date": snapshot.date.isoformat(),
+            "snapshot_hash": snapshot_hash(snapshot),
+        }
+        with self.store.begin() as conn:
+            released = self.store.transition(conn, self.run_id, "approved", "released")
             rel_plan, rel_rows, unknown = self._released_plan(released, ids, plan.policy)
-            auto_mask = ev.decision == AUTO
-            candidate = concat_plans(plan.policy, rel_plan, plan.select(auto_mask))
+            auto = ev.decision == AUTO
+            candidate = concat_plans(plan.policy, rel_plan, plan.select(auto))
             limited, lim_rules, lim_reason = cumulative_limits(
                 candidate, snapshot, self.config, self.spend
             )
@@ -155,139 +171,126 @@ class GovernedWorkflow:
             blocked += [
                 (r, lim_rules[j], lim_reason[j]) for j, r in enumerate(rel_rows) if limited[j]
             ]
-            store.transition(
-                conn, run, "released", "blocked", ids=[int(r["id"]) for r, _, _ in blocked]
+            self._block(conn, blocked)
+            verdict = _reject_over_limits(
+                ev, auto, limited[n_rel:], lim_rules[n_rel:], lim_reason[n_rel:]
             )
-            decision = ev.decision.copy()
-            rules, reason = ev.rules.copy(), ev.reason.copy()
-            for j, i in enumerate(np.nonzero(auto_mask)[0].tolist()):
-                if limited[n_rel + j]:
-                    decision[i] = REJECT
-                    rules[i] = _join(rules[i], lim_rules[n_rel + j], ",")
-                    reason[i] = _join(reason[i], lim_reason[n_rel + j], "; ")
+            exception_ids = self._raise_exceptions(conn, plan, ev, verdict, lines, base)
+            events = _blocked_events(blocked, day)
+            events += _decision_events(plan, ev, verdict, lines, exception_ids, base)
+            self.store.append(conn, events)
 
-            routed = np.nonzero(decision == ROUTE)[0]
-            expires = day + self.config.routing.expiry_days
-            exc_ids = store.create_exceptions(
-                conn,
-                [
-                    {
-                        "run_id": run,
-                        "owner": ev.owner[i],
-                        "priority": int(ev.priority[i]),
-                        "created_day": day,
-                        "expires_day": expires,
-                        "policy": plan.policy,
-                        "kind": kind[i],
-                        "origin": origin[i],
-                        "destination": dest[i],
-                        "sku": sku[i],
-                        "qty": int(plan.qty[i]),
-                        "unit_cost": float(plan.unit_cost[i]),
-                        "confidence": float(plan.confidence[i]),
-                        "value": float(ev.value[i]),
-                        "value_at_risk": float(ev.value_at_risk[i]),
-                        "rules": rules[i],
-                        "reason": reason[i],
-                        "policy_reason": policy_reason[i],
-                        "snapshot_hash": snap,
-                    }
-                    for i in routed.tolist()
-                ],
+        approved = candidate.select(~limited)
+        released_ids: list[int | None] = [
+            int(r["id"]) for r, k in zip(rel_rows, ~limited[:n_rel], strict=True) if k
+        ]
+        released_ids += [None] * (len(approved) - len(released_ids))
+        self._approved = _Approved(
+            approved, released_ids, base, snapshot.unit_cost, ids.of(approved)
+        )
+        return Review(
+            approved=approved,
+            routed=plan.select(verdict.decision == ROUTE),
+            rejected=plan.select(verdict.decision == REJECT),
+        )
+
+    def record_execution(self, day: int, approved: Plan, executed: IntArray) -> None:
+        """Write what execution carried out of the last review's approved lines; released
+        exceptions become executed."""
+        kept = self._approved
+        if kept is None or kept.base["sim_day"] != day or kept.plan is not approved:
+            raise ValueError(
+                f"record_execution(day {day}) must follow the review that approved the lines "
+                "(call review(), execute its approved plan, then record_execution)"
             )
-            exc_of = np.full(len(plan), None, dtype=object)
-            exc_of[routed] = exc_ids
-
-            events: list[dict[str, Any]] = [
-                asdict(
-                    replace(
-                        exception_event(r, "rejected", "governance", day, f"blocked: {why}"),
-                        rules=rule,
-                    )
-                )
-                for r, rule, why in blocked
-            ]
-            base = {"run_id": run, "sim_day": day, "sim_date": date, "snapshot_hash": snap}
-            names = np.asarray(["auto_approved", "routed", "rejected"], dtype=object)[decision]
-            prio = np.asarray(PRIORITIES, dtype=object)[ev.priority]
-            for i in range(len(plan)):
-                line = {
-                    **base,
+        self._approved = None
+        if not len(approved):
+            return
+        kind, origin, dest, sku = kept.lines
+        value = approved.qty * kept.unit_cost[approved.sku]
+        actor = "twin" if self.planners is not None else "execution"
+        rows: list[dict[str, Any]] = []
+        for i in range(len(approved)):
+            q, asked = int(executed[i]), int(approved.qty[i])
+            unit = float(value[i]) / asked if asked else 0.0
+            rows.append(
+                {
+                    **kept.base,
+                    "event": "executed",
+                    "actor": actor,
+                    "exception_id": kept.exception_ids[i],
+                    "rules": "",
                     "kind": kind[i],
                     "origin": origin[i],
                     "destination": dest[i],
                     "sku": sku[i],
-                    "qty": int(plan.qty[i]),
-                    "value": float(ev.value[i]),
+                    "qty": q,
+                    "value": q * unit,
+                    "detail": "" if q == asked else f"{q} of {asked} units (stock or capacity)",
                 }
-                events.append(
-                    {
-                        **line,
-                        "event": "proposed",
-                        "actor": actor,
-                        "exception_id": None,
-                        "rules": "",
-                        "detail": f"{policy_reason[i]} (confidence {plan.confidence[i]:.2f})",
-                    }
-                )
-                detail = reason[i]
-                if decision[i] == ROUTE:
-                    detail = f"to {ev.owner[i]}, {prio[i]} priority: {detail}"
-                events.append(
-                    {
-                        **line,
-                        "event": names[i],
-                        "actor": actor,
-                        "exception_id": exc_of[i],
-                        "rules": rules[i],
-                        "detail": detail,
-                    }
-                )
-            store.append(conn, events)
+            )
+        done = [e for e in kept.exception_ids if e is not None]
+        with self.store.begin() as conn:
+            self.store.transition(conn, self.run_id, "released", "executed", ids=done)
+            self.store.append(conn, rows)
 
-        keep_rel = ~limited[:n_rel]
-        approved = candidate.select(~limited)
-        approved_exc: list[int | None] = [
-            int(r["id"]) for r, k in zip(rel_rows, keep_rel, strict=True) if k
-        ]
-        approved_exc += [None] * (len(approved) - len(approved_exc))
-        a_kind, a_origin, a_dest, a_sku = ids.of(approved)
-        a_value = approved.qty * snapshot.unit_cost[approved.sku]
+    def _expire(self, day: int) -> None:
+        """Exceptions open past their expiry day expire (committed on their own)."""
+        with self.store.begin() as conn:
+            expired = self.store.transition(conn, self.run_id, "open", "expired", expires_by=day)
+            self.store.append(
+                conn,
+                [exception_event(r, "expired", "governance", day, "no decision") for r in expired],
+            )
 
-        def on_executed(qty: IntArray) -> None:
-            done = [e for e in approved_exc if e is not None]
-            if not len(approved):
-                return
-            rows: list[dict[str, Any]] = []
-            for i in range(len(approved)):
-                q, asked = int(qty[i]), int(approved.qty[i])
-                unit = float(a_value[i]) / asked if asked else 0.0
-                rows.append(
-                    {
-                        **base,
-                        "event": "executed",
-                        "actor": "twin" if self.planners is not None else "execution",
-                        "exception_id": approved_exc[i],
-                        "rules": "",
-                        "kind": a_kind[i],
-                        "origin": a_origin[i],
-                        "destination": a_dest[i],
-                        "sku": a_sku[i],
-                        "qty": q,
-                        "value": q * unit,
-                        "detail": "" if q == asked else f"{q} of {asked} units (stock or capacity)",
-                    }
-                )
-            with store.begin() as conn:
-                store.transition(conn, run, "released", "executed", ids=done)
-                store.append(conn, rows)
+    def _block(self, conn: Connection, blocked: list[tuple[dict[str, Any], str, str]]) -> None:
+        """Released exceptions that cannot execute (gone from the snapshot, over a hard limit)."""
+        ids = [int(r["id"]) for r, _, _ in blocked]
+        self.store.transition(conn, self.run_id, "released", "blocked", ids=ids)
 
-        return Review(
-            approved=approved,
-            routed=plan.select(decision == ROUTE),
-            rejected=plan.select(decision == REJECT),
-            on_executed=on_executed,
+    def _raise_exceptions(
+        self,
+        conn: Connection,
+        plan: Plan,
+        ev: Evaluation,
+        verdict: _Verdict,
+        lines: _Lines,
+        base: dict[str, Any],
+    ) -> ObjArray:
+        """Create an exception per routed line; returns each line's exception id (or None)."""
+        routed = np.nonzero(verdict.decision == ROUTE)[0]
+        day = int(base["sim_day"])
+        expires = day + self.config.routing.expiry_days
+        exc_ids = self.store.create_exceptions(
+            conn,
+            [
+                {
+                    "run_id": self.run_id,
+                    "owner": ev.owner[i],
+                    "priority": int(ev.priority[i]),
+                    "created_day": day,
+                    "expires_day": expires,
+                    "policy": plan.policy,
+                    "kind": lines.kind[i],
+                    "origin": lines.origin[i],
+                    "destination": lines.destination[i],
+                    "sku": lines.sku[i],
+                    "qty": int(plan.qty[i]),
+                    "unit_cost": float(plan.unit_cost[i]),
+                    "confidence": float(plan.confidence[i]),
+                    "value": float(ev.value[i]),
+                    "value_at_risk": float(ev.value_at_risk[i]),
+                    "rules": verdict.rules[i],
+                    "reason": verdict.reason[i],
+                    "policy_reason": lines.policy_reason[i],
+                    "snapshot_hash": base["snapshot_hash"],
+                }
+                for i in routed.tolist()
+            ],
         )
+        exc_of = np.full(len(plan), None, dtype=object)
+        exc_of[routed] = exc_ids
+        return exc_of
 
     def _released_plan(
         self, rows: list[dict[str, Any]], ids: _Ids, policy: str
@@ -321,6 +324,120 @@ class GovernedWorkflow:
             reasons=tuple(texts),
         )
         return plan, [r for r, *_ in ok], unknown
+
+
+@dataclass(frozen=True)
+class _Lines:
+    """A plan's lines with readable ids, and each line's reason from the policy."""
+
+    kind: ObjArray
+    origin: ObjArray
+    destination: ObjArray
+    sku: ObjArray
+    policy_reason: ObjArray
+
+    @classmethod
+    def of(cls, plan: Plan, ids: _Ids) -> _Lines:
+        kind, origin, dest, sku = ids.of(plan)
+        reason = np.asarray(plan.reasons + ("",), dtype=object)[plan.reason]
+        return cls(kind, origin, dest, sku, reason)
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    """The review's decision per line of the policy's plan, with the rules and reasons."""
+
+    decision: npt.NDArray[np.int8]  # AUTO | ROUTE | REJECT
+    rules: ObjArray
+    reason: ObjArray
+
+
+@dataclass(frozen=True)
+class _Approved:
+    """What a review approved, kept until ``record_execution`` writes what was carried out."""
+
+    plan: Plan
+    exception_ids: list[int | None]  # the released exception of each line (None: new today)
+    base: dict[str, Any]  # the audit fields of the review (run, day, date, snapshot hash)
+    unit_cost: FloatArray
+    lines: tuple[ObjArray, ObjArray, ObjArray, ObjArray]
+
+
+def _reject_over_limits(
+    ev: Evaluation, auto: BoolArray, limited: BoolArray, rules: ObjArray, reason: ObjArray
+) -> _Verdict:
+    """Auto-approved lines a cumulative hard limit stopped become rejections."""
+    decision = ev.decision.copy()
+    all_rules, all_reason = ev.rules.copy(), ev.reason.copy()
+    for j, i in enumerate(np.nonzero(auto)[0].tolist()):
+        if limited[j]:
+            decision[i] = REJECT
+            all_rules[i] = _join(all_rules[i], rules[j], ",")
+            all_reason[i] = _join(all_reason[i], reason[j], "; ")
+    return _Verdict(decision, all_rules, all_reason)
+
+
+def _blocked_events(
+    blocked: list[tuple[dict[str, Any], str, str]], day: int
+) -> list[dict[str, Any]]:
+    """A rejection event per released exception that was blocked."""
+    return [
+        asdict(
+            replace(
+                exception_event(r, "rejected", "governance", day, f"blocked: {why}"), rules=rule
+            )
+        )
+        for r, rule, why in blocked
+    ]
+
+
+def _decision_events(
+    plan: Plan,
+    ev: Evaluation,
+    verdict: _Verdict,
+    lines: _Lines,
+    exception_ids: ObjArray,
+    base: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """Per line of the plan: the proposal, then the decision (with its rules and reason)."""
+    actor = f"policy:{plan.policy}"
+    names = np.asarray(["auto_approved", "routed", "rejected"], dtype=object)[verdict.decision]
+    prio = np.asarray(PRIORITIES, dtype=object)[ev.priority]
+    events: list[dict[str, Any]] = []
+    for i in range(len(plan)):
+        line = {
+            **base,
+            "kind": lines.kind[i],
+            "origin": lines.origin[i],
+            "destination": lines.destination[i],
+            "sku": lines.sku[i],
+            "qty": int(plan.qty[i]),
+            "value": float(ev.value[i]),
+        }
+        events.append(
+            {
+                **line,
+                "event": "proposed",
+                "actor": actor,
+                "exception_id": None,
+                "rules": "",
+                "detail": f"{lines.policy_reason[i]} (confidence {plan.confidence[i]:.2f})",
+            }
+        )
+        detail = verdict.reason[i]
+        if verdict.decision[i] == ROUTE:
+            detail = f"to {ev.owner[i]}, {prio[i]} priority: {detail}"
+        events.append(
+            {
+                **line,
+                "event": names[i],
+                "actor": actor,
+                "exception_id": exception_ids[i],
+                "rules": verdict.rules[i],
+                "detail": detail,
+            }
+        )
+    return events
 
 
 _GONE = "its location, supplier or SKU is no longer in the snapshot"
