@@ -228,11 +228,34 @@ class PlanBuilder:
         return Plan(policy=self.policy, reasons=tuple(self._reasons), **cols)
 
 
+@dataclass(frozen=True)
+class RunContext:
+    """What a policy is told when a run starts: the run's seed, length and first date."""
+
+    seed: int
+    days: int
+    start_date: dt.date
+
+
 @runtime_checkable
 class Policy(Protocol):
-    """Decides each day's actions from a snapshot; deterministic, no I/O."""
+    """Decides each day's actions from a snapshot; deterministic, no I/O.
+
+    Run lifecycle: a policy that remembers anything between days (order points, a built model,
+    kept forecast terms) defines ``start(context: RunContext) -> None``, which forgets it; the
+    twin and the shadow runner call it (through ``start_run``) before a run's first
+    ``decide()``, so one object reused gives the same results as a fresh one. A policy that
+    remembers nothing needs no ``start``.
+    """
 
     name: str
     horizon_days: int  # forecast days it needs in the snapshot
 
     def decide(self, snapshot: PlanningSnapshot) -> Plan: ...
+
+
+def start_run(policy: Policy, context: RunContext) -> None:
+    """Start ``policy``'s run: call its ``start(context)`` if it has one."""
+    start = getattr(policy, "start", None)
+    if start is not None:
+        start(context)

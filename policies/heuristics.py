@@ -34,6 +34,7 @@ from promotwin.policies.contract import (
     Plan,
     PlanBuilder,
     PlanningSnapshot,
+    RunContext,
 )
 
 
@@ -222,6 +223,12 @@ class BaseStockPolicy:
         default=None, repr=False, compare=False
     )
     _work: dict[str, npt.NDArray] = field(default_factory=dict, repr=False, compare=False)
+
+    def start(self, context: RunContext) -> None:
+        """Forget the network and the forecast terms kept from an earlier run."""
+        self._routes = None
+        self._days.clear()
+        self._run = None
 
     def _buffer(self, name: str, shape: tuple[int, ...], dtype: type) -> npt.NDArray:
         buf = self._work.get(name)
@@ -441,6 +448,11 @@ class OrderPointPolicy:
     _points: MinMax | None = field(default=None, repr=False)
     _computed_on: int = field(default=-(10**9), repr=False)
 
+    def start(self, context: RunContext) -> None:
+        """Forget the order points of an earlier run: they are recalculated on the first day."""
+        self._points = None
+        self._computed_on = -(10**9)
+
     def decide(self, s: PlanningSnapshot) -> Plan:
         if self._points is None or s.day - self._computed_on >= self.recalc_days:
             self._points = min_max_from_usage(s, s.history_mean, self.safety_days, self.order_days)
@@ -488,6 +500,10 @@ class StaticForecastPolicy:
     _frozen: tuple[FloatArray, list[tuple[int, int, BoolArray, float]]] | None = field(
         default=None, repr=False
     )
+
+    def start(self, context: RunContext) -> None:
+        """Forget the plan frozen in an earlier run (it is frozen from the run's first day)."""
+        self._frozen = None
 
     def _freeze(
         self, s: PlanningSnapshot

@@ -43,6 +43,7 @@ from promotwin.policies.contract import (
     Plan,
     PlanBuilder,
     PlanningSnapshot,
+    RunContext,
 )
 
 
@@ -84,6 +85,15 @@ class OptimizerPolicy:
     last_result: SolveResult | None = field(default=None, init=False, repr=False)
     _model: ReplenishmentModel | None = field(default=None, init=False, repr=False)
     _model_key: tuple[object, ...] = field(default=(), init=False, repr=False)
+
+    def start(self, context: RunContext) -> None:
+        """Forget an earlier run: its failures, its last solve and the model (whose warm start
+        would otherwise carry the last run's basis into this one's first solve)."""
+        self.last_failure = None
+        self.failures = []
+        self.last_result = None
+        self._model = None
+        self._model_key = ()
 
     def decide(self, snapshot: PlanningSnapshot) -> Plan:
         self.last_failure = None

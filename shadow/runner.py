@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
-from promotwin.policies.contract import ActionKind, Plan
+from promotwin.policies.contract import ActionKind, Plan, RunContext, start_run
 from promotwin.policies.registry import make_policy
 from promotwin.shadow.adapter import DraftLine, ErpAdapter, ErpError, ErpTimeout
 from promotwin.shadow.compare import compare
@@ -211,6 +211,7 @@ class ShadowRunner:
             built = build_snapshot(state, mapping, self.options, self.add_new)
             snap = built.snapshot
             policy = make_policy(self.policy)
+            start_run(policy, RunContext(snap.seed, days=1, start_date=snap.date))
             plan = policy.decide(snap)
             issues = list(built.issues)
             if built.no_supplier.any():  # nobody to order from: drop those purchases

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -18,7 +19,9 @@ from promotwin.policies.heuristics import (
     StaticForecastPolicy,
     cover_sum,
 )
-from promotwin.testing.scenarios import single_cell_scenario
+from promotwin.policies.registry import POLICIES, make_policy
+from promotwin.testing.scenarios import single_cell_scenario, small_scenario
+from promotwin.twin import simulate
 from promotwin.twin.model import Twin
 
 
@@ -186,3 +189,23 @@ def test_static_plan_uses_the_uplift_file(appliance) -> None:  # type: ignore[no
     policy.decide(snap)
     cells = snap.promotion_cells["SUMMER-COOL"]
     assert np.allclose(policy.planned(start)[cells], snap.baseline_mean[cells] * 3.0)
+
+
+@pytest.mark.parametrize("name", list(POLICIES))
+def test_a_reused_policy_gives_the_results_of_a_fresh_one(name: str, appliance) -> None:  # type: ignore[no-untyped-def]
+    """One object reused for several runs, in any order, gives each run's fresh results (the
+    twin starts every run with ``policy.start``). Order-point once carried its order points
+    from one run into the next (appliance_promo, seed 2, 60 days: total cost 1,523,597 reused
+    vs 1,838,979 fresh)."""
+    scenario, days = (
+        (small_scenario(horizon_days=12), 12) if name == "optimizer" else (appliance, 35)
+    )
+    fresh = {seed: simulate(scenario, make_policy(name), seed=seed, days=days) for seed in (2, 3)}
+    reused = make_policy(name)
+    for seed in (3, 2, 3):
+        again = simulate(scenario, reused, seed=seed, days=days)
+        pd.testing.assert_frame_equal(again.ledger, fresh[seed].ledger)
+        pd.testing.assert_frame_equal(again.decisions, fresh[seed].decisions)
+        pd.testing.assert_series_equal(pd.Series(again.kpis), pd.Series(fresh[seed].kpis))
+    # the two seeds differ, so a policy stuck on one run's state would show
+    assert fresh[2].kpis["total_cost"] != fresh[3].kpis["total_cost"]

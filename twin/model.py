@@ -30,7 +30,13 @@ from promotwin.arrays import FloatArray, IntArray, WorkBuffers
 from promotwin.demand.forecast import RollingForecast
 from promotwin.demand.model import DayDemand, DemandModel, PromotionCells
 from promotwin.demand.replay import ReplayDemand
-from promotwin.policies.contract import InboundShipment, PlanningSnapshot, Policy
+from promotwin.policies.contract import (
+    InboundShipment,
+    PlanningSnapshot,
+    Policy,
+    RunContext,
+    start_run,
+)
 from promotwin.scenarios.network import Network, compile_network
 from promotwin.scenarios.schema import Scenario
 from promotwin.twin.execution import (
@@ -269,6 +275,7 @@ class Twin:
 
     def run(self, progress: Callable[[int, int], None] | None = None) -> None:
         env, scenario, net = self.env, self.scenario, self.net
+        start_run(self.policy, RunContext(self.seed, self.days, scenario.start_date))
         for pc in self.model.promotions:
             env.process(promotion(env, pc, self.active, self._reprice))
         for drop in scenario.disruptions.dc_capacity_drops:
