@@ -15,7 +15,6 @@ import logging
 from pathlib import Path
 from typing import Annotated, Any
 
-import pandas as pd
 import typer
 from rich.table import Table
 
@@ -295,6 +294,8 @@ def register(app: typer.Typer) -> None:
         add_new: Annotated[bool, typer.Option("--add-new", help="map new ERP items")] = False,
     ) -> None:
         """Show, initialise, extend, export or import the ERP-id <-> twin-id mapping."""
+        import pandas as pd
+
         from promotwin.shadow import IdMapping, RunStore
 
         adapter = _adapter(erp, url, credentials, timeout=30.0)
