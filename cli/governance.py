@@ -7,8 +7,9 @@ imported lazily, because main imports this module at its end (also when run as `
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -150,10 +151,12 @@ def exceptions_list(
         _console().print("no exceptions match")
 
 
-def _decide(store: str, exception_id: int, decision: str, by: str, note: str) -> None:
+def _decide(
+    store: str, exception_id: int, decision: Literal["approved", "rejected"], by: str, note: str
+) -> None:
     if not by.strip():
         raise ValueError("--by must name who decides (it goes into the audit trail)")
-    row = _existing(store).decide(exception_id, decision, by, note)  # type: ignore[arg-type]
+    row = _existing(store).decide(exception_id, decision, by, note)
     _console().print(
         f"exception {row['id']} {decision} by {by}: {row['kind']} {row['qty']:,} x {row['sku']} "
         f"{row['origin']}→{row['destination']}"
@@ -194,7 +197,7 @@ def register(app: typer.Typer) -> None:
     """Add the governance, exceptions and audit command groups to ``app``."""
     from promotwin.cli.common import user_errors
 
-    groups = {
+    groups: dict[str, tuple[str, dict[str, Callable[..., None]]]] = {
         "governance": (
             "Validate governance configs; run the twin governed.",
             {"validate": governance_validate, "run": governance_run},

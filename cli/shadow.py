@@ -209,14 +209,14 @@ def register(app: typer.Typer) -> None:
             table.add_column(col)
         for r in frame.itertuples(False):
             table.add_row(
-                r.run_id,
-                r.status,
-                r.policy,
+                str(r.run_id),
+                str(r.status),
+                str(r.policy),
                 str(r.as_of),
                 str(r.n_recommendations),
                 str(r.attempts),
                 f"{r.seconds:.1f}",
-                (r.reason or "")[:60],
+                str(r.reason or "")[:60],
             )
         console.print(table)
 
