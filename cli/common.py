@@ -13,16 +13,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from promotwin.demand.replay import HistoryError
-from promotwin.policies.registry import UnknownPolicyError
-from promotwin.scenarios import ScenarioError
-from promotwin.twin.model import PlanError
-
 # Piped output (files, CI logs) gets a wide fixed width instead of rich's 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
-BAD_INPUT = (ScenarioError, UnknownPolicyError, HistoryError, FileExistsError, ValueError)
 F = TypeVar("F", bound=Callable[..., Any])
 
 KPI_ROWS = [
@@ -53,6 +47,24 @@ def _fmt(fmt: str, value: float) -> str:
     return "–" if value != value else fmt.format(value)
 
 
+# The error classes are imported while an error is being handled (Python evaluates an ``except``
+# clause only then), so ``twin --help`` and cheap commands never import the library for them.
+
+
+def _plan_error() -> type[Exception]:
+    from promotwin.twin.model import PlanError
+
+    return PlanError
+
+
+def _bad_input() -> tuple[type[Exception], ...]:
+    from promotwin.demand.replay import HistoryError
+    from promotwin.policies.registry import UnknownPolicyError
+    from promotwin.scenarios import ScenarioError
+
+    return (ScenarioError, UnknownPolicyError, HistoryError, FileExistsError, ValueError)
+
+
 def user_errors(func: F) -> F:
     """Bad input: a clear message and exit 2. Anything else: exit 1 with a one-line summary."""
 
@@ -62,10 +74,10 @@ def user_errors(func: F) -> F:
             return func(*args, **kwargs)
         except typer.Exit:
             raise
-        except PlanError as exc:
+        except _plan_error() as exc:
             err.print(f"[red]error:[/] the policy proposed an impossible plan: {exc}")
             raise typer.Exit(1) from None
-        except BAD_INPUT as exc:
+        except _bad_input() as exc:
             err.print(f"[red]error:[/] {exc}", highlight=False)
             raise typer.Exit(2) from None
         except Exception as exc:  # internal error: say so, without a wall of traceback

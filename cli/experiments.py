@@ -7,14 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 if TYPE_CHECKING:
@@ -60,6 +52,15 @@ def compare(
     Writes DIR/results.parquet (one row per scenario x variation x policy x replication x KPI),
     DIR/manifest.json (every run's id and seed), DIR/statistics.csv and DIR/report.html.
     """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     from promotwin.cli.common import console, err
     from promotwin.experiments.report import summary_sentences, write_report
     from promotwin.experiments.runner import ExperimentError, plan_tasks, run_experiment

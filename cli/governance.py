@@ -7,19 +7,22 @@ imported lazily, because main imports this module at its end (also when run as `
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from promotwin.policies.registry import POLICIES, make_policy
-from promotwin.scenarios import load_scenario
-from promotwin.workflow.config import OWNERS, load_config
-from promotwin.workflow.kpis import KPI_NAMES
-from promotwin.workflow.rules import PRIORITIES
-from promotwin.workflow.store import STATUSES, Store, to_url
+
+if TYPE_CHECKING:
+    from promotwin.workflow.store import Store
+
+# The workflow (pydantic, SQLAlchemy) and the twin are imported inside the commands, so
+# ``twin --help`` does not load them; that is why ``--status`` and ``--owner`` do not list their
+# values (the error for a wrong one does).
 
 StoreOpt = Annotated[str, typer.Option("--store", help="SQLite file or SQLAlchemy URL")]
 ByOpt = Annotated[str, typer.Option("--by", help="your planner id, recorded in the audit trail")]
@@ -33,6 +36,8 @@ def _console() -> Console:
 
 def _existing(store: str) -> Store:
     """Open a store that must already exist (never create one by accident)."""
+    from promotwin.workflow.store import Store
+
     return Store(store, create=False)
 
 
@@ -43,6 +48,9 @@ def governance_validate(
     ] = None,
 ) -> None:
     """Check a governance config; list every problem (exit 2) or say it is valid."""
+    from promotwin.scenarios import load_scenario
+    from promotwin.workflow.config import load_config
+
     s = load_scenario(scenario) if scenario else None
     c = load_config(config, s)
     _console().print(f"[green]valid[/]: governance {c.name} (fingerprint {c.fingerprint()})")
@@ -60,9 +68,13 @@ def governance_run(
 ) -> None:
     """Simulate SCENARIO with governance and simulated planners; decisions go to --store."""
     from promotwin.cli.common import check_out_dir, kpi_table
+    from promotwin.scenarios import load_scenario
     from promotwin.twin import simulate
     from promotwin.twin.run import write_outputs
     from promotwin.workflow import GovernedWorkflow
+    from promotwin.workflow.config import load_config
+    from promotwin.workflow.kpis import KPI_NAMES
+    from promotwin.workflow.store import Store, to_url
 
     # everything is checked before anything is written
     if days is not None and days < 1:
@@ -94,12 +106,20 @@ def governance_run(
 
 def exceptions_list(
     store: StoreOpt,
-    status: Annotated[str, typer.Option(help=f"one of: {', '.join(STATUSES)}, all")] = "open",
-    owner: Annotated[str | None, typer.Option(help=f"queue: {', '.join(OWNERS)}")] = None,
+    status: Annotated[
+        str, typer.Option(help="open, a decided status (approved, rejected, …) or all")
+    ] = "open",
+    owner: Annotated[
+        str | None, typer.Option(help="only this owner's queue (e.g. supply_chain)")
+    ] = None,
     run: Annotated[str | None, typer.Option(help="only this run id")] = None,
     limit: Annotated[int, typer.Option(help="show at most this many")] = 50,
 ) -> None:
     """Exceptions by priority (value at risk), highest first."""
+    from promotwin.workflow.config import OWNERS
+    from promotwin.workflow.rules import PRIORITIES
+    from promotwin.workflow.store import STATUSES
+
     if status != "all" and status not in STATUSES:
         raise ValueError(f"--status must be one of {', '.join(STATUSES)} or all, not {status!r}")
     if owner is not None and owner not in OWNERS:
@@ -131,10 +151,12 @@ def exceptions_list(
         _console().print("no exceptions match")
 
 
-def _decide(store: str, exception_id: int, decision: str, by: str, note: str) -> None:
+def _decide(
+    store: str, exception_id: int, decision: Literal["approved", "rejected"], by: str, note: str
+) -> None:
     if not by.strip():
         raise ValueError("--by must name who decides (it goes into the audit trail)")
-    row = _existing(store).decide(exception_id, decision, by, note)  # type: ignore[arg-type]
+    row = _existing(store).decide(exception_id, decision, by, note)
     _console().print(
         f"exception {row['id']} {decision} by {by}: {row['kind']} {row['qty']:,} x {row['sku']} "
         f"{row['origin']}→{row['destination']}"
@@ -175,7 +197,7 @@ def register(app: typer.Typer) -> None:
     """Add the governance, exceptions and audit command groups to ``app``."""
     from promotwin.cli.common import user_errors
 
-    groups = {
+    groups: dict[str, tuple[str, dict[str, Callable[..., None]]]] = {
         "governance": (
             "Validate governance configs; run the twin governed.",
             {"validate": governance_validate, "run": governance_run},

@@ -5,17 +5,17 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
 import typer
-import yaml
-from pydantic import TypeAdapter, ValidationError
 from rich.table import Table
 
-from promotwin.policies.contract import Plan, PlanningSnapshot, Policy
-from promotwin.policies.readiness import SHIFT_DAYS
-from promotwin.scenarios.schema import Promotion, Scenario
+if TYPE_CHECKING:
+    from promotwin.policies.contract import Plan, PlanningSnapshot, Policy
+    from promotwin.scenarios.schema import Promotion, Scenario
+
+# The library (numpy, pydantic, the twin) is imported inside the commands: typer builds every
+# command at import, and ``twin --help`` should not pay for them.
 
 
 def register(app: typer.Typer) -> None:
@@ -177,6 +177,11 @@ def register(app: typer.Typer) -> None:
 
 
 def _read_promotions(path: Path) -> list[Promotion]:
+    import yaml
+    from pydantic import TypeAdapter, ValidationError
+
+    from promotwin.scenarios.schema import Promotion
+
     if not path.exists():
         raise ValueError(f"{path}: promotions file not found")
     raw = yaml.safe_load(path.read_text()) or {}
@@ -212,7 +217,10 @@ def readiness_snapshot(
 ) -> tuple[PlanningSnapshot, Any]:
     """Run the twin (base-stock) up to ``days_before`` launch; the snapshot of that day and the
     SKUs' elasticities."""
+    import numpy as np
+
     from promotwin.policies.heuristics import BaseStockPolicy
+    from promotwin.policies.readiness import SHIFT_DAYS
     from promotwin.scenarios.network import compile_network
     from promotwin.twin.model import Twin
 

@@ -8,15 +8,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from promotwin.cli import dashboard, experiments, governance, intelligence, shadow
 from promotwin.cli.common import check_out_dir, console, err, kpi_table, user_errors
-from promotwin.policies.heuristics import StaticForecastPolicy, read_uplift_file
 from promotwin.policies.registry import POLICIES, make_policy
-from promotwin.scenarios import library_names, load_scenario
-from promotwin.scenarios.loading import resolve
+
+# The library is imported inside the commands: typer builds every command at import, and
+# ``twin --help`` should not pay for the twin, pandas or the optimizer.
 
 app = typer.Typer(
     help="Promotwin: a digital twin for retail promotion planning and inventory coordination.",
@@ -36,6 +35,10 @@ def _simulate_with_progress(
     ledger: str | None,
     uplifts: dict[str, float] | None = None,
 ) -> Any:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from promotwin.policies.heuristics import StaticForecastPolicy
+    from promotwin.scenarios import load_scenario
     from promotwin.twin import simulate
 
     scenario = load_scenario(scenario_name)
@@ -75,6 +78,7 @@ def run(
     overwrite: Annotated[bool, typer.Option(help="replace a non-empty --out folder")] = False,
 ) -> None:
     """Simulate SCENARIO under a policy; print KPIs and write the run's files to --out."""
+    from promotwin.policies.heuristics import read_uplift_file
     from promotwin.twin.run import write_outputs
 
     uplifts = None
@@ -120,6 +124,8 @@ def demo(
 @user_errors
 def scenarios_list() -> None:
     """The built-in scenario library."""
+    from promotwin.scenarios import library_names, load_scenario
+
     table = Table(title="built-in scenarios")
     for col in ("name", "stores", "DCs", "SKUs", "promotions", "days", "description"):
         table.add_column(col)
@@ -143,6 +149,8 @@ def scenarios_show(
     scenario: Annotated[str, typer.Argument(help="built-in scenario name or a YAML file")],
 ) -> None:
     """Summary of a scenario: network, catalogue, promotions, disruptions."""
+    from promotwin.scenarios import load_scenario
+
     s = load_scenario(scenario)
     o = console
     o.print(f"[bold]{s.name}[/]: {s.description}")
@@ -181,6 +189,9 @@ def scenarios_validate(
     file: Annotated[str, typer.Argument(help="scenario YAML file (or a built-in name)")],
 ) -> None:
     """Check a scenario file; list every problem (exit 2) or say it is valid (exit 0)."""
+    from promotwin.scenarios import load_scenario
+    from promotwin.scenarios.loading import resolve
+
     resolve(file)
     s = load_scenario(file)
     console.print(

@@ -15,7 +15,6 @@ import logging
 from pathlib import Path
 from typing import Annotated, Any
 
-import pandas as pd
 import typer
 from rich.table import Table
 
@@ -210,14 +209,14 @@ def register(app: typer.Typer) -> None:
             table.add_column(col)
         for r in frame.itertuples(False):
             table.add_row(
-                r.run_id,
-                r.status,
-                r.policy,
+                str(r.run_id),
+                str(r.status),
+                str(r.policy),
                 str(r.as_of),
                 str(r.n_recommendations),
                 str(r.attempts),
                 f"{r.seconds:.1f}",
-                (r.reason or "")[:60],
+                str(r.reason or "")[:60],
             )
         console.print(table)
 
@@ -295,6 +294,8 @@ def register(app: typer.Typer) -> None:
         add_new: Annotated[bool, typer.Option("--add-new", help="map new ERP items")] = False,
     ) -> None:
         """Show, initialise, extend, export or import the ERP-id <-> twin-id mapping."""
+        import pandas as pd
+
         from promotwin.shadow import IdMapping, RunStore
 
         adapter = _adapter(erp, url, credentials, timeout=30.0)

@@ -1,32 +1,55 @@
-"""Matplotlib figures for the pages: units on every axis, the shared colours of ``fmt``."""
+"""Matplotlib figures for the pages: units on every axis, the shared colours of ``fmt``.
+
+Drawn on a bare ``matplotlib.figure.Figure`` (no pyplot): Streamlit renders it as it is, and
+the process's backend and pyplot figures stay as they were.
+"""
 
 from __future__ import annotations
 
-import matplotlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib import ticker  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import pandas as pd
 
-from promotwin.dashboards import fmt  # noqa: E402
+from promotwin.dashboards import fmt
 
-PERCENT = ticker.PercentFormatter(1.0, decimals=0)
-THOUSANDS = ticker.FuncFormatter(lambda v, _: f"{v:,.0f}")
-MONEY = ticker.FuncFormatter(lambda v, _: fmt.money(v))
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import Formatter
 
-SWEEP_PANELS = (
-    ("promo_fill_rate", "promotion fill rate (%)", PERCENT, fmt.GOOD),
-    ("promo_lost_sales_units", "promotion lost sales (units)", THOUSANDS, fmt.BAD),
-    ("expected_margin", f"incremental margin, expected ({fmt.CURRENCY})", MONEY, fmt.GOOD),
-    ("readiness", "readiness score (0-100)", THOUSANDS, fmt.BASELINE),
+
+def _percent() -> Formatter:
+    from matplotlib import ticker
+
+    return ticker.PercentFormatter(1.0, decimals=0)
+
+
+def _thousands() -> Formatter:
+    from matplotlib import ticker
+
+    return ticker.FuncFormatter(lambda v, _: f"{v:,.0f}")
+
+
+def _money() -> Formatter:
+    from matplotlib import ticker
+
+    return ticker.FuncFormatter(lambda v, _: fmt.money(v))
+
+
+SWEEP_PANELS: tuple[tuple[str, str, Callable[[], Formatter], str], ...] = (
+    ("promo_fill_rate", "promotion fill rate (%)", _percent, fmt.GOOD),
+    ("promo_lost_sales_units", "promotion lost sales (units)", _thousands, fmt.BAD),
+    ("expected_margin", f"incremental margin, expected ({fmt.CURRENCY})", _money, fmt.GOOD),
+    ("readiness", "readiness score (0-100)", _thousands, fmt.BASELINE),
 )
 
 
 def sweep_figure(frame: pd.DataFrame, current_depth: float, chosen_depth: float) -> Figure:
     """Headline numbers against discount depth; the current plan and the chosen depth marked."""
-    fig, axes = plt.subplots(1, len(SWEEP_PANELS), figsize=(14, 3.4))
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(14, 3.4))
+    axes = fig.subplots(1, len(SWEEP_PANELS))
     for ax, (key, label, formatter, colour) in zip(axes, SWEEP_PANELS, strict=True):
         if key in frame:
             ax.plot(frame["depth"], frame[key], "o-", color=colour)
@@ -34,8 +57,8 @@ def sweep_figure(frame: pd.DataFrame, current_depth: float, chosen_depth: float)
         ax.axvline(chosen_depth, color=fmt.VARIANT, ls=":", lw=1.5, label="chosen depth")
         ax.set_xlabel("discount depth (%)")
         ax.set_ylabel(label)
-        ax.xaxis.set_major_formatter(PERCENT)
-        ax.yaxis.set_major_formatter(formatter)
+        ax.xaxis.set_major_formatter(_percent())
+        ax.yaxis.set_major_formatter(formatter())
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
@@ -44,7 +67,10 @@ def sweep_figure(frame: pd.DataFrame, current_depth: float, chosen_depth: float)
 
 def agreement_figure(runs: pd.DataFrame) -> Figure:
     """Same-day agreement with the ERP per shadow run (failed runs marked in red)."""
-    fig, ax = plt.subplots(figsize=(10, 3.2))
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 3.2))
+    ax = fig.subplots()
     when = pd.to_datetime(runs["started"], utc=True, errors="coerce")
     ok = runs["status"] != "failed"
     ax.plot(when[ok], runs.loc[ok, "agreement_rate"], "o-", color=fmt.BASELINE, label="agreement")
@@ -61,7 +87,7 @@ def agreement_figure(runs: pd.DataFrame) -> Figure:
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("share of SKU x location keys (%)")
     ax.set_xlabel("shadow run started (UTC)")
-    ax.yaxis.set_major_formatter(PERCENT)
+    ax.yaxis.set_major_formatter(_percent())
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.autofmt_xdate()

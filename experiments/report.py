@@ -14,17 +14,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib import ticker  # noqa: E402
-
-import promotwin  # noqa: E402
-from promotwin.experiments.kpis import info  # noqa: E402
-from promotwin.experiments.spec import Experiment  # noqa: E402
-from promotwin.experiments.stats import compare, precision_warnings, summarise  # noqa: E402
+import promotwin
+from promotwin.experiments.kpis import info
+from promotwin.experiments.spec import Experiment
+from promotwin.experiments.stats import compare, precision_warnings, summarise
 
 
 def _pct(v: float, signed: bool = False) -> str:
@@ -154,16 +149,18 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")
 
 
-_THOUSANDS = ticker.FuncFormatter(lambda v, _: f"{v:,.0f}")
-_PERCENT = ticker.PercentFormatter(1.0)
+# The charts draw on a bare matplotlib Figure (no pyplot, no backend switch): a notebook user's
+# backend and open figures stay as they were, and matplotlib loads only when a chart is drawn.
 
 
 def _format_axis(axis: Any, kpi: str) -> None:
+    from matplotlib import ticker
+
     kind = info(kpi).kind
     if kind == "rate":
-        axis.set_major_formatter(_PERCENT)
+        axis.set_major_formatter(ticker.PercentFormatter(1.0))
     elif kind in ("money", "units", "count"):
-        axis.set_major_formatter(_THOUSANDS)
+        axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
 
 
 def _policies(experiment: Experiment) -> list[str]:
@@ -174,10 +171,13 @@ def kpi_by_policy_chart(
     means: pd.DataFrame, experiment: Experiment, scenario: str, path: Path
 ) -> None:
     """Each reported KPI: the mean per policy with its CI, one marker series per variation."""
+    from matplotlib.figure import Figure
+
     kpis = list(experiment.spec.kpis)
     cols = min(4, len(kpis))
     rows = math.ceil(len(kpis) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False)
+    fig = Figure(figsize=(3.6 * cols, 3.0 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     policies = _policies(experiment)
     variations = [c.variation for c in experiment.cells if c.scenario == scenario]
     width = 0.7 / max(len(variations), 1)
@@ -207,7 +207,6 @@ def kpi_by_policy_chart(
     fig.suptitle(f"{scenario}: KPI by policy (mean, {conf:.0%} CI over replications)", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def differences_chart(
@@ -215,6 +214,8 @@ def differences_chart(
 ) -> None:
     """Forest plot of the paired CIs against the baseline: relative change (%) of amounts on the
     left, change of rates in percentage points on the right."""
+    from matplotlib.figure import Figure
+
     part = table[(table["scenario"] == scenario) & table["kpi"].isin(experiment.spec.kpis)]
     part = part[part["n"] >= 2]
     is_rate = part["kpi"].map(lambda k: info(str(k)).kind == "rate").astype(bool)
@@ -237,12 +238,8 @@ def differences_chart(
     panels = [p for p in panels if not p[0].empty]
     policies = [p for p in _policies(experiment) if p != experiment.baseline]
     n_rows = max((len(p[0].groupby(["variation", "kpi"])) for p in panels), default=1)
-    fig, axes = plt.subplots(
-        1,
-        max(len(panels), 1),
-        figsize=(6.2 * max(len(panels), 1), 0.45 * max(n_rows, 4) + 1.4),
-        squeeze=False,
-    )
+    fig = Figure(figsize=(6.2 * max(len(panels), 1), 0.45 * max(n_rows, 4) + 1.4))
+    axes = fig.subplots(1, max(len(panels), 1), squeeze=False)
     for ax, (data, mid, low, high, xlabel) in zip(axes.flat, panels, strict=False):
         groups = list(data.groupby(["variation", "kpi"], sort=False))
         for i, (_, g) in enumerate(groups):
@@ -276,15 +273,17 @@ def differences_chart(
     )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def tradeoff_chart(means: pd.DataFrame, experiment: Experiment, scenario: str, path: Path) -> None:
     """Inventory (the trade-off KPI) against fill rate and against the headline KPI, per policy."""
+    from matplotlib.figure import Figure
+
     spec = experiment.spec
     x_kpi = spec.tradeoff
     ys = ["fill_rate", spec.headline if spec.headline != "fill_rate" else "lost_sales_units"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig = Figure(figsize=(11, 4.2))
+    axes = fig.subplots(1, 2)
     part = means[means["scenario"] == scenario]
     variations = list(dict.fromkeys(part["variation"]))
     markers = "osD^vP*X"
@@ -318,11 +317,13 @@ def tradeoff_chart(means: pd.DataFrame, experiment: Experiment, scenario: str, p
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def sweep_chart(means: pd.DataFrame, experiment: Experiment, scenario: str, path: Path) -> bool:
     """KPI against the swept parameter (e.g. discount depth): a line per policy, with CI band."""
+    from matplotlib import ticker
+    from matplotlib.figure import Figure
+
     cells = [c for c in experiment.cells if c.scenario == scenario]
     if experiment.sweep_parameter is None or not all(
         isinstance(c.value, int | float) and not isinstance(c.value, bool) for c in cells
@@ -331,7 +332,8 @@ def sweep_chart(means: pd.DataFrame, experiment: Experiment, scenario: str, path
     value = {c.variation: float(c.value) for c in cells}
     spec = experiment.spec
     kpis = list(dict.fromkeys([spec.headline, "fill_rate", spec.tradeoff, "total_cost"]))
-    fig, axes = plt.subplots(1, len(kpis), figsize=(3.9 * len(kpis), 3.6), squeeze=False)
+    fig = Figure(figsize=(3.9 * len(kpis), 3.6))
+    axes = fig.subplots(1, len(kpis), squeeze=False)
     part = means[means["scenario"] == scenario].assign(x=lambda f: f["variation"].map(value))
     for ax, kpi in zip(axes.flat, kpis, strict=True):
         for j, policy in enumerate(_policies(experiment)):
@@ -341,14 +343,13 @@ def sweep_chart(means: pd.DataFrame, experiment: Experiment, scenario: str, path
         ax.set_title(info(kpi).label, fontsize=9)
         ax.set_xlabel(experiment.sweep_label or "")
         if experiment.sweep_parameter == "promotions.*.depth":
-            ax.xaxis.set_major_formatter(_PERCENT)
+            ax.xaxis.set_major_formatter(ticker.PercentFormatter(1.0))
         _format_axis(ax.yaxis, kpi)
         ax.grid(alpha=0.3)
     axes.flat[0].legend(fontsize=8)
     fig.suptitle(f"{scenario}: KPI against {experiment.sweep_label}", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return True
 
 

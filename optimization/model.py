@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyomo.environ as pyo
 import scipy.sparse as sp
+from pyomo.repn import generate_standard_repn
 from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
 
 from promotwin.optimization.types import FloatArray, IntArray, LaneKind, NetworkStructure
@@ -291,22 +292,12 @@ def compile_sku_template(net: NetworkStructure, supplier: int) -> SkuTemplate:
                 keys.append(("supplier", supplier, int(idx)))
             coupling_rows.append(r)
 
-    w_lost = np.zeros(n)
-    w_lost[col_sales.ravel()] = -1.0
-    w_hold = np.zeros(n)
-    w_hold_store = np.zeros(n)
-    w_hold[col_inv[:D, 1:].ravel()] = 1.0
-    w_hold_store[col_inv[D:, 1:].ravel()] = 1.0
-    w_premium = np.zeros(n)
-    w_order = np.zeros(n)
-    exp_cols = col_expedite[col_expedite >= 0]
-    w_premium[exp_cols] = 1.0
-    w_order[exp_cols] = 1.0
-    w_order[col_order[col_order >= 0]] = 1.0
     lane_idx, _ = np.nonzero(col_move >= 0)
-    w_lane = sp.csr_array(
-        (np.ones(len(lane_idx)), (col_move[col_move >= 0], lane_idx)), shape=(n, A)
-    )
+    lane_cols = col_move[col_move >= 0]
+    lane_of_col = np.full(n, -1, np.int64)
+    lane_of_col[lane_cols] = lane_idx
+    weights = objective_weights(m, col_of, lane_of_col)
+    w_lane = sp.csr_array((weights["lane"][lane_cols], (lane_cols, lane_idx)), shape=(n, A))
     return SkuTemplate(
         supplier=supplier,
         n_cols=n,
@@ -319,10 +310,80 @@ def compile_sku_template(net: NetworkStructure, supplier: int) -> SkuTemplate:
         col_expedite=col_expedite,
         col_move=col_move,
         row_balance=row_balance,
-        w_lost=w_lost,
-        w_hold=w_hold,
-        w_hold_store=w_hold_store,
-        w_premium=w_premium,
-        w_order=w_order,
+        w_lost=weights["lost"],
+        w_hold=weights["hold"],
+        w_hold_store=weights["hold_store"],
+        w_premium=weights["premium"],
+        w_order=weights["order"],
         w_lane=w_lane,
     )
+
+
+COST_PARAMETERS = (
+    "lost_sale_cost",
+    "holding_cost",
+    "store_holding_factor",
+    "expedite_premium",
+    "order_cost",
+)
+
+
+def objective_weights(
+    m: pyo.ConcreteModel, col_of: dict[int, int], lane_of_col: IntArray
+) -> dict[str, FloatArray]:
+    """Per column, the weight of each cost parameter in ``m.cost``, read from the model so the
+    objective is written once (:func:`define_objective`).
+
+    The solver prices column ``j`` as ``lost_sale_cost*lost + holding_cost*(hold +
+    store_holding_factor*hold_store) + expedite_premium*premium + order_cost*order +
+    lane_cost[lane_of_col[j]]*lane``. Each weight is the objective's coefficients with its
+    parameter at 1 and the others at 0; one probe at distinct values then checks that this
+    formula reproduces the objective, so a cost term the solver does not price fails here.
+    The parameters are left at their placeholder 1.
+    """
+    n = len(lane_of_col)
+    n_lanes = len(m.lane_cost)
+
+    def coefficients(values: dict[str, float], lane: FloatArray) -> FloatArray:
+        for name in COST_PARAMETERS:
+            getattr(m, name).set_value(values.get(name, 0.0))
+        m.lane_cost.store_values(dict(enumerate(lane.tolist())))
+        repn = generate_standard_repn(m.cost.expr, compute_values=True, quadratic=False)
+        c = np.zeros(n)
+        for var, coef in zip(repn.linear_vars, repn.linear_coefs, strict=True):
+            c[col_of[id(var)]] += coef
+        return c
+
+    no_lane = np.zeros(n_lanes)
+    hold = coefficients({"holding_cost": 1.0}, no_lane)
+    weights = {
+        "lost": coefficients({"lost_sale_cost": 1.0}, no_lane),
+        "hold": hold,
+        "hold_store": coefficients({"holding_cost": 1.0, "store_holding_factor": 1.0}, no_lane)
+        - hold,
+        "premium": coefficients({"expedite_premium": 1.0}, no_lane),
+        "order": coefficients({"order_cost": 1.0}, no_lane),
+        "lane": coefficients({}, np.ones(n_lanes)),
+    }
+    probe = dict(zip(COST_PARAMETERS, (2.0, 3.0, 5.0, 7.0, 11.0), strict=True))
+    lane_probe = 13.0 + np.arange(n_lanes, dtype=np.float64)
+    lane_price = np.append(lane_probe, 0.0)[lane_of_col]  # -1 (not a move) picks the 0
+    priced = (
+        probe["lost_sale_cost"] * weights["lost"]
+        + probe["holding_cost"]
+        * (weights["hold"] + probe["store_holding_factor"] * weights["hold_store"])
+        + probe["expedite_premium"] * weights["premium"]
+        + probe["order_cost"] * weights["order"]
+        + lane_price * weights["lane"]
+    )
+    actual = coefficients(probe, lane_probe)
+    for name in COST_PARAMETERS:
+        getattr(m, name).set_value(1.0)
+    m.lane_cost.store_values(1.0)
+    if not np.allclose(actual, priced, rtol=1e-12, atol=1e-12):
+        bad = int(np.argmax(np.abs(actual - priced)))
+        raise RuntimeError(
+            f"the objective prices column {bad} at {actual[bad]:g} but the solver's cost formula "
+            f"gives {priced[bad]:g}: update objective_weights() for the new cost term"
+        )
+    return weights

@@ -3,9 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from promotwin.policies.contract import Policy
-from promotwin.policies.heuristics import BaseStockPolicy, OrderPointPolicy, StaticForecastPolicy
+if TYPE_CHECKING:
+    from promotwin.policies.contract import Policy
+
+# Each factory imports its policy when called, so listing the names (``twin --help``, spec
+# validation) loads neither the policies' numerics nor the optimizer's Pyomo.
+
+
+def _order_point() -> Policy:
+    from promotwin.policies.heuristics import OrderPointPolicy
+
+    return OrderPointPolicy()
+
+
+def _base_stock() -> Policy:
+    from promotwin.policies.heuristics import BaseStockPolicy
+
+    return BaseStockPolicy()
+
+
+def _static_forecast() -> Policy:
+    from promotwin.policies.heuristics import StaticForecastPolicy
+
+    return StaticForecastPolicy()
 
 
 def _optimizer() -> Policy:
@@ -15,9 +37,9 @@ def _optimizer() -> Policy:
 
 
 POLICIES: dict[str, Callable[[], Policy]] = {
-    "order-point": OrderPointPolicy,
-    "base-stock": BaseStockPolicy,
-    "static-forecast": StaticForecastPolicy,
+    "order-point": _order_point,
+    "base-stock": _base_stock,
+    "static-forecast": _static_forecast,
     "optimizer": _optimizer,
 }
 

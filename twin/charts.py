@@ -1,16 +1,15 @@
-"""Charts of a run (matplotlib, no display needed)."""
+"""Charts of a run (matplotlib, no display needed).
+
+Drawn on a bare ``matplotlib.figure.Figure`` (no pyplot): a notebook's backend and open figures
+stay as the user had them, and matplotlib loads only when a chart is drawn.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from promotwin.twin.ledger import Kind  # noqa: E402
+from promotwin.twin.ledger import Kind
 
 if TYPE_CHECKING:
     from promotwin.twin.run import RunResult
@@ -20,6 +19,8 @@ def promoted_category_chart(
     result: RunResult, path: Path, promo_windows: list[tuple[int, int]]
 ) -> None:
     """On-hand units of promoted SKUs (stores vs DCs) and their lost sales per day."""
+    from matplotlib.figure import Figure
+
     daily = result.daily
     is_dc = daily["location"].isin(result.dc_ids)
     stock = daily.assign(where=is_dc.map({True: "DCs", False: "stores"}))
@@ -27,7 +28,8 @@ def promoted_category_chart(
     led = result.ledger
     lost = led[(led["kind"] == int(Kind.LOST)) & led["promoted"]].groupby("day")["qty"].sum()
     lost = lost.reindex(stock.index, fill_value=0)
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    fig = Figure(figsize=(9, 6))
+    top, bottom = fig.subplots(2, 1, sharex=True)
     for column in stock.columns:
         top.plot(stock.index, stock[column], label=f"on hand at {column}")
     top.set_ylabel("units of promoted SKUs")
@@ -41,12 +43,14 @@ def promoted_category_chart(
     top.set_title(f"{result.scenario} under {result.policy} (seed {result.seed}); promotion shaded")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def comparison_chart(results: list[RunResult], path: Path) -> None:
     """Promoted-SKU lost sales per day, one line per policy."""
-    fig, ax = plt.subplots(figsize=(9, 4))
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 4))
+    ax = fig.subplots()
     for r in results:
         led = r.ledger
         lost = led[(led["kind"] == int(Kind.LOST)) & led["promoted"]].groupby("day")["qty"].sum()
@@ -58,4 +62,3 @@ def comparison_chart(results: list[RunResult], path: Path) -> None:
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
