@@ -89,13 +89,15 @@ class IdMapping:
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> IdMapping:
         m = cls()
-        for row in frame.itertuples(index=False):
-            kind = str(row.kind)
+        for kind_value, twin_value, erp_value, code in zip(
+            frame["kind"], frame["twin_id"], frame["erp_id"], frame["code"], strict=True
+        ):
+            kind = str(kind_value)
             if kind not in KINDS:
                 raise ValueError(f"mapping row with kind {kind!r}: use one of {KINDS}")
-            twin = str(row.twin_id)
+            twin = str(twin_value)
             if twin in m.entries[kind].values():
                 raise ValueError(f"mapping: twin id {twin!r} used twice for {kind}s")
-            m.entries[kind][str(row.erp_id)] = twin
-            m.codes[kind][str(row.erp_id)] = "" if pd.isna(row.code) else str(row.code)
+            m.entries[kind][str(erp_value)] = twin
+            m.codes[kind][str(erp_value)] = "" if pd.isna(code) else str(code)
         return m
