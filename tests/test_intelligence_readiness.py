@@ -7,10 +7,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from promotwin.cli.intelligence import readiness_snapshot
 from promotwin.policies.contract import InboundShipment, PlanningSnapshot
 from promotwin.policies.readiness import assess, readiness
 from promotwin.scenarios import Scenario, load_scenario
+from promotwin.scenarios.network import compile_network
+from promotwin.twin.outlook import before_launch
 
 PROMO = "SUMMER-COOL"
 
@@ -18,8 +19,8 @@ PROMO = "SUMMER-COOL"
 @pytest.fixture(scope="module")
 def case() -> tuple[Scenario, PlanningSnapshot, np.ndarray]:
     s = load_scenario("appliance_promo")
-    snap, elasticity = readiness_snapshot(s, s.promotions[0], days_before=7, seed=0)
-    return s, snap, elasticity
+    snap = before_launch(s, PROMO, days_before=7, seed=0)
+    return s, snap, compile_network(s).skus["elasticity"].to_numpy(np.float64)
 
 
 def test_score_drops_when_supply_is_cut(case: tuple) -> None:

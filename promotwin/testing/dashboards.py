@@ -11,10 +11,10 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from promotwin.dashboards.planner import variant_yaml
 from promotwin.shadow.compare import compare
 from promotwin.shadow.store import RunRecord, RunStore
 from promotwin.testing.scenarios import small_scenario
+from promotwin.twin.outlook import variant_yaml
 from promotwin.workflow.store import AuditEvent, Store
 
 APP = Path(__file__).resolve().parents[1] / "dashboards" / "app.py"
