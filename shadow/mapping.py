@@ -27,12 +27,6 @@ class IdMapping:
     def twin_id(self, kind: str, erp_id: str) -> str | None:
         return self.entries[kind].get(erp_id)
 
-    def erp_id(self, kind: str, twin_id: str) -> str | None:
-        for erp, twin in self.entries[kind].items():
-            if twin == twin_id:
-                return erp
-        return None
-
     def reverse(self, kind: str) -> dict[str, str]:
         return {t: e for e, t in self.entries[kind].items()}
 
