@@ -13,33 +13,20 @@ from typer.testing import CliRunner
 
 from promotwin.cli.main import app
 from promotwin.dashboards import approvals, fmt, leadership, planner, rollout
-from promotwin.scenarios import Scenario, load_scenario
-from promotwin.testing.dashboards import approval_store, experiment_folder, shadow_store
+from promotwin.scenarios import Scenario
+from promotwin.testing.dashboards import (
+    APPLIANCE_PROMO,
+    appliance_projections,
+    approval_store,
+    experiment_folder,
+    shadow_store,
+)
 from promotwin.twin import outlook
 from promotwin.workflow.store import ConflictError
 
-PROMO = "SUMMER-COOL"
 
-
-@pytest.fixture(scope="module")
-def appliance() -> Scenario:
-    return load_scenario("appliance_promo")
-
-
-@pytest.fixture(scope="module")
-def current(appliance: Scenario) -> outlook.PlannerResult:
-    s = outlook.PromoSettings.of(outlook.find_promotion(appliance, PROMO))
-    return outlook.project(appliance, PROMO, s)
-
-
-@pytest.fixture(scope="module")
-def deeper(appliance: Scenario, current: outlook.PlannerResult) -> outlook.PlannerResult:
-    return outlook.project(appliance, PROMO, dataclasses.replace(current.settings, depth=0.4))
-
-
-def test_side_by_side_and_csv(
-    current: outlook.PlannerResult, deeper: outlook.PlannerResult
-) -> None:
+def test_side_by_side_and_csv() -> None:
+    current, deeper = appliance_projections()
     t = planner.side_by_side(current, deeper).set_index("key")
     assert t.loc["promo_lost_sales_units", "change"] == pytest.approx(
         deeper.kpis["promo_lost_sales_units"] - current.kpis["promo_lost_sales_units"]
@@ -53,7 +40,8 @@ def test_side_by_side_and_csv(
     )
 
 
-def test_sweep_runs_each_depth_in_order(current: outlook.PlannerResult) -> None:
+def test_sweep_runs_each_depth_in_order() -> None:
+    current = appliance_projections()[0]
     seen: list[float] = []
 
     def fake(_s: Scenario, _p: str, settings: outlook.PromoSettings, *_a: object) -> object:
@@ -63,7 +51,7 @@ def test_sweep_runs_each_depth_in_order(current: outlook.PlannerResult) -> None:
     ticks: list[int] = []
     frame = planner.sweep(
         None,  # type: ignore[arg-type]
-        PROMO,
+        APPLIANCE_PROMO,
         current.settings,
         (0.1, 0.3),
         progress=lambda i, n: ticks.append(i),

@@ -16,9 +16,10 @@ from promotwin.policies.contract import PlanningSnapshot
 from promotwin.policies.readiness import SHIFT_DAYS, readiness
 from promotwin.policies.registry import make_policy
 from promotwin.scenarios import Scenario, load_scenario, parse_scenario
+from promotwin.testing.dashboards import APPLIANCE_PROMO, appliance_projections
 from promotwin.twin import outlook, simulate
 
-PROMO = "SUMMER-COOL"
+PROMO = APPLIANCE_PROMO
 
 
 @pytest.fixture(scope="module")
@@ -27,14 +28,13 @@ def appliance() -> Scenario:
 
 
 @pytest.fixture(scope="module")
-def current(appliance: Scenario) -> outlook.PlannerResult:
-    s = outlook.PromoSettings.of(outlook.find_promotion(appliance, PROMO))
-    return outlook.project(appliance, PROMO, s)
+def current() -> outlook.PlannerResult:
+    return appliance_projections()[0]
 
 
 @pytest.fixture(scope="module")
-def deeper(appliance: Scenario, current: outlook.PlannerResult) -> outlook.PlannerResult:
-    return outlook.project(appliance, PROMO, dataclasses.replace(current.settings, depth=0.4))
+def deeper() -> outlook.PlannerResult:
+    return appliance_projections()[1]
 
 
 def test_variant_changes_only_the_promotion(appliance: Scenario) -> None:
