@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from promotwin.policies.contract import Plan, PlanningSnapshot, Policy
-    from promotwin.scenarios.schema import Promotion, Scenario
+    from promotwin.scenarios.schema import Promotion
 
 # The library (numpy, pydantic, the twin) is imported inside the commands: typer builds every
 # command at import, and ``twin --help`` should not pay for them.
@@ -128,8 +126,8 @@ def register(app: typer.Typer) -> None:
         ] = 80.0,
     ) -> None:
         """Readiness score 0-100 of a planned promotion, the reasons and measured mitigations."""
-        from promotwin.policies.readiness import readiness as assess_readiness
         from promotwin.scenarios import load_scenario
+        from promotwin.twin.outlook import before_launch, launch_readiness
 
         if not 0.5 <= quantile < 1:
             raise ValueError("--quantile must be in [0.5, 1)")
@@ -138,15 +136,8 @@ def register(app: typer.Typer) -> None:
         if promo is None:
             known = ", ".join(p.id for p in s.promotions) or "none"
             raise ValueError(f"scenario {s.name} has no promotion {promotion!r}; known: {known}")
-        snap, elasticity = readiness_snapshot(s, promo, days_before, seed)
-        report = assess_readiness(
-            snap,
-            promotion,
-            quantile,
-            uplift_log_sd=s.demand.forecast_error,
-            elasticity=elasticity,
-            depth=promo.depth,
-        )
+        snap = before_launch(s, promotion, days_before, seed)
+        report = launch_readiness(s, promotion, snap, quantile)
         colour = "green" if report.score >= threshold else "red"
         console.print(
             f"[bold]{promotion}[/] as of {snap.date} (day {snap.day}): readiness "
@@ -193,44 +184,3 @@ def _read_promotions(path: Path) -> list[Promotion]:
             f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:10]
         )
         raise ValueError(f"{path}: bad promotions ({problems})") from None
-
-
-@dataclasses.dataclass
-class _Capture:
-    """Runs an inner policy with its own horizon; keeps the last full-horizon snapshot."""
-
-    inner: Policy
-    horizon_days: int
-    name: str = "readiness-capture"
-    last: PlanningSnapshot | None = None
-
-    def decide(self, snapshot: PlanningSnapshot) -> Plan:
-        self.last = snapshot
-        short = dataclasses.replace(
-            snapshot, forecast_mean=snapshot.forecast_mean[: self.inner.horizon_days]
-        )
-        return self.inner.decide(short)
-
-
-def readiness_snapshot(
-    scenario: Scenario, promo: Promotion, days_before: int, seed: int
-) -> tuple[PlanningSnapshot, Any]:
-    """Run the twin (base-stock) up to ``days_before`` launch; the snapshot of that day and the
-    SKUs' elasticities."""
-    import numpy as np
-
-    from promotwin.policies.heuristics import BaseStockPolicy
-    from promotwin.policies.readiness import SHIFT_DAYS
-    from promotwin.scenarios.network import compile_network
-    from promotwin.twin.model import Twin
-
-    start = scenario.day_of(promo.start)
-    end = scenario.day_of(promo.end)
-    as_of = max(0, start - max(days_before, 1))
-    capture = _Capture(BaseStockPolicy(), horizon_days=end - as_of + 1 + max(SHIFT_DAYS))
-    capture.horizon_days = max(capture.horizon_days, capture.inner.horizon_days)
-    twin = Twin(scenario, capture, seed=seed, days=as_of + 1)
-    twin.run()
-    assert capture.last is not None
-    elasticity = compile_network(scenario).skus["elasticity"].to_numpy(np.float64)
-    return capture.last, elasticity

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 
@@ -80,7 +81,7 @@ def decide(store: Store, exception_id: int, approve: bool, by: str, note: str = 
     """Approve or reject; the sentence to show. Raises ``ValueError`` with a plain reason."""
     if not by.strip():
         raise ValueError("Type your planner id first: every decision is signed in the audit trail.")
-    decision = "approved" if approve else "rejected"
+    decision: Literal["approved", "rejected"] = "approved" if approve else "rejected"
     row = store.decide(exception_id, decision, by.strip(), note)
     return (
         f"Exception {row['id']} {decision} by {by.strip()}: {row['kind']} {row['qty']:,} x "

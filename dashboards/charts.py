@@ -82,8 +82,10 @@ def agreement_figure(runs: pd.DataFrame) -> Figure:
         alpha=0.7,
         label="both ordered",
     )
-    for t in when[~ok]:
-        ax.axvline(t, color=fmt.BAD, alpha=0.5, lw=1)
+    from matplotlib.dates import date2num
+
+    for t in when[~ok]:  # failed runs: a red line at their start
+        ax.axvline(float(date2num(t)), color=fmt.BAD, alpha=0.5, lw=1)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("share of SKU x location keys (%)")
     ax.set_xlabel("shadow run started (UTC)")

@@ -12,8 +12,8 @@ from pathlib import Path
 import streamlit as st
 
 from promotwin.dashboards import fmt
-from promotwin.dashboards.planner import PlannerResult, PromoSettings, project
 from promotwin.scenarios import Scenario, library_names, load_scenario
+from promotwin.twin.outlook import PlannerResult, PromoSettings, project
 
 ENV_EXPERIMENTS = "PROMOTWIN_EXPERIMENTS"  # a `twin compare` folder, or a folder of them
 ENV_STORE = "PROMOTWIN_STORE"  # the approval store (governance)
@@ -82,7 +82,7 @@ def planned(
     days_before: int,
     quantile: float,
 ) -> PlannerResult:
-    """:func:`dashboards.planner.project`, cached per setting."""
+    """:func:`promotwin.twin.outlook.project`, cached per setting."""
     path = Path(ref)
     mtime = path.stat().st_mtime if path.suffix in (".yaml", ".yml") and path.is_file() else 0.0
     s = settings

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from promotwin.policies.contract import FloatArray, InboundShipment, PlanningSnapshot
+from promotwin.policies.contract import BoolArray, FloatArray, InboundShipment, PlanningSnapshot
 
 EXPEDITE_TOP = 5  # expedite the largest shortfalls
 DEPTH_STEP = 0.10  # "limit depth" lowers the discount by this much in short networks
@@ -235,6 +235,168 @@ def _scaled(s: PlanningSnapshot, factor: FloatArray) -> PlanningSnapshot:
     return dataclasses.replace(s, forecast_mean=s.forecast_mean * factor, forecast_run=None)
 
 
+@dataclass(frozen=True)
+class _Candidate:
+    """A mitigation before it is scored: the snapshot as it would be after the action."""
+
+    action: str
+    detail: str
+    snapshot: PlanningSnapshot
+    cost: float  # currency
+
+
+@dataclass(frozen=True)
+class _Shortfalls:
+    """What every mitigation family reads from the base assessment."""
+
+    stock: list[Reason]  # stock reasons, largest first
+    location: dict[str, int]  # location id -> index
+    sku: dict[str, int]  # SKU id -> index
+    cells: BoolArray  # [L, S] the promotion's cells
+    in_promo: BoolArray  # [T, 1, 1] snapshot forecast days inside the promotion
+
+
+def _expedite(s: PlanningSnapshot, f: _Shortfalls) -> _Candidate | None:
+    """Expedite the ``EXPEDITE_TOP`` largest stock shortfalls, each up to the supplier's
+    capacity; costs the expedite premium per unit."""
+    if not f.stock:
+        return None
+    lines = []
+    cost = 0.0
+    for r in f.stock[:EXPEDITE_TOP]:
+        d, k = f.location[r.where], f.sku[r.sku]
+        v = int(s.sku_supplier[k])
+        qty = int(min(np.ceil(r.units), s.supplier_capacity[v]))
+        lines.append(
+            InboundShipment(
+                "expedite",
+                v,
+                d,
+                s.day + int(s.expedite_lead_time[v]),
+                np.array([k], np.int64),
+                np.array([qty], np.int64),
+            )
+        )
+        cost += qty * float(s.expedite_premium[k])
+    detail = ", ".join(
+        f"{int(ln.qty[0]):,} x {s.sku_ids[int(ln.sku[0])]} to {s.location_ids[ln.destination]}"
+        for ln in lines
+    )
+    return _Candidate("expedite", detail, _with_inbound(s, lines), cost)
+
+
+def _rebalance(s: PlanningSnapshot, f: _Shortfalls) -> _Candidate | None:
+    """Move each short DC's SKU from the first other DC with a lane to it and a surplus over its
+    own network's forecast (and not short of the SKU itself); costs the lane's cost per unit."""
+    lanes = s.lanes
+    moves = []
+    cost = 0.0
+    on_hand = s.on_hand.copy()
+    short_by = {(f.location[r.where], f.sku[r.sku]): r.units for r in f.stock}
+    for (d, k), units in short_by.items():
+        for o in range(s.n_dcs):
+            if o == d or (o, k) in short_by:
+                continue
+            lane = lanes[(lanes["o"] == o) & (lanes["d"] == d)]
+            if lane.empty:
+                continue
+            surplus = int(on_hand[o, k] - s.forecast_mean[:, s.serving_dc == o, k].sum())
+            qty = int(min(surplus, np.ceil(units)))
+            if qty > 0:
+                on_hand[o, k] -= qty
+                transit = int(lane["transit_days"].iloc[0])
+                cost += float(lane["cost_per_unit"].iloc[0]) * qty
+                moves.append(
+                    InboundShipment(
+                        "transfer", o, d, s.day + transit, np.array([k]), np.array([qty])
+                    )
+                )
+                break
+    if not moves:
+        return None
+    detail = ", ".join(
+        f"{int(m.qty[0]):,} x {s.sku_ids[int(m.sku[0])]} "
+        f"{s.location_ids[m.origin]}->{s.location_ids[m.destination]}"
+        for m in moves
+    )
+    moved = dataclasses.replace(s, on_hand=on_hand)
+    return _Candidate("rebalance", detail, _with_inbound(moved, moves), cost)
+
+
+def _limit_depth(
+    s: PlanningSnapshot, f: _Shortfalls, elasticity: FloatArray | None, depth: float | None
+) -> _Candidate | None:
+    """Lower the discount by ``DEPTH_STEP`` in the short DC networks: promoted demand scales by
+    ``((1 - new depth) / (1 - depth)) ** elasticity`` per SKU."""
+    short_dcs = sorted({f.location[r.where] for r in f.stock})
+    if elasticity is None or depth is None or depth <= 0 or not short_dcs:
+        return None
+    new_depth = max(depth - DEPTH_STEP, 0.0)
+    ratio = ((1 - new_depth) / (1 - depth)) ** elasticity  # [S] (< 1 for elasticity < 0)
+    where = np.isin(s.serving_dc, short_dcs)[:, None] & f.cells
+    factor = np.where(f.in_promo & where[None], ratio[None, None, :], 1.0)
+    names = ", ".join(s.location_ids[d] for d in short_dcs)
+    detail = f"{depth:.0%} -> {new_depth:.0%} in {names}"
+    return _Candidate("limit_depth", detail, _scaled(s, factor), 0.0)
+
+
+def _cap_ecommerce(s: PlanningSnapshot, f: _Shortfalls) -> _Candidate | None:
+    """No promotion uplift on ecommerce (the DC rows): their forecast capped at the baseline."""
+    dc_cells = f.cells.copy()
+    dc_cells[s.n_dcs :] = False
+    if not dc_cells.any():
+        return None
+    fm = s.forecast_mean
+    capped = np.where(f.in_promo & dc_cells[None], np.minimum(fm, s.baseline_mean[None]), fm)
+    return _Candidate(
+        "cap_ecommerce",
+        "no promotion uplift on ecommerce",
+        dataclasses.replace(s, forecast_mean=capped, forecast_run=None),
+        0.0,
+    )
+
+
+def _move_start(s: PlanningSnapshot, promotion: str, f: _Shortfalls) -> list[_Candidate]:
+    """Start ``SHIFT_DAYS`` later (where the snapshot's horizon reaches the moved end): the
+    promotion's extra demand shifts by as many days."""
+    start, end = _promo_row(s, promotion)
+    out = []
+    for shift in SHIFT_DAYS:
+        if end + shift - s.day > s.horizon:
+            continue
+        fm = s.forecast_mean
+        ex = np.where(f.cells[None] & f.in_promo, np.maximum(fm - s.baseline_mean[None], 0.0), 0.0)
+        moved_ex = np.zeros_like(ex)
+        moved_ex[shift:] = ex[:-shift]
+        promos = s.promotions.copy()
+        row = promos["id"] == promotion
+        promos.loc[row, "start_day"] += shift
+        promos.loc[row, "end_day"] += shift
+        out.append(
+            _Candidate(
+                "move_start",
+                f"start {shift} days later (day {start + shift})",
+                dataclasses.replace(
+                    s, forecast_mean=fm - ex + moved_ex, promotions=promos, forecast_run=None
+                ),
+                0.0,
+            )
+        )
+    return out
+
+
+def _shortfalls(s: PlanningSnapshot, promotion: str, base: ReadinessReport) -> _Shortfalls:
+    start, end = _promo_row(s, promotion)
+    days_abs = s.day + 1 + np.arange(s.horizon)
+    return _Shortfalls(
+        stock=[r for r in base.reasons if r.kind == "stock"],
+        location={x: i for i, x in enumerate(s.location_ids)},
+        sku={x: i for i, x in enumerate(s.sku_ids)},
+        cells=s.promotion_cells[promotion],
+        in_promo=((days_abs >= start) & (days_abs <= end))[:, None, None],
+    )
+
+
 def readiness(
     s: PlanningSnapshot,
     promotion: str,
@@ -250,125 +412,21 @@ def readiness(
     base = assess(s, promotion, quantile, uplift_log_sd)
     if not base.reasons:
         return base
-    start, end = _promo_row(s, promotion)
-    cells = s.promotion_cells[promotion]
-    li = {x: i for i, x in enumerate(s.location_ids)}
-    si = {x: i for i, x in enumerate(s.sku_ids)}
-    options: list[tuple[str, str, PlanningSnapshot, float]] = []
-    stock = [r for r in base.reasons if r.kind == "stock"]
-    if stock:
-        lines = []
-        cost = 0.0
-        for r in stock[:EXPEDITE_TOP]:
-            d, k = li[r.where], si[r.sku]
-            v = int(s.sku_supplier[k])
-            qty = int(min(np.ceil(r.units), s.supplier_capacity[v]))
-            lines.append(
-                InboundShipment(
-                    "expedite",
-                    v,
-                    d,
-                    s.day + int(s.expedite_lead_time[v]),
-                    np.array([k], np.int64),
-                    np.array([qty], np.int64),
-                )
-            )
-            cost += qty * float(s.expedite_premium[k])
-        detail = ", ".join(
-            f"{int(ln.qty[0]):,} x {s.sku_ids[int(ln.sku[0])]} to {s.location_ids[ln.destination]}"
-            for ln in lines
-        )
-        options.append(("expedite", detail, _with_inbound(s, lines), cost))
-        # rebalance: surplus at another DC over the same SKU, if a DC<->DC lane exists
-        lanes = s.lanes
-        moves = []
-        on_hand = s.on_hand.copy()
-        short_by = {(li[r.where], si[r.sku]): r.units for r in stock}
-        for (d, k), units in short_by.items():
-            for o in range(s.n_dcs):
-                if o == d or (o, k) in short_by:
-                    continue
-                lane = lanes[(lanes["o"] == o) & (lanes["d"] == d)]
-                if lane.empty:
-                    continue
-                surplus = int(on_hand[o, k] - s.forecast_mean[:, s.serving_dc == o, k].sum())
-                qty = int(min(surplus, np.ceil(units)))
-                if qty > 0:
-                    on_hand[o, k] -= qty
-                    transit = int(lane["transit_days"].iloc[0])
-                    moves.append(
-                        InboundShipment(
-                            "transfer", o, d, s.day + transit, np.array([k]), np.array([qty])
-                        )
-                    )
-                    break
-        if moves:
-            moved = dataclasses.replace(s, on_hand=on_hand)
-            detail = ", ".join(
-                f"{int(m.qty[0]):,} x {s.sku_ids[int(m.sku[0])]} "
-                f"{s.location_ids[m.origin]}->{s.location_ids[m.destination]}"
-                for m in moves
-            )
-            cost = sum(
-                float(
-                    lanes[(lanes["o"] == m.origin) & (lanes["d"] == m.destination)][
-                        "cost_per_unit"
-                    ].iloc[0]
-                )
-                * int(m.qty[0])
-                for m in moves
-            )
-            options.append(("rebalance", detail, _with_inbound(moved, moves), cost))
-    first = s.day + 1
-    days_abs = first + np.arange(s.horizon)
-    in_promo = ((days_abs >= start) & (days_abs <= end))[:, None, None]
-    short_dcs = sorted({li[r.where] for r in stock})
-    if elasticity is not None and depth is not None and depth > 0 and short_dcs:
-        new_depth = max(depth - DEPTH_STEP, 0.0)
-        ratio = ((1 - new_depth) / (1 - depth)) ** elasticity  # [S] (< 1 for elasticity < 0)
-        where = np.isin(s.serving_dc, short_dcs)[:, None] & cells
-        factor = np.where(in_promo & where[None], ratio[None, None, :], 1.0)
-        names = ", ".join(s.location_ids[d] for d in short_dcs)
-        options.append(
-            ("limit_depth", f"{depth:.0%} -> {new_depth:.0%} in {names}", _scaled(s, factor), 0.0)
-        )
-    dc_cells = cells.copy()
-    dc_cells[s.n_dcs :] = False
-    if dc_cells.any():
-        fm = s.forecast_mean
-        capped = np.where(in_promo & dc_cells[None], np.minimum(fm, s.baseline_mean[None]), fm)
-        options.append(
-            (
-                "cap_ecommerce",
-                "no promotion uplift on ecommerce",
-                dataclasses.replace(s, forecast_mean=capped, forecast_run=None),
-                0.0,
-            )
-        )
-    for shift in SHIFT_DAYS:
-        if end + shift - s.day > s.horizon:
-            continue
-        fm = s.forecast_mean
-        ex = np.where(cells[None] & in_promo, np.maximum(fm - s.baseline_mean[None], 0.0), 0.0)
-        moved_ex = np.zeros_like(ex)
-        moved_ex[shift:] = ex[:-shift]
-        promos = s.promotions.copy()
-        row = promos["id"] == promotion
-        promos.loc[row, "start_day"] += shift
-        promos.loc[row, "end_day"] += shift
-        options.append(
-            (
-                "move_start",
-                f"start {shift} days later (day {start + shift})",
-                dataclasses.replace(
-                    s, forecast_mean=fm - ex + moved_ex, promotions=promos, forecast_run=None
-                ),
-                0.0,
-            )
-        )
+    f = _shortfalls(s, promotion, base)
+    candidates = [
+        _expedite(s, f),
+        _rebalance(s, f),
+        _limit_depth(s, f, elasticity, depth),
+        _cap_ecommerce(s, f),
+        *_move_start(s, promotion, f),
+    ]
     mitigations = []
-    for action, detail, snap, cost in options:
-        after = assess(snap, promotion, quantile, uplift_log_sd)
-        mitigations.append(Mitigation(action, detail, after.score, after.score - base.score, cost))
+    for c in candidates:
+        if c is None:
+            continue
+        after = assess(c.snapshot, promotion, quantile, uplift_log_sd)
+        mitigations.append(
+            Mitigation(c.action, c.detail, after.score, after.score - base.score, c.cost)
+        )
     mitigations.sort(key=lambda m: -m.gain)
     return dataclasses.replace(base, mitigations=tuple(mitigations))

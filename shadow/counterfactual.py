@@ -190,23 +190,23 @@ def _replay_orders(
     si = {e: i for i, e in enumerate(built.sku_erp)}
     orders: dict[int, list[tuple[int, int, int, int, int]]] = {}
     skipped = 0
-    for r in actions["purchases"].itertuples(False):
-        day = (r.order_date - start).days if isinstance(r.order_date, dt.date) else -1
-        d, k = li.get(r.destination), si.get(r.product)
+    for r in actions["purchases"].to_dict("records"):
+        day = (r["order_date"] - start).days if isinstance(r["order_date"], dt.date) else -1
+        d, k = li.get(r["destination"]), si.get(r["product"])
         if d is None or k is None or d >= s.n_dcs or not 0 <= day < days:
             skipped += 1
             continue
-        q = int(round(r.qty))
+        q = int(round(r["qty"]))
         orders.setdefault(day, []).append((ActionKind.PURCHASE, int(s.sku_supplier[k]), d, k, q))
     lanes = set(zip(s.lanes["o"].tolist(), s.lanes["d"].tolist(), strict=True))
-    for r in actions["transfers"].itertuples(False):
-        day = (r.date - start).days if isinstance(r.date, dt.date) else -1
-        o, d, k = li.get(r.origin), li.get(r.destination), si.get(r.product)
-        if None in (o, d, k) or (o, d) not in lanes or not 0 <= day < days:
+    for r in actions["transfers"].to_dict("records"):
+        day = (r["date"] - start).days if isinstance(r["date"], dt.date) else -1
+        o, d, k = li.get(r["origin"]), li.get(r["destination"]), si.get(r["product"])
+        if o is None or d is None or k is None or (o, d) not in lanes or not 0 <= day < days:
             skipped += 1
             continue
         kind = ActionKind.SHIPMENT if s.serving_dc[d] == o and d >= s.n_dcs else ActionKind.TRANSFER
-        orders.setdefault(day, []).append((kind, o, d, k, int(round(r.qty))))
+        orders.setdefault(day, []).append((kind, o, d, k, int(round(r["qty"]))))
     if skipped:
         notes.append(f"{skipped} ERP action line(s) outside the period or network not replayed")
     return orders

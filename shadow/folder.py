@@ -94,6 +94,7 @@ class SnapshotFolderAdapter:
                 self.as_of,
                 self.name,
                 int(self.manifest.get("history_days", history_days)),
+                (),
                 **tables,
             )
         except ValueError as exc:

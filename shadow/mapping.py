@@ -27,12 +27,6 @@ class IdMapping:
     def twin_id(self, kind: str, erp_id: str) -> str | None:
         return self.entries[kind].get(erp_id)
 
-    def erp_id(self, kind: str, twin_id: str) -> str | None:
-        for erp, twin in self.entries[kind].items():
-            if twin == twin_id:
-                return erp
-        return None
-
     def reverse(self, kind: str) -> dict[str, str]:
         return {t: e for e, t in self.entries[kind].items()}
 
@@ -89,13 +83,15 @@ class IdMapping:
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> IdMapping:
         m = cls()
-        for row in frame.itertuples(index=False):
-            kind = str(row.kind)
+        for kind_value, twin_value, erp_value, code in zip(
+            frame["kind"], frame["twin_id"], frame["erp_id"], frame["code"], strict=True
+        ):
+            kind = str(kind_value)
             if kind not in KINDS:
                 raise ValueError(f"mapping row with kind {kind!r}: use one of {KINDS}")
-            twin = str(row.twin_id)
+            twin = str(twin_value)
             if twin in m.entries[kind].values():
                 raise ValueError(f"mapping: twin id {twin!r} used twice for {kind}s")
-            m.entries[kind][str(row.erp_id)] = twin
-            m.codes[kind][str(row.erp_id)] = "" if pd.isna(row.code) else str(row.code)
+            m.entries[kind][str(erp_value)] = twin
+            m.codes[kind][str(erp_value)] = "" if pd.isna(code) else str(code)
         return m

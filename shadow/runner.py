@@ -284,15 +284,15 @@ class ShadowRunner:
         buy = recs[recs["kind"].isin(["purchase", "expedite"]) & (recs["status"] == "approved")]
         lines = [
             DraftLine(
-                supplier=str(r.erp_origin),
-                destination=str(r.erp_destination),
-                product=str(r.erp_product),
-                qty=float(r.qty),
-                unit_price=float(r.unit_cost),
-                delivery_date=r.due_date,
+                supplier=str(r["erp_origin"]),
+                destination=str(r["erp_destination"]),
+                product=str(r["erp_product"]),
+                qty=float(r["qty"]),
+                unit_price=float(r["unit_cost"]),
+                delivery_date=r["due_date"],
             )
-            for r in buy.itertuples(False)
-            if r.erp_origin
+            for r in buy.to_dict("records")
+            if r["erp_origin"]
         ]
         if not lines:
             return pd.DataFrame(), ""

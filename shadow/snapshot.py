@@ -25,13 +25,19 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import math
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import pandas as pd
 
-from promotwin.policies.contract import BoolArray, InboundShipment, PlanningSnapshot
+from promotwin.policies.contract import (
+    BoolArray,
+    FloatArray,
+    InboundShipment,
+    IntArray,
+    PlanningSnapshot,
+)
 from promotwin.shadow.erpdata import ErpState
 from promotwin.shadow.mapping import IdMapping
 
@@ -106,24 +112,53 @@ def _index(ids: list[str]) -> dict[str, int]:
     return {x: i for i, x in enumerate(ids)}
 
 
-def build_snapshot(
-    state: ErpState,
-    mapping: IdMapping,
-    options: SnapshotOptions | None = None,
-    add_new: bool = False,
-) -> BuiltSnapshot:
-    """Translate the ERP tables through the mapping into a ``PlanningSnapshot``."""
-    opt = options or SnapshotOptions()
-    issues = list(state.notes) + mapping.resolve(state.tables, add_new)
-    as_of = state.as_of
+@dataclass(frozen=True)
+class _Locations:
+    """Mapped DCs first, then mapped stores whose DC is mapped, each group sorted by twin id."""
 
-    # locations: mapped DCs, then mapped stores whose DC is mapped
+    erp: list[str]
+    twin: list[str]
+    n_dcs: int
+    serving_dc: IntArray  # [L] index of the DC that replenishes each location (a DC: itself)
+
+    @property
+    def index(self) -> dict[str, int]:  # ERP id -> location index
+        return _index(self.erp)
+
+
+@dataclass(frozen=True)
+class _Catalogue:
+    """Mapped products sorted by twin id, with their selling price and unit cost."""
+
+    erp: list[str]
+    twin: list[str]
+    price: FloatArray
+    unit_cost: FloatArray
+
+    @property
+    def index(self) -> dict[str, int]:  # ERP id -> SKU index
+        return _index(self.erp)
+
+
+@dataclass(frozen=True)
+class _Suppliers:
+    """One twin supplier per (ERP supplier, planned lead time) among the SKUs' main suppliers."""
+
+    of_key: dict[tuple[str, float], int]  # (ERP party, lead time days) -> supplier index
+    twin: list[str]
+    erp: list[str]  # "" for the no-supplier placeholder
+    lead_time: FloatArray  # [V] days
+    sku_supplier: IntArray  # [S]
+    no_supplier: BoolArray  # [S]
+
+
+def _locations(state: ErpState, mapping: IdMapping, issues: list[str]) -> _Locations:
     locs = state["locations"]
     loc_twin = {e: mapping.twin_id("location", e) for e in locs["erp_id"]}
     dcs = sorted(
-        (loc_twin[e], e)
+        (twin, e)
         for e, k in zip(locs["erp_id"], locs["kind"], strict=True)
-        if k == "dc" and loc_twin[e] is not None
+        if k == "dc" and (twin := loc_twin[e]) is not None
     )
     if not dcs:
         raise ValueError(
@@ -133,35 +168,31 @@ def build_snapshot(
     dc_erp = {e for _, e in dcs}
     stores = []
     for e, k, dc in zip(locs["erp_id"], locs["kind"], locs["serving_dc"], strict=True):
-        if k != "store" or loc_twin[e] is None:
+        twin = loc_twin[e]
+        if k != "store" or twin is None:
             continue
         if dc not in dc_erp:
-            issues.append(f"store {loc_twin[e]!r} left out: its serving DC {dc!r} is not mapped")
+            issues.append(f"store {twin!r} left out: its serving DC {dc!r} is not mapped")
             continue
-        stores.append((loc_twin[e], e))
+        stores.append((twin, e))
     stores.sort()
-    location_erp = [e for _, e in dcs] + [e for _, e in stores]
-    location_ids = [t for t, _ in dcs] + [t for t, _ in stores]
-    li = _index(location_erp)
-    n_dcs, n_loc = len(dcs), len(location_erp)
-    serving = np.arange(n_loc, dtype=np.int64)
+    erp = [e for _, e in dcs] + [e for _, e in stores]
+    li = _index(erp)
+    serving = np.arange(len(erp), dtype=np.int64)
     dc_of = dict(zip(locs["erp_id"], locs["serving_dc"], strict=True))
-    for i in range(n_dcs, n_loc):
-        serving[i] = li[dc_of[location_erp[i]]]
+    for i in range(len(dcs), len(erp)):
+        serving[i] = li[dc_of[erp[i]]]
+    return _Locations(erp, [t for t, _ in dcs] + [t for t, _ in stores], len(dcs), serving)
 
-    # products
+
+def _catalogue(state: ErpState, mapping: IdMapping, issues: list[str]) -> _Catalogue:
     prods = state["products"]
-    mapped = [
-        (mapping.twin_id("product", e), e, i)
+    mapped = sorted(
+        (twin, e, i)
         for i, e in enumerate(prods["erp_id"])
-        if mapping.twin_id("product", e) is not None
-    ]
-    mapped.sort()
-    sku_ids = [t for t, _, _ in mapped]
-    sku_erp = [e for _, e, _ in mapped]
+        if (twin := mapping.twin_id("product", e)) is not None
+    )
     rows = [i for _, _, i in mapped]
-    si = _index(sku_erp)
-    n_sku = len(sku_erp)
     price = prods["price"].to_numpy(np.float64)[rows]
     unit_cost = prods["unit_cost"].to_numpy(np.float64)[rows]
     bad_price = ~(np.isfinite(price) & (price > 0))
@@ -169,10 +200,19 @@ def build_snapshot(
         issues.append(f"{int(bad_price.sum())} product(s) with no selling price: price set to cost")
         price = np.where(bad_price, unit_cost, price)
     unit_cost = np.where(np.isfinite(unit_cost), unit_cost, 0.0)
+    return _Catalogue([e for _, e, _ in mapped], [t for t, _, _ in mapped], price, unit_cost)
 
-    # suppliers: main supplier per SKU (lowest sequence, then shortest lead time)
+
+def _suppliers(
+    state: ErpState,
+    mapping: IdMapping,
+    skus: _Catalogue,
+    default_lead_time_days: float,
+    issues: list[str],
+) -> _Suppliers:
+    """Main supplier per SKU: the lowest sequence, then the shortest lead time."""
     ps = state["product_suppliers"]
-    ps = ps[ps["product"].isin(si)].sort_values(["product", "sequence", "lead_time_days"])
+    ps = ps[ps["product"].isin(skus.index)].sort_values(["product", "sequence", "lead_time_days"])
     main = ps.drop_duplicates("product")
     lead_of = dict(zip(main["product"], main["lead_time_days"], strict=True))
     party_of = dict(zip(main["product"], main["supplier"], strict=True))
@@ -184,39 +224,41 @@ def build_snapshot(
         for e in state["suppliers"]["erp_id"]
     }
     keys: dict[tuple[str, float], int] = {}
-    supplier_ids: list[str] = []
-    supplier_erp: list[str] = []
+    twin: list[str] = []
+    erp: list[str] = []
     lead_mean: list[float] = []
-    sku_supplier = np.zeros(n_sku, np.int64)
-    no_supplier = np.zeros(n_sku, bool)
-    for k, e in enumerate(sku_erp):
+    sku_supplier = np.zeros(len(skus.erp), np.int64)
+    no_supplier = np.zeros(len(skus.erp), bool)
+    for k, e in enumerate(skus.erp):
         if e in party_of:
             party, lead = party_of[e], float(lead_of[e])
         else:
-            party, lead = "", opt.default_lead_time_days
+            party, lead = "", default_lead_time_days
             no_supplier[k] = True
         key = (party, lead)
         if key not in keys:
-            keys[key] = len(supplier_ids)
+            keys[key] = len(twin)
             base = sup_names.get(party, f"erp-supplier-{party}") if party else NO_SUPPLIER
             many = party and len(leads_by_party.get(party, ())) > 1
-            supplier_ids.append(f"{base}@{lead:g}d" if many else base)
-            supplier_erp.append(party)
+            twin.append(f"{base}@{lead:g}d" if many else base)
+            erp.append(party)
             lead_mean.append(lead)
         sku_supplier[k] = keys[key]
     if no_supplier.any():
-        codes = [sku_ids[k] for k in np.nonzero(no_supplier)[0][:10]]
+        codes = [skus.twin[k] for k in np.nonzero(no_supplier)[0][:10]]
         issues.append(
             f"{int(no_supplier.sum())} product(s) with no supplier: {codes}; their purchases "
             "are not recommended (add a supplier in the ERP)"
         )
-    lead = np.asarray(lead_mean, np.float64)
+    return _Suppliers(keys, twin, erp, np.asarray(lead_mean, np.float64), sku_supplier, no_supplier)
 
-    # stock
-    on_hand = np.zeros((n_loc, n_sku), np.int64)
+
+def _on_hand(state: ErpState, locs: _Locations, skus: _Catalogue, issues: list[str]) -> IntArray:
+    """Units on hand [L, S]; negative ERP stock reads as 0."""
+    li, si = locs.index, skus.index
+    on_hand = np.zeros((len(locs.erp), len(skus.erp)), np.int64)
     stock = state["stock"]
-    keep = stock["location"].isin(li) & stock["product"].isin(si)
-    st = stock[keep]
+    st = stock[stock["location"].isin(li) & stock["product"].isin(si)]
     if len(st):
         qty = np.rint(st["on_hand"].to_numpy(np.float64)).astype(np.int64)
         if (qty < 0).any():
@@ -226,74 +268,96 @@ def build_snapshot(
         on_hand[st["location"].map(li).to_numpy(), st["product"].map(si).to_numpy()] = np.maximum(
             qty, 0
         )
+    return on_hand
 
-    # inbound: open purchases (on order) and transfers (in transit)
-    on_order = np.zeros((n_loc, n_sku), np.int64)
-    in_transit = np.zeros((n_loc, n_sku), np.int64)
-    inbound: list[InboundShipment] = []
+
+def _inbound(
+    state: ErpState, locs: _Locations, skus: _Catalogue, sup: _Suppliers
+) -> tuple[IntArray, IntArray, tuple[InboundShipment, ...]]:
+    """Open purchases (on order [L, S]) and transfers (in transit [L, S]), one shipment per
+    (kind, origin, destination, due day); a line without a planned date is due after its
+    supplier's lead time."""
+    li, si = locs.index, skus.index
+    on_order = np.zeros((len(locs.erp), len(skus.erp)), np.int64)
+    in_transit = np.zeros_like(on_order)
     inb = state["inbound"]
     inb = inb[inb["destination"].isin(li) & inb["product"].isin(si)]
-    if len(inb):
-        d_idx = inb["destination"].map(li).to_numpy(np.int64)
-        k_idx = inb["product"].map(si).to_numpy(np.int64)
-        q = np.rint(inb["qty"].to_numpy(np.float64)).astype(np.int64)
-        is_po = (inb["kind"] == "purchase").to_numpy()
-        origin = np.empty(len(inb), np.int64)
-        for r, (kind, o, k) in enumerate(zip(inb["kind"], inb["origin"], k_idx, strict=True)):
-            if kind == "purchase":
-                variant = keys.get((o, float(lead[sku_supplier[k]])))
-                origin[r] = variant if variant is not None else sku_supplier[k]
-            else:
-                origin[r] = li.get(o, serving[d_idx[r]])
-        planned = [
-            (p - as_of).days if isinstance(p, dt.date) else int(round(lead[sku_supplier[k]]))
-            for p, k in zip(inb["planned_date"], k_idx, strict=True)
-        ]
-        due = np.asarray(planned, np.int64)
-        np.add.at(on_order, (d_idx[is_po], k_idx[is_po]), q[is_po])
-        np.add.at(in_transit, (d_idx[~is_po], k_idx[~is_po]), q[~is_po])
-        frame = pd.DataFrame({"po": is_po, "o": origin, "d": d_idx, "due": due, "k": k_idx, "q": q})
-        for (po, o, d, due_day), g in frame.groupby(["po", "o", "d", "due"], sort=True):
-            inbound.append(
-                InboundShipment(
-                    "purchase" if po else "transfer",
-                    int(o),
-                    int(d),
-                    int(due_day),
-                    g["k"].to_numpy(np.int64),
-                    g["q"].to_numpy(np.int64),
-                )
+    if not len(inb):
+        return on_order, in_transit, ()
+    d_idx = inb["destination"].map(li).to_numpy(np.int64)
+    k_idx = inb["product"].map(si).to_numpy(np.int64)
+    q = np.rint(inb["qty"].to_numpy(np.float64)).astype(np.int64)
+    is_po = (inb["kind"] == "purchase").to_numpy()
+    lead = sup.lead_time[sup.sku_supplier[k_idx]]
+    origin = np.empty(len(inb), np.int64)
+    for r, (kind, o, k) in enumerate(zip(inb["kind"], inb["origin"], k_idx, strict=True)):
+        if kind == "purchase":
+            variant = sup.of_key.get((o, float(lead[r])))
+            origin[r] = variant if variant is not None else sup.sku_supplier[k]
+        else:
+            origin[r] = li.get(o, locs.serving_dc[d_idx[r]])
+    planned = [
+        (p - state.as_of).days if isinstance(p, dt.date) else int(round(lt))
+        for p, lt in zip(inb["planned_date"], lead, strict=True)
+    ]
+    due = np.asarray(planned, np.int64)
+    np.add.at(on_order, (d_idx[is_po], k_idx[is_po]), q[is_po])
+    np.add.at(in_transit, (d_idx[~is_po], k_idx[~is_po]), q[~is_po])
+    frame = pd.DataFrame({"po": is_po, "o": origin, "d": d_idx, "due": due, "k": k_idx, "q": q})
+    inbound = []
+    for key, g in frame.groupby(["po", "o", "d", "due"], sort=True):
+        po, o, d, due_day = cast(tuple[bool, int, int, int], key)
+        inbound.append(
+            InboundShipment(
+                "purchase" if po else "transfer",
+                int(o),
+                int(d),
+                int(due_day),
+                g["k"].to_numpy(np.int64),
+                g["q"].to_numpy(np.int64),
             )
+        )
+    return on_order, in_transit, tuple(inbound)
 
-    # sales history -> trailing average daily sales
-    history = sales_history(state, mapping)
+
+def _history_mean(
+    state: ErpState, history: pd.DataFrame, locs: _Locations, skus: _Catalogue
+) -> FloatArray:
+    """Units sold per day [L, S] over the trailing ``history_days``: store rows from store
+    sales, DC rows from ecommerce sales (as in the twin)."""
+    as_of = state.as_of
     first = as_of - dt.timedelta(days=state.history_days - 1)
     window = history[(history["date"] >= first) & (history["date"] <= as_of)]
-    sold = np.zeros((n_loc, n_sku))
-    li_twin = _index(location_ids)
-    si_twin = _index(sku_ids)
+    sold = np.zeros((len(locs.erp), len(skus.erp)))
+    li_twin, si_twin = _index(locs.twin), _index(skus.twin)
     window = window[window["location"].isin(li_twin) & window["sku"].isin(si_twin)]
     if len(window):
         w_loc = window["location"].map(li_twin).to_numpy(np.int64)
-        w_loc = np.where((window["channel"] == "ecommerce").to_numpy(), serving[w_loc], w_loc)
+        w_loc = np.where(
+            (window["channel"] == "ecommerce").to_numpy(), locs.serving_dc[w_loc], w_loc
+        )
         np.add.at(sold, (w_loc, window["sku"].map(si_twin).to_numpy()), window["units"])
-    history_mean = sold / state.history_days
-    forecast = np.ascontiguousarray(np.broadcast_to(history_mean, (opt.horizon_days, n_loc, n_sku)))
+    mean: FloatArray = sold / state.history_days
+    return mean
 
-    # lanes: the ERP's warehouse-to-warehouse lead times, and a default lane to every store
+
+def _lanes(state: ErpState, locs: _Locations, opt: SnapshotOptions) -> pd.DataFrame:
+    """The ERP's warehouse-to-warehouse lead times, and a default lane to every store."""
+    li = locs.index
     lane_rows = {}
+    erp_lanes = state["lanes"]
     for o, d, t in zip(
-        *(state["lanes"][c] for c in ("origin", "destination", "transit_days")), strict=True
+        erp_lanes["origin"], erp_lanes["destination"], erp_lanes["transit_days"], strict=True
     ):
         if o in li and d in li and o != d:
             lane_rows[(li[o], li[d])] = max(int(t), 1)
-    for i in range(n_dcs, n_loc):
-        lane_rows.setdefault((int(serving[i]), i), opt.default_transit_days)
+    for i in range(locs.n_dcs, len(locs.erp)):
+        lane_rows.setdefault((int(locs.serving_dc[i]), i), opt.default_transit_days)
     pairs = sorted(lane_rows)
-    lanes = pd.DataFrame(
+    return pd.DataFrame(
         {
-            "origin": [location_ids[o] for o, _ in pairs],
-            "destination": [location_ids[d] for _, d in pairs],
+            "origin": [locs.twin[o] for o, _ in pairs],
+            "destination": [locs.twin[d] for _, d in pairs],
             "o": np.asarray([o for o, _ in pairs], np.int64),
             "d": np.asarray([d for _, d in pairs], np.int64),
             "transit_days": np.asarray([lane_rows[p] for p in pairs], np.int64),
@@ -302,41 +366,67 @@ def build_snapshot(
         }
     )
 
+
+def _no_promotions() -> pd.DataFrame:
+    """Tryton's base modules have no promotions: the contract's promotion table, empty."""
+    return pd.DataFrame(
+        {
+            "id": pd.Series(dtype=object),
+            "start_day": pd.Series(dtype=np.int64),
+            "end_day": pd.Series(dtype=np.int64),
+            "depth": pd.Series(dtype=np.float64),
+            "planned_uplift": pd.Series(dtype=np.float64),
+        }
+    )
+
+
+def build_snapshot(
+    state: ErpState,
+    mapping: IdMapping,
+    options: SnapshotOptions | None = None,
+    add_new: bool = False,
+) -> BuiltSnapshot:
+    """Translate the ERP tables through the mapping into a ``PlanningSnapshot``."""
+    opt = options or SnapshotOptions()
+    issues = list(state.notes) + mapping.resolve(state.tables, add_new)
+    locs = _locations(state, mapping, issues)
+    skus = _catalogue(state, mapping, issues)
+    sup = _suppliers(state, mapping, skus, opt.default_lead_time_days, issues)
+    on_hand = _on_hand(state, locs, skus, issues)
+    on_order, in_transit, inbound = _inbound(state, locs, skus, sup)
+    history = sales_history(state, mapping)
+    history_mean = _history_mean(state, history, locs, skus)
+    forecast = np.ascontiguousarray(
+        np.broadcast_to(history_mean, (opt.horizon_days, *history_mean.shape))
+    )
+    lead, price, unit_cost = sup.lead_time, skus.price, skus.unit_cost
     snap = PlanningSnapshot(
         day=0,
-        date=as_of,
-        location_ids=tuple(location_ids),
-        sku_ids=tuple(sku_ids),
-        n_dcs=n_dcs,
-        serving_dc=serving,
+        date=state.as_of,
+        location_ids=tuple(locs.twin),
+        sku_ids=tuple(skus.twin),
+        n_dcs=locs.n_dcs,
+        serving_dc=locs.serving_dc,
         on_hand=on_hand,
         in_transit=in_transit,
         on_order=on_order,
-        inbound=tuple(inbound),
+        inbound=inbound,
         forecast_mean=forecast,
         forecast_dispersion=opt.dispersion,
         history_mean=history_mean,
         baseline_mean=history_mean.copy(),
-        promotions=pd.DataFrame(
-            {
-                "id": pd.Series(dtype=object),
-                "start_day": pd.Series(dtype=np.int64),
-                "end_day": pd.Series(dtype=np.int64),
-                "depth": pd.Series(dtype=np.float64),
-                "planned_uplift": pd.Series(dtype=np.float64),
-            }
-        ),
+        promotions=_no_promotions(),
         promotion_cells={},
-        sku_supplier=sku_supplier,
-        supplier_ids=tuple(supplier_ids),
+        sku_supplier=sup.sku_supplier,
+        supplier_ids=tuple(sup.twin),
         lead_time_mean=lead,
         lead_time_sd=np.zeros(len(lead)),
         expedite_lead_time=np.maximum(np.ceil(lead * opt.expedite_factor), 1).astype(np.int64),
         supplier_capacity=np.full(len(lead), UNLIMITED),
         moq=np.zeros(len(lead)),
         fill_rate=np.ones(len(lead)),
-        lanes=lanes,
-        dc_throughput=np.full(n_dcs, UNLIMITED),
+        lanes=_lanes(state, locs, opt),
+        dc_throughput=np.full(locs.n_dcs, UNLIMITED),
         price=price,
         unit_cost=unit_cost,
         holding_cost=unit_cost * opt.holding_rate / 365.0,
@@ -347,10 +437,10 @@ def build_snapshot(
     return BuiltSnapshot(
         snapshot=snap,
         issues=tuple(issues),
-        location_erp=tuple(location_erp),
-        sku_erp=tuple(sku_erp),
-        supplier_erp=tuple(supplier_erp),
-        no_supplier=no_supplier,
+        location_erp=tuple(locs.erp),
+        sku_erp=tuple(skus.erp),
+        supplier_erp=tuple(sup.erp),
+        no_supplier=sup.no_supplier,
         history=history,
         digest=snapshot_digest(snap),
     )
@@ -372,9 +462,5 @@ def sales_history(state: ErpState, mapping: IdMapping) -> pd.DataFrame:
         }
     )
     return out.groupby(["date", "location", "sku", "channel"], as_index=False, sort=True)[
-        "units"
+        ["units"]
     ].sum()
-
-
-def ceil_days(days: float) -> int:
-    return max(int(math.ceil(days)), 1)

@@ -17,6 +17,9 @@ import pandas as pd
 
 from promotwin.shadow.mapping import IdMapping
 
+# the columns of the drafts table after run_id, in order (``ErpAdapter.write_drafts`` returns them)
+DRAFT_COLUMNS = ["erp_model", "erp_id", "supplier", "destination", "product", "qty"]
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, started TEXT NOT NULL, finished TEXT NOT NULL,
@@ -190,17 +193,8 @@ class RunStore:
                     con.executemany(
                         "INSERT INTO drafts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         [
-                            (
-                                run.run_id,
-                                r.erp_model,
-                                r.erp_id,
-                                r.supplier,
-                                r.destination,
-                                r.product,
-                                float(r.qty),
-                                _now(),
-                            )
-                            for r in drafts.itertuples(False)
+                            (run.run_id, *r, _now())
+                            for r in drafts.astype({"qty": float})[DRAFT_COLUMNS].itertuples(False)
                         ],
                     )
                 if mapping is not None:

@@ -31,7 +31,7 @@ import urllib.parse
 import urllib.request
 import xmlrpc.client
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -118,7 +118,7 @@ class _XmlRpc:
             raise _classify(exc) from None
         if not result:
             raise ErpLoginRefused("the ERP refused the login")
-        user_id, session = result[0], result[1]
+        user_id, session = cast(list[Any], result)[:2]  # Tryton answers [user id, session]
         token = base64.b64encode(f"{creds.user}:{user_id}:{session}".encode()).decode()
         headers = [("Authorization", "Session " + token)]
         try:
@@ -406,7 +406,7 @@ class TrytonAdapter:
                 seen += 1
             return None
 
-        wh_of = {r["id"]: w for r in rows if (w := warehouse_of(r["id"])) is not None}
+        wh_of = {r["id"]: wh for r in rows if (wh := warehouse_of(r["id"])) is not None}
         warehouses = [r for r in rows if r["type"] == "warehouse"]
         loc_rows = []
         for w in warehouses:
@@ -448,10 +448,37 @@ class TrytonAdapter:
         as_of = as_of or dt.date.today()
         locations, lanes, wh_of = self._network()
         wh_ids = [int(x) for x in locations["erp_id"]]
-        today = dt.date.today()
+        prod_rows = self._product_rows()
+        products = self._products(prod_rows)
+        product_suppliers = self._product_suppliers(prod_rows)
+        suppliers = self._suppliers(product_suppliers)
+        stock = self._stock(wh_ids, [r["id"] for r in prod_rows], as_of)
+        inbound = self._open_purchases(wh_ids, wh_of, as_of)
         notes: list[str] = []
+        if inbound["planned_date"].isna().any():
+            notes.append(
+                f"{int(inbound['planned_date'].isna().sum())} open purchase line(s) without a "
+                "planned date: due after the supplier lead time"
+            )
+        sales = self.read_sales(as_of - dt.timedelta(days=history_days - 1), as_of)
+        return ErpState.build(
+            as_of,
+            self.name,
+            history_days,
+            tuple(notes),
+            locations=locations,
+            lanes=lanes,
+            products=products,
+            suppliers=suppliers,
+            product_suppliers=product_suppliers,
+            **({"stock": stock} if stock is not None else {}),
+            inbound=inbound,
+            sales=sales,
+            order_points=self._order_points(),
+        )
 
-        prod_rows = self._search_read(
+    def _product_rows(self) -> list[dict[str, Any]]:
+        return self._search_read(
             "product.product",
             [("type", "=", "goods")],
             [
@@ -463,8 +490,11 @@ class TrytonAdapter:
                 "template.categories",
             ],
         )
+
+    def _products(self, prod_rows: list[dict[str, Any]]) -> pd.DataFrame:
+        """The catalogue: a product's category is its template's first category."""
         cats = {r["id"]: r["name"] for r in self._search_read("product.category", [], ["name"])}
-        products = pd.DataFrame(
+        return pd.DataFrame(
             [
                 {
                     "erp_id": str(r["id"]),
@@ -481,11 +511,13 @@ class TrytonAdapter:
             ],
             columns=["erp_id", "code", "name", "category", "price", "unit_cost"],
         )
+
+    def _product_suppliers(self, prod_rows: list[dict[str, Any]]) -> pd.DataFrame:
+        """Supplier lead times per product; a line set on the template holds for all its
+        variants."""
         template_products: dict[int, list[int]] = {}
         for r in prod_rows:
             template_products.setdefault(r["template"], []).append(r["id"])
-        product_ids = [r["id"] for r in prod_rows]
-
         ps_rows = self._search_read(
             "purchase.product_supplier",
             [],
@@ -503,21 +535,26 @@ class TrytonAdapter:
                         "sequence": r["sequence"] if r["sequence"] is not None else 10,
                     }
                 )
-        product_suppliers = pd.DataFrame(
-            ps, columns=["product", "supplier", "lead_time_days", "sequence"]
-        )
-        party_ids = sorted({int(p["supplier"]) for p in ps if p["supplier"]})
+        return pd.DataFrame(ps, columns=["product", "supplier", "lead_time_days", "sequence"])
+
+    def _suppliers(self, product_suppliers: pd.DataFrame) -> pd.DataFrame:
+        """The parties that supply at least one product."""
+        party_ids = sorted({int(p) for p in product_suppliers["supplier"] if p})
         parties = self._read("party.party", party_ids, ["code", "name"], {}) if party_ids else []
-        suppliers = pd.DataFrame(
+        return pd.DataFrame(
             [{"erp_id": str(r["id"]), "code": r["code"] or "", "name": r["name"]} for r in parties],
             columns=["erp_id", "code", "name"],
         )
 
-        # on hand per warehouse (children included), at the end of as_of
+    def _stock(
+        self, wh_ids: list[int], product_ids: list[int], as_of: dt.date
+    ) -> pd.DataFrame | None:
+        """On hand per warehouse (children included) at the end of ``as_of``; None without
+        warehouses."""
         stock_parts = []
         for w in wh_ids:
             ctx: dict[str, Any] = {"locations": [w], "with_childs": True}
-            if as_of < today:
+            if as_of < dt.date.today():
                 ctx["stock_date_end"] = as_of
             rows = self._read("product.product", product_ids, ["quantity"], ctx)
             stock_parts.append(
@@ -530,14 +567,18 @@ class TrytonAdapter:
                     }
                 )
             )
-        stock = pd.concat(stock_parts, ignore_index=True) if stock_parts else None
+        return pd.concat(stock_parts, ignore_index=True) if stock_parts else None
 
-        # open purchases (incoming moves from suppliers) into the warehouses
+    def _open_purchases(
+        self, wh_ids: list[int], wh_of: dict[int, int], as_of: dt.date
+    ) -> pd.DataFrame:
+        """Incoming moves from suppliers into the warehouses still open at the end of
+        ``as_of`` (for a past date: created by then and not done by then)."""
         open_domain: list[Any] = [
             ("from_location.type", "=", "supplier"),
             ("to_location", "child_of", wh_ids, "parent"),
         ]
-        if as_of < today:
+        if as_of < dt.date.today():
             end = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
             open_domain += [
                 ("create_date", "<", end),
@@ -554,7 +595,7 @@ class TrytonAdapter:
             open_domain,
             ["product", "internal_quantity", "planned_date", "to_location", "origin", "supplier"],
         )
-        inbound = pd.DataFrame(
+        return pd.DataFrame(
             [
                 {
                     "kind": "purchase",
@@ -577,19 +618,15 @@ class TrytonAdapter:
                 "reference",
             ],
         )
-        if inbound["planned_date"].isna().any():
-            notes.append(
-                f"{int(inbound['planned_date'].isna().sum())} open purchase line(s) without a "
-                "planned date: due after the supplier lead time"
-            )
 
-        sales = self.read_sales(as_of - dt.timedelta(days=history_days - 1), as_of)
+    def _order_points(self) -> pd.DataFrame:
+        """The ERP's own replenishment rules (purchase order points)."""
         ops = self._search_read(
             "stock.order_point",
             [("type", "=", "purchase")],
             ["product", "location", "min_quantity", "target_quantity"],
         )
-        order_points = pd.DataFrame(
+        return pd.DataFrame(
             [
                 {
                     "location": _ref_id(r["location"]),
@@ -600,21 +637,6 @@ class TrytonAdapter:
                 for r in ops
             ],
             columns=["location", "product", "min_quantity", "target_quantity"],
-        )
-        return ErpState.build(
-            as_of,
-            self.name,
-            history_days,
-            tuple(notes),
-            locations=locations,
-            lanes=lanes,
-            products=products,
-            suppliers=suppliers,
-            product_suppliers=product_suppliers,
-            **({"stock": stock} if stock is not None else {}),
-            inbound=inbound,
-            sales=sales,
-            order_points=order_points,
         )
 
     def read_sales(self, start: dt.date, end: dt.date) -> pd.DataFrame:
@@ -797,7 +819,7 @@ class TrytonAdapter:
         groups: dict[tuple[str, str], list[DraftLine]] = {}
         for line in lines:
             groups.setdefault((line.supplier, line.destination), []).append(line)
-        out = []
+        out: list[dict[str, Any]] = []
         for (supplier, warehouse), group in sorted(groups.items()):
             values = {
                 "party": int(supplier),

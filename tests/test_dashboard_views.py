@@ -1,9 +1,9 @@
-"""The logic behind the dashboard pages, without Streamlit."""
+"""The logic behind the dashboard pages, without Streamlit (the planner's core:
+``test_outlook.py``)."""
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import io
 from pathlib import Path
 
@@ -11,116 +11,22 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from promotwin.cli.intelligence import readiness_snapshot
 from promotwin.cli.main import app
 from promotwin.dashboards import approvals, fmt, leadership, planner, rollout
-from promotwin.policies.readiness import readiness
-from promotwin.policies.registry import make_policy
-from promotwin.scenarios import Scenario, load_scenario, parse_scenario
-from promotwin.testing.dashboards import approval_store, experiment_folder, shadow_store
-from promotwin.twin import simulate
+from promotwin.scenarios import Scenario
+from promotwin.testing.dashboards import (
+    APPLIANCE_PROMO,
+    appliance_projections,
+    approval_store,
+    experiment_folder,
+    shadow_store,
+)
+from promotwin.twin import outlook
 from promotwin.workflow.store import ConflictError
 
-PROMO = "SUMMER-COOL"
 
-
-@pytest.fixture(scope="module")
-def appliance() -> Scenario:
-    return load_scenario("appliance_promo")
-
-
-@pytest.fixture(scope="module")
-def current(appliance: Scenario) -> planner.PlannerResult:
-    s = planner.PromoSettings.of(planner.find_promotion(appliance, PROMO))
-    return planner.project(appliance, PROMO, s)
-
-
-@pytest.fixture(scope="module")
-def deeper(appliance: Scenario, current: planner.PlannerResult) -> planner.PlannerResult:
-    return planner.project(appliance, PROMO, dataclasses.replace(current.settings, depth=0.4))
-
-
-def test_variant_changes_only_the_promotion(appliance: Scenario) -> None:
-    s = planner.PromoSettings.of(appliance.promotions[0])
-    v = planner.variant(appliance, PROMO, dataclasses.replace(s, depth=0.4, ecommerce_cap=0.5))
-    p = v.promotions[0]
-    assert p.depth == 0.4 and max(w.lift for w in p.ecommerce_waves) == 0.5
-    assert v.skus == appliance.skus and v.promotions[0].skus == appliance.promotions[0].skus
-    with pytest.raises(ValueError, match="at least one channel"):
-        planner.variant(appliance, PROMO, dataclasses.replace(s, channels=()))
-    with pytest.raises(ValueError, match="must run between"):
-        planner.variant(
-            appliance, PROMO, dataclasses.replace(s, end=s.start - dt.timedelta(days=1))
-        )
-    with pytest.raises(ValueError, match="no promotion 'NOPE'"):
-        planner.variant(appliance, "NOPE", s)
-
-
-def test_variant_yaml_round_trips(appliance: Scenario) -> None:
-    s = planner.PromoSettings.of(appliance.promotions[0])
-    v = planner.variant(appliance, PROMO, dataclasses.replace(s, depth=0.3))
-    again = parse_scenario(planner.variant_yaml(v, "variant-30"))
-    assert again.name == "variant-30"
-    assert again.model_copy(update={"name": v.name}) == v
-
-
-def test_one_run_serves_kpis_and_readiness_exactly(
-    appliance: Scenario, current: planner.PlannerResult
-) -> None:
-    """The capturing wrapper changes nothing: same run id and KPIs as a plain run, and the same
-    readiness as ``twin readiness`` (which runs the twin to the assessment day on its own)."""
-    plain = simulate(appliance, make_policy("base-stock"), seed=0, days=current.days)
-    assert plain.run_id == current.run_id
-    for key in planner.KPI_KEYS:
-        assert current.kpis[key] == pytest.approx(plain.kpis[key], nan_ok=True)
-    snap, elasticity = readiness_snapshot(appliance, appliance.promotions[0], 7, 0)
-    cli = readiness(
-        snap, PROMO, 0.8, appliance.demand.forecast_error, elasticity, appliance.promotions[0].depth
-    )
-    assert current.readiness is not None
-    assert current.readiness.score == pytest.approx(cli.score)
-    assert [m.action for m in current.readiness.mitigations] == [m.action for m in cli.mitigations]
-
-
-def test_deeper_discount_means_more_uplift_more_stockouts_lower_readiness(
-    current: planner.PlannerResult, deeper: planner.PlannerResult
-) -> None:
-    assert deeper.outlook.extra_units > current.outlook.extra_units * 1.2
-    up_now = current.outlook.uplift.set_index(["by", "group", "channel"])["uplift"]
-    up_deep = deeper.outlook.uplift.set_index(["by", "group", "channel"])["uplift"]
-    assert (up_deep > up_now).all()
-    assert deeper.kpis["promo_lost_sales_units"] > current.kpis["promo_lost_sales_units"]
-    assert deeper.lost[["walk_in", "pickup", "ecommerce"]].to_numpy().sum() > (
-        current.lost[["walk_in", "pickup", "ecommerce"]].to_numpy().sum()
-    )
-    assert deeper.kpis["readiness"] < current.kpis["readiness"]
-    o = current.outlook
-    assert (o.uplift["low"] < o.uplift["uplift"]).all() and (
-        o.uplift["uplift"] < o.uplift["high"]
-    ).all()
-    assert o.margin_low <= o.margin <= o.margin_high
-    assert o.margin - o.margin_before_funding == pytest.approx(o.vendor_funding)
-
-
-def test_spill_over_and_margin_match_the_demand_model_by_hand(appliance: Scenario) -> None:
-    """Cannibalised categories lose units, the halo category gains; the expected funding is
-    the funding rate times the expected promoted units."""
-    s = planner.variant(appliance, PROMO, planner.PromoSettings.of(appliance.promotions[0]))
-    o = planner.outlook(s, PROMO)
-    spill = o.spill.set_index("category")
-    assert spill.loc["cooling", "change_units"] < 0 and spill.loc["kitchen", "change_units"] < 0
-    assert spill.loc["accessories", "change_units"] > 0
-    assert spill.loc["floorcare", "change_units"] == pytest.approx(0.0)
-    assert o.vendor_funding == pytest.approx(4.0 * o.promoted_units)
-    # the promotion covers every cell of its SKUs: each grouping adds up to its promoted units
-    for by in ("region", "cluster"):
-        part = o.uplift[o.uplift["by"] == by]
-        assert part["expected_units"].sum() == pytest.approx(o.promoted_units, rel=1e-9)
-
-
-def test_side_by_side_and_csv(
-    current: planner.PlannerResult, deeper: planner.PlannerResult
-) -> None:
+def test_side_by_side_and_csv() -> None:
+    current, deeper = appliance_projections()
     t = planner.side_by_side(current, deeper).set_index("key")
     assert t.loc["promo_lost_sales_units", "change"] == pytest.approx(
         deeper.kpis["promo_lost_sales_units"] - current.kpis["promo_lost_sales_units"]
@@ -134,17 +40,18 @@ def test_side_by_side_and_csv(
     )
 
 
-def test_sweep_runs_each_depth_in_order(current: planner.PlannerResult) -> None:
+def test_sweep_runs_each_depth_in_order() -> None:
+    current = appliance_projections()[0]
     seen: list[float] = []
 
-    def fake(_s: Scenario, _p: str, settings: planner.PromoSettings, *_a: object) -> object:
+    def fake(_s: Scenario, _p: str, settings: outlook.PromoSettings, *_a: object) -> object:
         seen.append(settings.depth)
         return dataclasses.replace(current, settings=settings)
 
     ticks: list[int] = []
     frame = planner.sweep(
         None,  # type: ignore[arg-type]
-        PROMO,
+        APPLIANCE_PROMO,
         current.settings,
         (0.1, 0.3),
         progress=lambda i, n: ticks.append(i),

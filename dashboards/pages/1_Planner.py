@@ -9,6 +9,7 @@ import streamlit as st
 
 from promotwin.dashboards import charts, fmt, planner, ui
 from promotwin.policies.registry import POLICIES
+from promotwin.twin import outlook
 
 st.set_page_config(page_title="Planner · Promotwin", layout="wide")
 st.title("Promotion planner")
@@ -29,8 +30,8 @@ with ui.plain_errors():
         st.info(f"Scenario {scenario.name} has no promotions to plan. Pick another scenario.")
         st.stop()
     promo_id = side.selectbox("Promotion", [p.id for p in scenario.promotions], key="promotion")
-    promo = planner.find_promotion(scenario, promo_id)
-    current = planner.PromoSettings.of(promo)
+    promo = outlook.find_promotion(scenario, promo_id)
+    current = outlook.PromoSettings.of(promo)
     policy = side.selectbox(
         "Replenishment policy",
         list(POLICIES),
@@ -69,7 +70,7 @@ with ui.plain_errors():
         disabled=not promo.ecommerce_waves,
         help="Highest extra ecommerce uplift kept in the campaign waves.",
     )
-    settings = planner.PromoSettings(
+    settings = outlook.PromoSettings(
         depth_pct / 100,
         start,
         end,
@@ -83,7 +84,7 @@ with ui.plain_errors():
         result = ui.planned(ref, promo_id, settings, policy, seed, days_before, 0.8)
 
     table = planner.side_by_side(base, result)
-    lead = table.set_index("key")
+    lead = {r["key"]: r for r in table.to_dict("records")}
     better = {"promo_lost_sales_units": "inverse", "stockout_days": "inverse"}
     cols = st.columns(5)
     for col, key in zip(
@@ -97,7 +98,7 @@ with ui.plain_errors():
         ),
         strict=True,
     ):
-        row = lead.loc[key]
+        row = lead[key]
         kind = str(row["kind"])
         value = row["variant"]
         shown = {
@@ -135,27 +136,27 @@ with ui.plain_errors():
     )
     with tabs[0]:
         shown_rows = []
-        for r in table.itertuples(index=False):
+        for r in table.to_dict("records"):
             f = {
                 "rate": fmt.pct,
                 "units": fmt.units,
                 "money": fmt.money,
                 "count": fmt.count,
                 "score": lambda v: f"{v:.0f}/100" if v == v else "–",
-            }[str(r.kind)]
+            }[str(r["kind"])]
             change = {
                 "rate": fmt.points,
                 "units": lambda v: fmt.units(v, signed=True),
                 "money": lambda v: fmt.money(v, signed=True),
                 "count": lambda v: fmt.count(v, signed=True),
                 "score": lambda v: f"{v:+.0f}" if v == v else "–",
-            }[str(r.kind)]
+            }[str(r["kind"])]
             shown_rows.append(
                 {
-                    "measure": r.measure,
-                    f"current plan ({current.depth:.0%})": f(r.current),
-                    f"this variant ({settings.depth:.0%})": f(r.variant),
-                    "change": change(r.change),
+                    "measure": r["measure"],
+                    f"current plan ({current.depth:.0%})": f(r["current"]),
+                    f"this variant ({settings.depth:.0%})": f(r["variant"]),
+                    "change": change(r["change"]),
                 }
             )
         st.dataframe(shown_rows, hide_index=True, width="stretch", key="side_by_side")
@@ -174,14 +175,15 @@ with ui.plain_errors():
         st.dataframe(
             [
                 {
-                    by: r.group,
-                    "channel": r.channel,
-                    "without promotion (units)": f"{r.baseline_units:,.0f}",
-                    "with promotion (units)": f"{r.expected_units:,.0f}",
-                    "uplift": fmt.pct(r.uplift, signed=True, digits=0),
-                    "90% interval": f"{fmt.pct(r.low, True, 0)} to {fmt.pct(r.high, True, 0)}",
+                    by: r["group"],
+                    "channel": r["channel"],
+                    "without promotion (units)": f"{r['baseline_units']:,.0f}",
+                    "with promotion (units)": f"{r['expected_units']:,.0f}",
+                    "uplift": fmt.pct(r["uplift"], signed=True, digits=0),
+                    "90% interval": f"{fmt.pct(r['low'], True, 0)} to "
+                    f"{fmt.pct(r['high'], True, 0)}",
                 }
-                for r in up.itertuples(index=False)
+                for r in up.to_dict("records")
             ],
             hide_index=True,
             width="stretch",
@@ -191,14 +193,14 @@ with ui.plain_errors():
         st.dataframe(
             [
                 {
-                    "category": r.category,
-                    "effect": r.role,
-                    "without (units)": f"{r.without_units:,.0f}",
-                    "with (units)": f"{r.with_units:,.0f}",
-                    "change": f"{fmt.units(r.change_units, signed=True)} "
-                    f"({fmt.pct(r.change_share, signed=True, digits=0)})",
+                    "category": r["category"],
+                    "effect": r["role"],
+                    "without (units)": f"{r['without_units']:,.0f}",
+                    "with (units)": f"{r['with_units']:,.0f}",
+                    "change": f"{fmt.units(r['change_units'], signed=True)} "
+                    f"({fmt.pct(r['change_share'], signed=True, digits=0)})",
                 }
-                for r in o.spill.itertuples(index=False)
+                for r in o.spill.to_dict("records")
             ],
             hide_index=True,
             width="stretch",
@@ -225,33 +227,30 @@ with ui.plain_errors():
         )
     with tabs[3]:
         rep = result.readiness
-        if rep is None:
-            st.info(result.readiness_note)
-        else:
-            st.markdown(
-                f"**Readiness {rep.score:.0f}/100** at the {rep.quantile:.0%} demand quantile: "
-                f"{fmt.units(rep.short_units)} of {fmt.units(rep.demand_units)} at risk "
-                f"({result.readiness_note})."
+        st.markdown(
+            f"**Readiness {rep.score:.0f}/100** at the {rep.quantile:.0%} demand quantile: "
+            f"{fmt.units(rep.short_units)} of {fmt.units(rep.demand_units)} at risk "
+            f"({result.readiness_note})."
+        )
+        if rep.reasons:
+            st.markdown("\n".join(f"- {r.text}" for r in rep.reasons[:12]))
+        if rep.mitigations:
+            st.markdown("**Mitigations, each re-scored**")
+            st.dataframe(
+                [
+                    {
+                        "action": m.action.replace("_", " "),
+                        "detail": m.detail,
+                        "score after": f"{m.score_after:.0f}/100",
+                        "gain": f"{m.gain:+.0f}",
+                        "cost": fmt.money(m.cost),
+                    }
+                    for m in rep.mitigations
+                ],
+                hide_index=True,
+                width="stretch",
+                key="mitigations",
             )
-            if rep.reasons:
-                st.markdown("\n".join(f"- {r.text}" for r in rep.reasons[:12]))
-            if rep.mitigations:
-                st.markdown("**Mitigations, each re-scored**")
-                st.dataframe(
-                    [
-                        {
-                            "action": m.action.replace("_", " "),
-                            "detail": m.detail,
-                            "score after": f"{m.score_after:.0f}/100",
-                            "gain": f"{m.gain:+.0f}",
-                            "cost": fmt.money(m.cost),
-                        }
-                        for m in rep.mitigations
-                    ],
-                    hide_index=True,
-                    width="stretch",
-                    key="mitigations",
-                )
     with tabs[4]:
         st.markdown(
             "Headline numbers against discount depth, every other setting as chosen above "
@@ -263,10 +262,14 @@ with ui.plain_errors():
             [round(d * 100) for d in planner.SWEEP_DEPTHS],
             key="sweep_depths",
         )
-        key = ("sweep", ref, promo_id, dataclasses.replace(settings, depth=0.0), policy, seed)
+        sweep_key = ("sweep", ref, promo_id, dataclasses.replace(settings, depth=0.0), policy, seed)
         if st.button("Run depth sweep", key="sweep"):
             bar = st.progress(0.0, text="Simulating depths…")
-            st.session_state[repr(key)] = planner.sweep(
+
+            def show_progress(i: int, n: int) -> None:
+                bar.progress(i / n, text=f"depth {i}/{n}")
+
+            st.session_state[repr(sweep_key)] = planner.sweep(
                 scenario,
                 promo_id,
                 settings,
@@ -274,11 +277,11 @@ with ui.plain_errors():
                 policy,
                 seed,
                 days_before,
-                progress=lambda i, n: bar.progress(i / n, text=f"depth {i}/{n}"),
+                progress=show_progress,
                 run=lambda s, p, st_, *a: ui.planned(ref, p, st_, *a),
             )
             bar.empty()
-        frame = st.session_state.get(repr(key))
+        frame = st.session_state.get(repr(sweep_key))
         if frame is None:
             st.info("Press **Run depth sweep** (about 1 s per depth for the appliance scenario).")
         else:
@@ -302,11 +305,11 @@ with ui.plain_errors():
                 key="sweep_table",
             )
     with tabs[5]:
-        s_variant = planner.variant(scenario, promo_id, settings)
+        s_variant = outlook.variant(scenario, promo_id, settings)
         vname = planner.variant_name(scenario, promo_id, settings)
         st.download_button(
             "Save this scenario variant (YAML)",
-            planner.variant_yaml(s_variant, vname),
+            outlook.variant_yaml(s_variant, vname),
             file_name=f"{vname}.yaml",
             mime="application/x-yaml",
             key="download_yaml",

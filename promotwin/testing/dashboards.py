@@ -1,9 +1,12 @@
 """Helpers for the dashboard tests: real stores and result folders built through the packages'
-own APIs, and the logging filter for AppTest's "missing ScriptRunContext" noise."""
+own APIs, the appliance promotion's projections, and the logging filter for AppTest's "missing
+ScriptRunContext" noise."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import functools
 import logging
 from pathlib import Path
 from typing import Any
@@ -11,13 +14,31 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from promotwin.dashboards.planner import variant_yaml
+from promotwin.scenarios import load_scenario
 from promotwin.shadow.compare import compare
 from promotwin.shadow.store import RunRecord, RunStore
 from promotwin.testing.scenarios import small_scenario
+from promotwin.twin.outlook import (
+    PlannerResult,
+    PromoSettings,
+    find_promotion,
+    project,
+    variant_yaml,
+)
 from promotwin.workflow.store import AuditEvent, Store
 
 APP = Path(__file__).resolve().parents[1] / "dashboards" / "app.py"
+APPLIANCE_PROMO = "SUMMER-COOL"
+
+
+@functools.cache
+def appliance_projections() -> tuple[PlannerResult, PlannerResult]:
+    """The appliance promotion as planned and at 40% off: one base-stock twin run each, seed 0
+    (computed once per test session; treat the results as read-only)."""
+    s = load_scenario("appliance_promo")
+    current = project(s, APPLIANCE_PROMO, PromoSettings.of(find_promotion(s, APPLIANCE_PROMO)))
+    deeper = project(s, APPLIANCE_PROMO, dataclasses.replace(current.settings, depth=0.4))
+    return current, deeper
 
 
 class _NoScriptRunContext(logging.Filter):
