@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
 from promotwin.scenarios import Scenario
+from promotwin.testing.postgres import PostgresServer, start_postgres
 
 
 @pytest.fixture
@@ -12,3 +16,22 @@ def appliance() -> Scenario:
     from promotwin.scenarios import load_scenario
 
     return load_scenario("appliance_promo")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the session; skips (with the reason) if it cannot start."""
+    server = start_postgres()
+    if isinstance(server, str):
+        pytest.skip(server)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store location that does not exist yet: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "store.db")
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.new_database()

@@ -1,4 +1,5 @@
-"""The approval store and audit trail: concurrent approvals, tamper detection."""
+"""The approval store and audit trail: concurrent approvals, tamper detection; each test on
+SQLite and on a real PostgreSQL server (``store_url``)."""
 
 from __future__ import annotations
 
@@ -45,8 +46,8 @@ def _exception(run: str, i: int) -> dict[str, Any]:
     }
 
 
-def _store_with_exceptions(path: Path, n: int = N_EXCEPTIONS) -> tuple[Store, list[int]]:
-    store = Store(path)
+def _store_with_exceptions(url: str, n: int = N_EXCEPTIONS) -> tuple[Store, list[int]]:
+    store = Store(url)
     with store.begin() as conn:
         ids = store.create_exceptions(conn, [_exception("r1", i) for i in range(n)])
         store.append(
@@ -69,13 +70,12 @@ def _approver(path: str, who: str, ids: list[int], start: Any, out: Any) -> None
     out.put((who, won, lost))
 
 
-def test_two_processes_approving_the_same_exceptions_exactly_one_wins(tmp_path: Path) -> None:
-    path = tmp_path / "store.db"
-    store, ids = _store_with_exceptions(path)
+def test_two_processes_approving_the_same_exceptions_exactly_one_wins(store_url: str) -> None:
+    store, ids = _store_with_exceptions(store_url)
     ctx = mp.get_context("spawn")
     start, out = ctx.Barrier(2), ctx.Queue()
     procs = [
-        ctx.Process(target=_approver, args=(str(path), who, ids, start, out))
+        ctx.Process(target=_approver, args=(store_url, who, ids, start, out))
         for who in ("alice", "bob")
     ]
     for p in procs:
@@ -100,8 +100,8 @@ def test_two_processes_approving_the_same_exceptions_exactly_one_wins(tmp_path: 
     assert store.verify().ok
 
 
-def test_a_decided_exception_cannot_be_decided_again(tmp_path: Path) -> None:
-    store, ids = _store_with_exceptions(tmp_path / "s.db", 2)
+def test_a_decided_exception_cannot_be_decided_again(store_url: str) -> None:
+    store, ids = _store_with_exceptions(store_url, 2)
     store.decide(ids[0], "rejected", "carol", note="too early")
     with pytest.raises(ConflictError, match=r"already rejected by carol"):
         store.decide(ids[0], "approved", "dave")
@@ -121,8 +121,8 @@ def test_opening_a_missing_store_creates_nothing(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def chain(tmp_path: Path) -> Store:
-    store = Store(tmp_path / "audit.db")
+def chain(store_url: str) -> Store:
+    store = Store(store_url)
     with store.begin() as conn:
         store.append(
             conn,
@@ -187,8 +187,8 @@ def test_an_edited_head_is_detected(chain: Store) -> None:
     assert chain.verify().first_bad == 11
 
 
-def test_appends_continue_the_chain_across_store_instances(chain: Store, tmp_path: Path) -> None:
-    other = Store(tmp_path / "audit.db", create=False)
+def test_appends_continue_the_chain_across_store_instances(chain: Store) -> None:
+    other = Store(chain.url, create=False)
     with other.begin() as conn:
         other.append(conn, [AuditEvent("r2", "expired", "governance", 3)])
     result = chain.verify()
