@@ -161,13 +161,34 @@ def exceptions_reject(
     _decide(store, exception_id, "rejected", by, note)
 
 
-def audit_verify(store: StoreOpt) -> None:
-    """Check the hash chain; exit 1 naming the first bad record if anything was tampered with."""
-    result = _existing(store).verify()
+def audit_verify(
+    store: StoreOpt,
+    manifest: Annotated[
+        list[Path] | None,
+        typer.Option(help="also check the head a governed run recorded (its --out folder)"),
+    ] = None,
+    anchor: Annotated[
+        str, typer.Option(help="the store's anchor file, if not the default (see README)")
+    ] = "",
+) -> None:
+    """Check the hash chain, the head and every anchor of it (anchor file, run manifests); exit
+    1 naming the first bad or missing record if anything was tampered with."""
+    from promotwin.workflow.audit_anchor import manifest_anchor
+
+    anchors = [manifest_anchor(m) for m in manifest or []]
+    if anchor and not Path(anchor).is_file():
+        raise ValueError(f"--anchor {anchor}: no such file (an anchor file is written by runs)")
+    result = Store(store, create=False, anchor=anchor).verify(anchors)
+    for note in result.notes:
+        _console().print(f"[yellow]note[/]: {note}")
     if result.ok:
-        _console().print(f"[green]audit trail intact[/]: {result.checked:,} records")
+        _console().print(
+            f"[green]audit trail intact[/]: {result.checked:,} records, "
+            f"checked against {result.anchors:,} anchors"
+        )
         return
-    _console().print(f"[red]audit trail broken[/] at record {result.first_bad}: {result.problem}")
+    where = f" at record {result.first_bad}" if result.first_bad is not None else ""
+    _console().print(f"[red]audit trail broken[/]{where}: {result.problem}")
     raise typer.Exit(1)
 
 

@@ -29,9 +29,13 @@ def postgres_server() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A store location that does not exist yet: a SQLite file, or a fresh PostgreSQL database."""
+def store_url(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """A store location that does not exist yet: a SQLite file (anchor file next to it), or a
+    fresh PostgreSQL database (anchor file named by TWIN_AUDIT_ANCHOR)."""
     if request.param == "sqlite":
         return str(tmp_path / "store.db")
     server: PostgresServer = request.getfixturevalue("postgres_server")
+    monkeypatch.setenv("TWIN_AUDIT_ANCHOR", str(tmp_path / "postgres.anchor"))
     return server.new_database()

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import yaml
-from sqlalchemy import update
+from sqlalchemy import delete, select, update
 from typer.testing import CliRunner
 
 from promotwin.cli.main import app
-from promotwin.workflow.store import Store, audit
+from promotwin.workflow.store import Store, audit, audit_head
 
 runner = CliRunner()
 SCENARIO = {
@@ -158,3 +159,42 @@ def test_bad_options_are_bad_input(files: Path) -> None:
     assert nobody.exit_code == 2 and "--by" in nobody.output
     unknown = runner.invoke(app, ["exceptions", "approve", "9999", "--store", s, "--by", "ana"])
     assert unknown.exit_code == 2 and "no exception 9999" in unknown.output
+
+
+def test_the_manifest_anchor_catches_a_truncation_the_anchor_file_hides(files: Path) -> None:
+    """The intruder cuts the log and its head back, and also the anchor file's last lines: the
+    head the run's manifest recorded still names what is missing."""
+    out = files / "out"
+    assert _run(files, "--out", str(out)).exit_code == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    store = Store(files / "store.db", create=False)
+    assert manifest["audit"]["seq"] == store.head()[0] > 10
+    assert manifest["audit"]["hash"] == store.head()[1]
+    s = str(files / "store.db")
+    clean = runner.invoke(app, ["audit", "verify", "--store", s, "--manifest", str(out)])
+    assert clean.exit_code == 0 and "intact" in clean.output, clean.output
+
+    keep = manifest["audit"]["seq"] - 5
+    with store.engine.begin() as conn:
+        kept = conn.execute(select(audit.c.hash).where(audit.c.seq == keep)).scalar_one()
+        conn.execute(delete(audit).where(audit.c.seq > keep))
+        conn.execute(update(audit_head).values(seq=keep, hash=kept))
+    anchor_file = files / "store.db.anchor"
+    lines = anchor_file.read_text().splitlines()
+    anchor_file.write_text("".join(f"{x}\n" for x in lines if json.loads(x)["seq"] <= keep))
+
+    alone = runner.invoke(app, ["audit", "verify", "--store", s])
+    assert alone.exit_code == 0  # the chain and what is left of the anchor file agree
+    caught = runner.invoke(app, ["audit", "verify", "--store", s, "--manifest", str(out)])
+    assert caught.exit_code == 1, caught.output
+    assert f"record {keep + 1}..{keep + 5} missing" in caught.output
+    assert "manifest.json" in caught.output
+
+
+def test_verify_with_a_bad_manifest_is_bad_input(files: Path) -> None:
+    assert _run(files).exit_code == 0
+    s = str(files / "store.db")
+    (files / "notes.json").write_text('{"run_id": "x"}')
+    for bad, says in ((files / "nothing", "no manifest at"), (files / "notes.json", "no audit")):
+        result = runner.invoke(app, ["audit", "verify", "--store", s, "--manifest", str(bad)])
+        assert result.exit_code == 2 and says in result.output, result.output

@@ -193,3 +193,109 @@ def test_appends_continue_the_chain_across_store_instances(chain: Store) -> None
         other.append(conn, [AuditEvent("r2", "expired", "governance", 3)])
     result = chain.verify()
     assert result.ok and result.checked == 11
+
+
+# -- anchors: the head recorded outside the database ---------------------------------------------
+
+
+def _truncate(store: Store, keep: int) -> None:
+    """What someone with SQL access does to hide the last records: delete them and point the
+    head at the last one kept, so the shorter chain is intact."""
+    with store.engine.begin() as conn:
+        kept = conn.execute(select(audit.c.hash).where(audit.c.seq == keep)).scalar_one()
+        conn.execute(delete(audit).where(audit.c.seq > keep))
+        conn.execute(update(audit_head).values(seq=keep, hash=kept))
+
+
+def test_an_untouched_store_verifies_against_its_anchors(chain: Store) -> None:
+    result = chain.verify()
+    assert result.ok and result.anchors == 1 and result.checked == 10
+    assert chain.anchor is not None and chain.anchor.read()[-1].seq == 10
+
+
+def test_truncating_the_log_and_rewriting_the_head_is_detected(chain: Store) -> None:
+    with chain.begin() as conn:  # a second transaction: the anchor file holds heads 10 and 11
+        chain.append(conn, [AuditEvent("r1", "expired", "governance", 11)])
+    _truncate(chain, 8)
+    result = chain.verify()
+    assert not result.ok and result.first_bad == 9
+    assert result.problem.startswith("record 9..11 missing")
+    assert chain.anchor is not None and str(chain.anchor.path) in result.problem
+
+
+def test_an_anchor_the_rewritten_chain_contradicts_is_named(chain: Store) -> None:
+    """Rewritten from record 4 on (same length, new hashes): the anchored record 10 differs."""
+    from promotwin.workflow.store import GENESIS, record_hash
+
+    with chain.engine.begin() as conn:
+        rows = [dict(r) for r in conn.execute(select(audit).order_by(audit.c.seq)).mappings()]
+        prev = GENESIS
+        for row in rows:
+            if row["seq"] >= 4:
+                row["qty"], row["prev_hash"] = 0, prev
+                row["hash"] = record_hash(row)
+                conn.execute(update(audit).where(audit.c.seq == row["seq"]).values(**row))
+            prev = row["hash"]
+        conn.execute(update(audit_head).values(hash=prev))
+    result = chain.verify()
+    assert not result.ok and result.first_bad == 10 and "rewritten" in result.problem
+
+
+def test_a_deleted_anchor_file_is_detected(chain: Store) -> None:
+    assert chain.anchor is not None
+    chain.anchor.path.unlink()
+    result = chain.verify()
+    assert not result.ok and "missing or empty" in result.problem
+
+
+def test_with_a_key_an_unsigned_anchor_is_refused(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With TWIN_AUDIT_KEY the intruder cannot write an anchor that matches the shorter log."""
+    monkeypatch.setenv("TWIN_AUDIT_KEY", "s3cret-for-this-test")
+    store = Store(store_url, anchor=tmp_path / "signed.anchor")
+    for day in range(1, 4):
+        with store.begin() as conn:
+            store.append(conn, [AuditEvent("r1", "proposed", "policy:p", day)])
+    assert store.verify().ok and store.verify().notes == ()
+    assert store.anchor is not None
+    _truncate(store, 2)
+    head = store.head()
+    store.anchor.path.write_text(f'{{"seq":{head[0]},"hash":"{head[1]}","at":"now"}}\n')
+    result = store.verify()
+    assert not result.ok and "not signed with TWIN_AUDIT_KEY" in result.problem
+    monkeypatch.setenv("TWIN_AUDIT_KEY", "another key")
+    store.anchor.path.write_text("")
+    with store.begin() as conn:
+        store.append(conn, [AuditEvent("r1", "proposed", "policy:p", 9)])
+    monkeypatch.setenv("TWIN_AUDIT_KEY", "s3cret-for-this-test")
+    assert "not signed" in store.verify().problem  # signed, but with the wrong key
+
+
+def test_concurrent_writers_lose_no_record_and_anchor_every_head(store_url: str) -> None:
+    """Four processes append 25 one-record transactions each: 100 records, 100 anchors."""
+    store = Store(store_url)
+    ctx = mp.get_context("spawn")
+    start = ctx.Barrier(4)
+    procs = [ctx.Process(target=_appender, args=(store_url, f"w{i}", start)) for i in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+        assert p.exitcode == 0
+    frame = store.audit_frame()
+    assert sorted(frame["seq"]) == list(range(1, 101))
+    assert frame["actor"].value_counts().to_dict() == {f"w{i}": 25 for i in range(4)}
+    assert store.anchor is not None and sorted(a.seq for a in store.anchor.read()) == list(
+        range(1, 101)
+    )
+    result = store.verify()
+    assert result.ok and result.anchors == 100
+
+
+def _appender(url: str, who: str, start: Any) -> None:
+    store = Store(url, create=False)
+    start.wait()
+    for day in range(25):
+        with store.begin() as conn:
+            store.append(conn, [AuditEvent("r1", "proposed", who, day)])

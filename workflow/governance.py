@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -47,6 +47,10 @@ class RunGovernance(Protocol):
     def review(self, plan: Plan, snapshot: PlanningSnapshot) -> Review: ...
 
     def kpis(self, days: int, warmup_days: int = 0) -> dict[str, float]: ...
+
+    def audit_anchor(self) -> dict[str, Any]:
+        """The audit trail's head after the run, for the run's manifest."""
+        ...
 
 
 class AutoApprove:

@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from promotwin.policies.contract import ActionKind, IntArray, Plan, PlanningSnapshot
+from promotwin.workflow.audit_anchor import audit_key, make_anchor
 from promotwin.workflow.config import KINDS, GovernanceConfig
 from promotwin.workflow.governance import Review
 from promotwin.workflow.kpis import governance_kpis
@@ -117,6 +118,12 @@ class GovernedWorkflow:
         self.spend = Spend()
         if self.planners is not None:
             self.planners.rng = None
+
+    def audit_anchor(self) -> dict[str, Any]:
+        """The store's audit head now (seq, hash, signed with TWIN_AUDIT_KEY if set): a run's
+        manifest keeps it, so `twin audit verify --manifest` notices if the log is cut short."""
+        seq, head = self.store.head()
+        return make_anchor(seq, head, self.run_id, audit_key()).record()
 
     def kpis(self, days: int, warmup_days: int = 0) -> dict[str, float]:
         cols = ("event", "sim_day", "exception_id", "actor", "value", "rules")

@@ -7,6 +7,10 @@ reordered record breaks the chain at that record. Writers serialise on the head 
 IMMEDIATE`` on SQLite, ``SELECT ... FOR UPDATE`` elsewhere) and always take it last, after any
 exception rows they change, so they cannot deadlock.
 
+Anchors: after each committed transaction that advanced the head, its (seq, hash) is appended
+to an anchor file outside the database (``workflow.audit_anchor``), so deleting the last records
+and rewriting the head row is detected too.
+
 Approvals: a decision is a conditional update (``... WHERE status = 'open'``) committed together
 with its audit record, so of two concurrent approvals of the same exception exactly one wins and
 the other gets ``ConflictError``.
@@ -41,6 +45,15 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.pool import StaticPool
+
+from promotwin.workflow.audit_anchor import (
+    Anchor,
+    AnchorError,
+    AnchorFile,
+    audit_key,
+    default_anchor_path,
+    make_anchor,
+)
 
 GENESIS = "0" * 64
 EVENTS = ("proposed", "auto_approved", "routed", "approved", "rejected", "executed", "expired")
@@ -168,6 +181,8 @@ class Verification:
     checked: int  # records read
     first_bad: int | None  # seq of the first bad (or missing) record
     problem: str = ""
+    anchors: int = 0  # anchors (anchor file, manifests) the chain was checked against
+    notes: tuple[str, ...] = ()  # what could not be checked, and why
 
 
 def to_url(store: str | Path) -> str:
@@ -175,12 +190,20 @@ def to_url(store: str | Path) -> str:
     return text if "://" in text else f"sqlite:///{Path(text)}"
 
 
-class Store:
-    """Approval store + audit trail in one database."""
+_PENDING_HEAD = "promotwin_pending_head"
 
-    def __init__(self, store: str | Path = "sqlite://", *, create: bool = True):
+
+class Store:
+    """Approval store + audit trail in one database; ``anchor`` is its anchor file (default:
+    ``audit_anchor.default_anchor_path``)."""
+
+    def __init__(
+        self, store: str | Path = "sqlite://", *, create: bool = True, anchor: str | Path = ""
+    ):
         url = to_url(store)
         self.url = url
+        anchor_path = Path(anchor) if str(anchor) else default_anchor_path(url)
+        self.anchor = AnchorFile(anchor_path) if anchor_path is not None else None
         sqlite = url.startswith("sqlite")
         memory = url in ("sqlite://", "sqlite:///:memory:")
         if sqlite and not memory and not create:
@@ -205,9 +228,24 @@ class Store:
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
-        """One transaction: committed on exit, rolled back on an exception."""
+        """One transaction: committed on exit, rolled back on an exception. Once committed, the
+        head it left is appended to the anchor file (a crash in between leaves that head
+        unanchored, never an anchor for records that were not committed)."""
+        heads: list[Anchor] = []
         with self.engine.begin() as conn:
-            yield conn
+            conn.info[_PENDING_HEAD] = heads
+            try:
+                yield conn
+            finally:
+                del conn.info[_PENDING_HEAD]
+        if heads and self.anchor is not None:
+            self.anchor.append(heads[-1])
+
+    def head(self) -> tuple[int, str]:
+        """The last record's seq and hash (0 and the genesis hash for an empty trail)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(audit_head.c.seq, audit_head.c.hash)).one()
+        return int(row.seq), str(row.hash)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -235,9 +273,27 @@ class Store:
             rows.append(row)
         _insert_many(conn, audit, rows)
         conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=prev))
+        heads = conn.info.get(_PENDING_HEAD)
+        if heads is not None:  # inside Store.begin(): anchored once committed
+            heads.append(make_anchor(seq, prev, rows[-1]["run_id"], audit_key()))
 
-    def verify(self) -> Verification:
-        """Walk the chain in seq order; stop at the first record that does not check out."""
+    def verify(self, anchors: Sequence[Anchor] = ()) -> Verification:
+        """Walk the chain in seq order, stopping at the first record that does not check out;
+        then check the head and every anchor (the anchor file's and ``anchors``, e.g. from run
+        manifests) against the chain."""
+        notes: list[str] = []
+        try:
+            recorded = self.anchor.read() if self.anchor is not None else []
+        except AnchorError as exc:
+            return Verification(False, 0, None, f"the anchor file is damaged: {exc}")
+        if self.anchor is None:
+            notes.append(
+                "no anchor file for this store (set TWIN_AUDIT_ANCHOR or --anchor): deleting "
+                "the last records together with the head cannot be detected"
+            )
+        every = [*recorded, *anchors]
+        wanted = {a.seq for a in every}
+        found: dict[int, str] = {0: GENESIS}
         expected, prev, checked = 1, GENESIS, 0
         with self.engine.connect() as conn:
             head = conn.execute(select(audit_head)).one()
@@ -268,16 +324,36 @@ class Store:
                     return Verification(
                         False, checked, seq, f"record {seq} was edited (its hash does not match)"
                     )
+                if seq in wanted:
+                    found[seq] = r["hash"]
                 prev, expected = r["hash"], expected + 1
-        if int(head.seq) != expected - 1 or head.hash != prev:
+        last = expected - 1
+        if int(head.seq) != last or head.hash != prev:
             return Verification(
                 False,
                 checked,
                 expected,
-                f"the log ends at record {expected - 1} but its head "
-                f"says {head.seq}: records after {expected - 1} were deleted (or the head edited)",
+                f"the log ends at record {last} but its head "
+                f"says {head.seq}: records after {last} were deleted (or the head edited)",
             )
-        return Verification(True, checked, None, "")
+        if self.anchor is not None and not recorded and last > 0:
+            return Verification(
+                False,
+                checked,
+                None,
+                f"the anchor file {self.anchor.path} is missing or empty but the log has {last} "
+                "records: it was deleted or moved (give its path with --anchor)",
+            )
+        problem = _check_anchors(every, found, last, notes)
+        if problem:
+            return Verification(False, checked, problem[0], problem[1], len(every), tuple(notes))
+        if recorded and max(a.seq for a in recorded) < last:
+            notes.append(
+                f"records after {max(a.seq for a in recorded)} are not in the anchor file yet "
+                "(a writer stopped between its commit and the anchor, or the anchor file was "
+                "cut short)"
+            )
+        return Verification(True, checked, None, "", len(every), tuple(notes))
 
     def audit_frame(
         self, run_id: str | None = None, columns: Sequence[str] | None = None
@@ -435,6 +511,37 @@ def exception_event(
         snapshot_hash=row["snapshot_hash"],
         detail=detail,
     )
+
+
+def _check_anchors(
+    anchors: Sequence[Anchor], found: Mapping[int, str], last: int, notes: list[str]
+) -> tuple[int, str] | None:
+    """The first anchor the chain contradicts, as (first bad seq, problem); signatures are
+    checked when ``TWIN_AUDIT_KEY`` is set."""
+    key = audit_key()
+    unsigned = 0
+    for a in sorted(anchors, key=lambda a: a.seq, reverse=True):
+        if key is not None and not (a.mac and a.signature_ok(key)):
+            return a.seq, (
+                f"the anchor in {a.source} is not signed with TWIN_AUDIT_KEY "
+                "(forged, or written without the key)"
+            )
+        unsigned += not a.mac
+        if a.seq > last:
+            gone = f"{last + 1}" if a.seq == last + 1 else f"{last + 1}..{a.seq}"
+            return last + 1, (
+                f"record {gone} missing: {a.source} recorded the head at record {a.seq} "
+                f"({a.at}) but the log ends at record {last} "
+                "(the last records were deleted and the head rewritten)"
+            )
+        if found.get(a.seq) != a.hash:
+            return a.seq, (
+                f"record {a.seq} is not the one {a.source} recorded ({a.at}): "
+                "the log was rewritten up to there"
+            )
+    if key is None and len(anchors) > unsigned:
+        notes.append("anchor signatures not checked: TWIN_AUDIT_KEY is not set")
+    return None
 
 
 def _insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
