@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, select, update
 
+from promotwin.workflow.identity import Identity
 from promotwin.workflow.store import (
     AuditEvent,
     ConflictError,
@@ -56,6 +57,11 @@ def _store_with_exceptions(url: str, n: int = N_EXCEPTIONS) -> tuple[Store, list
     return store, ids
 
 
+def _approver_named(name: str) -> Identity:
+    """A signed-in approver of the supply-chain queue (sign-in itself: test_identity.py)."""
+    return Identity(name, "approver", {"supply_chain": 1e9}, "password")
+
+
 def _approver(path: str, who: str, ids: list[int], start: Any, out: Any) -> None:
     """A separate process: wait for the other, then try to approve every exception."""
     store = Store(path, create=False)
@@ -63,7 +69,7 @@ def _approver(path: str, who: str, ids: list[int], start: Any, out: Any) -> None
     start.wait()
     for i in ids:
         try:
-            store.decide(i, "approved", who)
+            store.decide(i, "approved", _approver_named(who))
             won.append(i)
         except ConflictError as exc:
             lost.append((i, str(exc)))
@@ -102,11 +108,11 @@ def test_two_processes_approving_the_same_exceptions_exactly_one_wins(store_url:
 
 def test_a_decided_exception_cannot_be_decided_again(store_url: str) -> None:
     store, ids = _store_with_exceptions(store_url, 2)
-    store.decide(ids[0], "rejected", "carol", note="too early")
+    store.decide(ids[0], "rejected", _approver_named("carol"), note="too early")
     with pytest.raises(ConflictError, match=r"already rejected by carol"):
-        store.decide(ids[0], "approved", "dave")
+        store.decide(ids[0], "approved", _approver_named("dave"))
     with pytest.raises(StoreError, match="no exception 999"):
-        store.decide(999, "approved", "dave")
+        store.decide(999, "approved", _approver_named("dave"))
     row = store.get(ids[0])
     assert (row["status"], row["decided_by"], row["note"]) == ("rejected", "carol", "too early")
 

@@ -83,7 +83,8 @@ class GovernedWorkflow:
 
     ``simulate_planners``: in the twin, simulated planners decide exceptions; in live runs,
     people do, through ``twin exceptions approve|reject``. ``readiness`` (promotion id -> score)
-    overrides the config's scores until readiness is computed upstream.
+    overrides the config's scores until readiness is computed upstream. ``proposed_by``: the
+    signed-in user who started the run, recorded on its exceptions (they cannot approve them).
     """
 
     def __init__(
@@ -94,6 +95,7 @@ class GovernedWorkflow:
         simulate_planners: bool = True,
         readiness: Mapping[str, float] | None = None,
         run_id: str | None = None,
+        proposed_by: str = "",
     ):
         if readiness is not None:
             risk = config.risk.model_copy(update={"readiness": dict(readiness)})
@@ -103,6 +105,7 @@ class GovernedWorkflow:
         self.planners = SimulatedPlanners(config.planners) if simulate_planners else None
         self.run_id = run_id or f"adhoc-{uuid.uuid4().hex[:12]}"
         self.spend = Spend()
+        self.proposed_by = proposed_by
 
     def fingerprint(self) -> str:
         return f"{self.config.fingerprint()}:{'sim' if self.planners else 'live'}"
@@ -198,6 +201,7 @@ class GovernedWorkflow:
                         "reason": reason[i],
                         "policy_reason": policy_reason[i],
                         "snapshot_hash": snap,
+                        "proposed_by": self.proposed_by,
                     }
                     for i in routed.tolist()
                 ],

@@ -54,6 +54,7 @@ from promotwin.workflow.audit_anchor import (
     default_anchor_path,
     make_anchor,
 )
+from promotwin.workflow.identity import Identity
 
 GENESIS = "0" * 64
 EVENTS = ("proposed", "auto_approved", "routed", "approved", "rejected", "executed", "expired")
@@ -104,6 +105,7 @@ exceptions = Table(
     Column("decided_day", Integer),
     Column("decided_at", String(40)),
     Column("decided_by", String(64)),
+    Column("decided_role", String(16)),  # the role the decider signed in with (people only)
     Column("note", Text, nullable=False, default=""),
     Column("policy", String(64), nullable=False),
     Column("kind", String(16), nullable=False),
@@ -119,6 +121,7 @@ exceptions = Table(
     Column("reason", Text, nullable=False),
     Column("policy_reason", Text, nullable=False),
     Column("snapshot_hash", String(64), nullable=False),
+    Column("proposed_by", String(64), nullable=False, default=""),  # who started the run
 )
 
 
@@ -225,6 +228,7 @@ class Store:
                     conn.execute(audit_head.insert().values(id=1, seq=0, hash=GENESIS))
         elif not inspect(self.engine).has_table("audit_head"):
             raise StoreError(f"{store} is not a promotwin store (no audit trail in it)")
+        _check_columns(self.engine, store)  # create_all never adds columns to an old table
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
@@ -381,7 +385,10 @@ class Store:
         if not rows:
             return []
         stamp = now()
-        rows = [{"status": "open", "created_at": stamp, "note": "", **r} for r in rows]
+        rows = [
+            {"status": "open", "created_at": stamp, "note": "", "proposed_by": "", **r}
+            for r in rows
+        ]
         ids = conn.execute(
             exceptions.insert().returning(exceptions.c.id, sort_by_parameter_order=True), rows
         )
@@ -423,16 +430,34 @@ class Store:
         self,
         exception_id: int,
         decision: Literal["approved", "rejected"],
-        by: str,
+        identity: Identity,
         note: str = "",
         sim_day: int | None = None,
     ) -> dict[str, Any]:
-        """Approve or reject one open exception; ``ConflictError`` if it is no longer open."""
-        with self.begin() as conn:
-            rows = self.decide_many(conn, [(exception_id, decision, by)], sim_day, note)
+        """A signed-in person approves or rejects one open exception: ``NotAllowedError`` if
+        their role, queues, limit or having proposed it forbid it, ``ConflictError`` if it is
+        no longer open. The audit record names who, when and under which role."""
+        current = self.get(exception_id)
+        if current["status"] == "open":
+            identity.check_decision(
+                decision == "approved",
+                current["owner"],
+                float(current["value"]),
+                current["proposed_by"],
+                exception_id,
+            )
+            with self.begin() as conn:
+                rows = self.decide_many(
+                    conn,
+                    [(exception_id, decision, identity.name)],
+                    sim_day,
+                    note,
+                    role=identity.role,
+                    signature=identity.signature(),
+                )
             if rows:
                 return rows[0]
-        current = self.get(exception_id)
+            current = self.get(exception_id)
         who = f" by {current['decided_by']}" if current["decided_by"] else ""
         when = f" at {current['decided_at']}" if current["decided_at"] else ""
         raise ConflictError(
@@ -445,9 +470,13 @@ class Store:
         decisions: Sequence[tuple[int, str, str]],
         sim_day: int | None,
         note: str = "",
+        *,
+        role: str | None = None,
+        signature: str = "",
     ) -> list[dict[str, Any]]:
         """(id, "approved" | "rejected", by) for each; decides those still open, in this
-        transaction, and returns their rows. One audit record per decision."""
+        transaction, and returns their rows. One audit record per decision, its detail the
+        ``signature`` (how the decider signed in) and the note."""
         stamp, done = now(), []
         for exception_id, decision, who in decisions:
             if decision not in ("approved", "rejected"):
@@ -458,6 +487,7 @@ class Store:
                 .values(
                     status=decision,
                     decided_by=who,
+                    decided_role=role,
                     decided_at=stamp,
                     decided_day=sim_day,
                     note=note,
@@ -466,7 +496,8 @@ class Store:
             ).first()
             if row is not None:
                 done.append(dict(row._mapping))
-        events = [exception_event(r, r["status"], r["decided_by"], sim_day, note) for r in done]
+        detail = "; ".join(t for t in (signature, note) if t)
+        events = [exception_event(r, r["status"], r["decided_by"], sim_day, detail) for r in done]
         self.append(conn, events)
         return done
 
@@ -542,6 +573,19 @@ def _check_anchors(
     if key is None and len(anchors) > unsigned:
         notes.append("anchor signatures not checked: TWIN_AUDIT_KEY is not set")
     return None
+
+
+def _check_columns(engine: Engine, store: str | Path) -> None:
+    """An existing store must have every column this version writes."""
+    if not inspect(engine).has_table("exceptions"):
+        raise StoreError(f"{store} is not a promotwin store (no exception queue in it)")
+    found = {c["name"] for c in inspect(engine).get_columns("exceptions")}
+    missing = [c.name for c in exceptions.columns if c.name not in found]
+    if missing:
+        raise StoreError(
+            f"{store} was written by an older promotwin (no {', '.join(missing)} column): "
+            "give a new --store for new runs"
+        )
 
 
 def _insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
