@@ -4,6 +4,9 @@ SQLite and on a real PostgreSQL server (``store_url``)."""
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -305,3 +308,72 @@ def _appender(url: str, who: str, start: Any) -> None:
     for day in range(25):
         with store.begin() as conn:
             store.append(conn, [AuditEvent("r1", "proposed", who, day)])
+
+
+# -- crashes: a writer killed mid-transaction leaves nothing behind --------------------------------
+
+
+def _decide_and_hang(url: str, exception_id: int, inside: Any) -> None:
+    """Approve inside a transaction, say so, and never commit (the parent kills this process)."""
+    store = Store(url, create=False)
+    with store.begin() as conn:
+        store.decide_many(conn, [(exception_id, "approved", "victim")], None, role="approver")
+        inside.set()
+        time.sleep(600)
+
+
+def test_a_writer_killed_mid_transaction_loses_nothing_and_blocks_nobody(store_url: str) -> None:
+    store, ids = _store_with_exceptions(store_url, 2)
+    before = store.head()
+    ctx = mp.get_context("spawn")
+    inside = ctx.Event()
+    victim = ctx.Process(target=_decide_and_hang, args=(store_url, ids[0], inside))
+    victim.start()
+    assert inside.wait(timeout=60)
+    os.kill(victim.pid or 0, signal.SIGKILL)  # a power cut for that process, holding the locks
+    victim.join(timeout=30)
+    assert victim.exitcode == -signal.SIGKILL
+
+    reopened = Store(store_url, create=False)  # what a restarted process finds
+    assert reopened.get(ids[0])["status"] == "open" and reopened.head() == before
+    assert "approved" not in set(reopened.audit_frame()["event"])
+    assert reopened.anchor is not None and reopened.anchor.read()[-1].seq == before[0]
+    started = time.perf_counter()
+    row = reopened.decide(ids[0], "approved", _approver_named("survivor"))
+    assert time.perf_counter() - started < 10  # the dead writer's locks are gone
+    assert row["decided_by"] == "survivor"
+    result = reopened.verify()
+    assert result.ok and result.checked == 3 and result.notes == ()
+
+
+def test_a_governed_run_that_crashes_mid_execution_keeps_its_decisions(store_url: str) -> None:
+    """The day's decisions are committed before the twin executes them: a crash on day 3 leaves
+    days 0-2 complete, day 3 proposed and decided but not executed, and the chain intact."""
+    from promotwin.policies.heuristics import BaseStockPolicy
+    from promotwin.testing.scenarios import small_scenario
+    from promotwin.twin.model import Twin
+    from promotwin.workflow import GovernedWorkflow, parse_config
+
+    workflow = GovernedWorkflow(
+        parse_config("name: loose\nplanners: {capacity_per_day: 0}\n"), Store(store_url)
+    )
+    workflow.begin_run("crash")
+    twin = Twin(small_scenario(horizon_days=10, warmup_days=0), BaseStockPolicy(), 7, workflow)
+    execute = twin._execute
+
+    def crash_on_day_3(day: int, plan: Any) -> Any:
+        if day == 3:
+            raise KeyboardInterrupt("power cut")
+        return execute(day, plan)
+
+    twin._execute = crash_on_day_3  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        twin.run()
+    workflow.store.close()
+    reopened = Store(store_url, create=False)
+    frame = reopened.audit_frame("crash")
+    day3 = frame[frame["sim_day"] == 3]["event"].value_counts()
+    assert day3["auto_approved"] == day3["proposed"] > 0 and "executed" not in day3
+    assert set(frame[frame["sim_day"] == 2]["event"]) >= {"proposed", "executed"}
+    result = reopened.verify()
+    assert result.ok and result.checked == len(frame) and result.anchors > 0
