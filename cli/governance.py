@@ -7,15 +7,29 @@ imported lazily, because main imports this module at its end (also when run as `
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal, cast
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from promotwin.policies.registry import POLICIES, make_policy
+from promotwin.workflow.identity import (
+    ENV_PASSWORD,
+    ENV_USER,
+    ENV_USERS,
+    ROLES,
+    Identity,
+    IdentityError,
+    NotAllowedError,
+    Role,
+    load_users,
+    users_path,
+)
 
 if TYPE_CHECKING:
     from promotwin.workflow.store import Store
@@ -25,13 +39,46 @@ if TYPE_CHECKING:
 # values (the error for a wrong one does).
 
 StoreOpt = Annotated[str, typer.Option("--store", help="SQLite file or SQLAlchemy URL")]
-ByOpt = Annotated[str, typer.Option("--by", help="your planner id, recorded in the audit trail")]
+UsersOpt = Annotated[
+    str | None,
+    typer.Option("--users", help=f"users file (default: ${ENV_USERS})"),
+]
+UserOpt = Annotated[
+    str | None,
+    typer.Option("--user", help=f"who signs in (default: ${ENV_USER}); password: ${ENV_PASSWORD}"),
+]
 
 
 def _console() -> Console:
     from promotwin.cli.common import console
 
     return console
+
+
+def _secret(what: str, env: str, confirm: bool = False) -> str:
+    """From the environment, else asked for without echo; never an argument (argv is logged)."""
+    value = os.environ.get(env, "")
+    if value:
+        return value
+    if not sys.stdin.isatty():
+        raise IdentityError(f"no {what}: set {env}, or run in a terminal to be asked for it")
+    return str(typer.prompt(what.capitalize(), hide_input=True, confirmation_prompt=confirm))
+
+
+def sign_in(users: str | None, user: str | None, at_least: Role) -> Identity:
+    """The signed-in user, who must hold ``at_least`` that role (exit 2 otherwise)."""
+    found = load_users(users_path(users))
+    name = user or os.environ.get(ENV_USER, "")
+    if not name:
+        if not sys.stdin.isatty():
+            raise IdentityError(f"who are you? give --user NAME or set {ENV_USER}")
+        name = str(typer.prompt("User"))
+    identity = found.sign_in(name, _secret("password", ENV_PASSWORD))
+    if not identity.at_least(at_least):
+        raise NotAllowedError(
+            f"{identity.name}'s role is {identity.role}: this needs {at_least} or above"
+        )
+    return identity
 
 
 def _existing(store: str) -> Store:
@@ -65,8 +112,12 @@ def governance_run(
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     days: Annotated[int | None, typer.Option(help="simulate fewer days than the horizon")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace a non-empty --out folder")] = False,
+    users: UsersOpt = None,
+    user: UserOpt = None,
 ) -> None:
-    """Simulate SCENARIO with governance and simulated planners; decisions go to --store."""
+    """Simulate SCENARIO with governance and simulated planners; decisions go to --store.
+    With a users file (--users or $TWIN_USERS) the run is signed by a planner, who then cannot
+    approve its exceptions."""
     from promotwin.cli.common import check_out_dir, kpi_table
     from promotwin.scenarios import load_scenario
     from promotwin.twin import simulate
@@ -87,8 +138,9 @@ def governance_run(
     url = to_url(store)
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).parent.is_dir():
         raise ValueError(f"--store {store}: its folder does not exist")
+    proposer = sign_in(users, user, "planner").name if users or os.environ.get(ENV_USERS) else ""
 
-    workflow = GovernedWorkflow(config, Store(store))
+    workflow = GovernedWorkflow(config, Store(store), proposed_by=proposer)
     result = simulate(s, pol, seed=seed, days=days, governance=workflow)
     if out is not None:
         write_outputs(result, out)
@@ -152,44 +204,148 @@ def exceptions_list(
 
 
 def _decide(
-    store: str, exception_id: int, decision: Literal["approved", "rejected"], by: str, note: str
+    store: str, exception_id: int, approve: bool, users: str | None, user: str | None, note: str
 ) -> None:
-    if not by.strip():
-        raise ValueError("--by must name who decides (it goes into the audit trail)")
-    row = _existing(store).decide(exception_id, decision, by, note)
+    opened = _existing(store)
+    opened.get(exception_id)  # an unknown id is said before anyone types a password
+    identity = sign_in(users, user, "approver")
+    decision: Literal["approved", "rejected"] = "approved" if approve else "rejected"
+    row = opened.decide(exception_id, decision, identity, note)
     _console().print(
-        f"exception {row['id']} {decision} by {by}: {row['kind']} {row['qty']:,} x {row['sku']} "
-        f"{row['origin']}→{row['destination']}"
+        f"exception {row['id']} {decision} by {identity.name} {identity.signature()}: "
+        f"{row['kind']} {row['qty']:,} x {row['sku']} {row['origin']}→{row['destination']}"
     )
 
 
 def exceptions_approve(
     exception_id: Annotated[int, typer.Argument(help="exception id (see list)")],
     store: StoreOpt,
-    by: ByOpt,
+    users: UsersOpt = None,
+    user: UserOpt = None,
     note: Annotated[str, typer.Option(help="why, for the audit trail")] = "",
 ) -> None:
-    """Approve an open exception; it is executed at the next review. Exit 2 if already decided."""
-    _decide(store, exception_id, "approved", by, note)
+    """Approve an open exception (signed in as an approver of its queue, within your limit,
+    not its proposer); it is executed at the next review. Exit 2 if refused or already decided."""
+    _decide(store, exception_id, True, users, user, note)
 
 
 def exceptions_reject(
     exception_id: Annotated[int, typer.Argument(help="exception id (see list)")],
     store: StoreOpt,
-    by: ByOpt,
+    users: UsersOpt = None,
+    user: UserOpt = None,
     note: Annotated[str, typer.Option(help="why, for the audit trail")] = "",
 ) -> None:
-    """Reject an open exception; it is never executed. Exit 2 if already decided."""
-    _decide(store, exception_id, "rejected", by, note)
+    """Reject an open exception (signed in as an approver of its queue); it is never executed.
+    Exit 2 if refused or already decided."""
+    _decide(store, exception_id, False, users, user, note)
 
 
-def audit_verify(store: StoreOpt) -> None:
-    """Check the hash chain; exit 1 naming the first bad record if anything was tampered with."""
-    result = _existing(store).verify()
+def _limits(given: list[str]) -> dict[str, float]:
+    """``QUEUE=VALUE`` pairs as a dict; ``ValueError`` naming --limit for anything else."""
+    from promotwin.workflow.config import OWNERS
+
+    limits: dict[str, float] = {}
+    for item in given:
+        queue, sep, value = item.partition("=")
+        try:
+            amount = float(value)
+        except ValueError:
+            amount = float("nan")
+        if not sep or queue not in OWNERS or not 0 <= amount < float("inf"):
+            raise ValueError(
+                f"--limit {item!r}: write QUEUE=VALUE with a queue of {', '.join(OWNERS)} "
+                "and a value in currency, e.g. --limit supply_chain=50000"
+            )
+        limits[queue] = amount
+    return limits
+
+
+def _admin_if_any(users: str | None, user: str | None) -> None:
+    """Once the file has an admin, only an admin changes it."""
+    if load_users(users_path(users), missing_ok=True).admins():
+        sign_in(users, user, "admin")
+
+
+def users_add(
+    name: Annotated[str, typer.Argument(help="user name, as it appears in the audit trail")],
+    role: Annotated[str, typer.Option(help=f"one of: {', '.join(ROLES)}")],
+    limit: Annotated[
+        list[str] | None, typer.Option(help="approval limit QUEUE=VALUE (approvers; repeat)")
+    ] = None,
+    users: UsersOpt = None,
+    user: UserOpt = None,
+) -> None:
+    """Add (or replace) a user; the password comes from $TWIN_NEW_PASSWORD or is asked twice.
+    Once the file has an admin, sign in as one (--user / $TWIN_USER, $TWIN_PASSWORD)."""
+    if role not in ROLES:
+        raise ValueError(f"--role must be one of {', '.join(ROLES)}, not {role!r}")
+    if not name.strip() or len(name) > 64 or name != name.strip():
+        raise ValueError(f"user name {name!r}: 1 to 64 characters, no spaces around it")
+    limits = _limits(limit or [])
+    path = users_path(users)
+    _admin_if_any(users, user)
+    password = _secret("new password", "TWIN_NEW_PASSWORD", confirm=True)
+    updated = load_users(path, missing_ok=True).with_user(name, cast(Role, role), password, limits)
+    updated.save()
+    _console().print(f"{name} ({role}) saved in {path}")
+
+
+def users_remove(
+    name: Annotated[str, typer.Argument(help="user name")],
+    users: UsersOpt = None,
+    user: UserOpt = None,
+) -> None:
+    """Remove a user (signed in as an admin once the file has one)."""
+    path = users_path(users)
+    _admin_if_any(users, user)
+    load_users(path).without_user(name).save()
+    _console().print(f"{name} removed from {path}")
+
+
+def users_list(users: UsersOpt = None) -> None:
+    """Users, roles and approval limits (never the password hashes)."""
+    found = load_users(users_path(users))
+    table = Table(title=f"users in {found.path}")
+    for col in ("user", "role", "approval limits"):
+        table.add_column(col)
+    for name, entry in sorted(found.file.users.items()):
+        limits = ", ".join(f"{q} {v:,.0f}" for q, v in entry.limits.items()) or "-"
+        table.add_row(name, entry.role, limits)
+    _console().print(table)
+    if found.file.trusted_header:
+        _console().print(f"the dashboard trusts the proxy header {found.file.trusted_header}")
+
+
+def audit_verify(
+    store: StoreOpt,
+    manifest: Annotated[
+        list[Path] | None,
+        typer.Option(help="also check the head a governed run recorded (its --out folder)"),
+    ] = None,
+    anchor: Annotated[
+        str, typer.Option(help="the store's anchor file, if not the default (see README)")
+    ] = "",
+) -> None:
+    """Check the hash chain, the head and every anchor of it (anchor file, run manifests); exit
+    1 naming the first bad or missing record if anything was tampered with."""
+    from promotwin.workflow.audit_anchor import manifest_anchor
+    from promotwin.workflow.store import Store
+
+    anchors = [manifest_anchor(m) for m in manifest or []]
+    if anchor and not Path(anchor).is_file():
+        raise ValueError(f"--anchor {anchor}: no such file (an anchor file is written by runs)")
+    result = Store(store, create=False, anchor=anchor).verify(anchors)
+    for note in result.notes:
+        _console().print(f"[yellow]note[/]: {note}")
     if result.ok:
-        _console().print(f"[green]audit trail intact[/]: {result.checked:,} records")
+        _console().print(
+            f"[green]audit trail intact[/]: {result.checked:,} records, "
+            f"checked against {result.anchors:,} anchors"
+        )
         return
-    _console().print(f"[red]audit trail broken[/] at record {result.first_bad}: {result.problem}")
+    where = f" at record {result.first_bad}" if result.first_bad is not None else ""
+    _console().print(f"[red]audit trail broken[/]{where}: {result.problem}")
     raise typer.Exit(1)
 
 
@@ -207,6 +363,10 @@ def register(app: typer.Typer) -> None:
             {"list": exceptions_list, "approve": exceptions_approve, "reject": exceptions_reject},
         ),
         "audit": ("The tamper-evident audit trail.", {"verify": audit_verify}),
+        "users": (
+            "Who may approve: users, roles and approval limits.",
+            {"add": users_add, "list": users_list, "remove": users_remove},
+        ),
     }
     for name, (text, commands) in groups.items():
         group = typer.Typer(help=text, no_args_is_help=True)

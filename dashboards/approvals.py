@@ -1,16 +1,20 @@
 """What the exceptions & audit page shows and does: the approval store's open exceptions by
-owner and priority, approve/reject (through ``Store.decide``, which writes the audit trail),
-audit log search and the hash-chain check.
+owner and priority, sign-in and approve/reject (through ``Store.decide``, which checks the
+signed-in user's role, queues and limit and writes the audit trail), audit log search and the
+hash-chain check.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import pandas as pd
 
+from promotwin.workflow.identity import ENV_USERS, Identity, Users, load_users
 from promotwin.workflow.rules import PRIORITIES
 from promotwin.workflow.store import Store, StoreError, Verification
 
@@ -77,15 +81,45 @@ def by_owner_priority(frame: pd.DataFrame) -> pd.DataFrame:
     return table.reindex(columns=[p for p in reversed(PRIORITIES)], fill_value=0)
 
 
-def decide(store: Store, exception_id: int, approve: bool, by: str, note: str = "") -> str:
-    """Approve or reject; the sentence to show. Raises ``ValueError`` with a plain reason."""
-    if not by.strip():
-        raise ValueError("Type your planner id first: every decision is signed in the audit trail.")
+def configured_users() -> Users | str:
+    """The users file the dashboard was started with (``TWIN_USERS``, never typed in the
+    browser: whoever could point it at a file of their own would approve anything), or why
+    deciding is not possible."""
+    path = os.environ.get(ENV_USERS, "").strip()
+    if not path:
+        return (
+            "Deciding needs signed-in users: create a users file with `twin users add NAME "
+            "--role approver --limit QUEUE=VALUE --users FILE`, then start the dashboard with "
+            f"{ENV_USERS}=FILE."
+        )
+    try:
+        return load_users(path)
+    except ValueError as exc:
+        return f"The users file cannot be used: {exc}"
+
+
+def header_identity(users: Users, headers: Mapping[str, str]) -> Identity | None:
+    """The user a trusted reverse proxy names (when the users file trusts a header)."""
+    return users.from_headers(headers) if users.file.trusted_header else None
+
+
+def sign_in(users: Users, name: str, password: str) -> Identity:
+    """Check a user name and password; ``ValueError`` with a plain reason."""
+    if not name.strip() or not password:
+        raise ValueError("Type your user name and password to sign in.")
+    return users.sign_in(name.strip(), password)
+
+
+def decide(
+    store: Store, exception_id: int, approve: bool, identity: Identity, note: str = ""
+) -> str:
+    """Approve or reject as the signed-in user; the sentence to show. Raises ``ValueError``
+    with a plain reason (role, queue, limit, own proposal, already decided)."""
     decision: Literal["approved", "rejected"] = "approved" if approve else "rejected"
-    row = store.decide(exception_id, decision, by.strip(), note)
+    row = store.decide(exception_id, decision, identity, note)
     return (
-        f"Exception {row['id']} {decision} by {by.strip()}: {row['kind']} {row['qty']:,} x "
-        f"{row['sku']} {row['origin']} → {row['destination']}."
+        f"Exception {row['id']} {decision} by {identity.name} {identity.signature()}: "
+        f"{row['kind']} {row['qty']:,} x {row['sku']} {row['origin']} → {row['destination']}."
     )
 
 

@@ -16,6 +16,8 @@ from promotwin.testing.dashboards import (
     shadow_store,
     small_scenario_file,
 )
+from promotwin.workflow.config import OWNERS
+from promotwin.workflow.identity import load_users
 
 PLANNER = "pages/1_Planner.py"
 LEADERSHIP = "pages/2_Leadership.py"
@@ -149,15 +151,38 @@ def test_shadow_page(tmp_path: Path) -> None:
     assert any("counterfactual" in i.value for i in at.info)
 
 
-def test_exceptions_page_approve_and_audit(tmp_path: Path) -> None:
+def _users(path: Path) -> Path:
+    """ann approves in every queue up to 10^6; vic only views."""
+    users = load_users(path, missing_ok=True)
+    users = users.with_user("ann", "approver", "ann's long password", dict.fromkeys(OWNERS, 1e6))
+    users.with_user("vic", "viewer", "vic's long password", {}).save()
+    return path
+
+
+def test_exceptions_page_sign_in_approve_and_audit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     approval_store(tmp_path / "a.sqlite")
+    monkeypatch.setenv("TWIN_USERS", str(_users(tmp_path / "users.yaml")))
     at = page(EXCEPTIONS, store=str(tmp_path / "a.sqlite"))
     assert len(table(at, "value_at_risk")) == 4
     assert "intact" in at.success[0].value
+    assert not [b for b in at.button if b.key == "approve"]  # not before signing in
+    at.text_input(key="user").set_value("ann")
+    at.text_input(key="password").set_value("not it")
+    at.button(key="sign_in").click().run()
+    assert not at.exception and "sign-in failed" in at.error[0].value
+    at.text_input(key="password").set_value("vic's long password")
+    at.text_input(key="user").set_value("vic")
+    at.button(key="sign_in").click().run()
     chosen = at.selectbox(key="decide_id").value
-    at.button(key="approve").click().run()  # no planner id yet
-    assert not at.exception and "planner id" in at.error[0].value
-    at.text_input(key="by").set_value("ann")
+    at.button(key="approve").click().run()
+    assert not at.exception and "role is viewer" in at.error[0].value
+    at.button(key="sign_out").click().run()
+    at.text_input(key="user").set_value("ann")
+    at.text_input(key="password").set_value("ann's long password")
+    at.button(key="sign_in").click().run()
+    assert any("Signed in as ann as approver" in c.value for c in at.caption)
     at.button(key="approve").click().run()
     assert not at.exception
     assert any(f"Exception {chosen} approved by ann" in s.value for s in at.success)
@@ -165,6 +190,17 @@ def test_exceptions_page_approve_and_audit(tmp_path: Path) -> None:
     at.text_input(key="search").set_value("approved").run()
     audit = table(at, "seq")
     assert list(audit["actor"]) == ["ann"] and list(audit["exception_id"]) == [chosen]
+    assert list(audit["detail"]) == ["as approver (signed in by password)"]
+
+
+def test_exceptions_page_without_users_offers_no_decision(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    approval_store(tmp_path / "a.sqlite")
+    monkeypatch.delenv("TWIN_USERS", raising=False)
+    at = page(EXCEPTIONS, store=str(tmp_path / "a.sqlite"))
+    assert any("twin users add" in i.value for i in at.info)
+    assert not [b for b in at.button if b.key in ("approve", "reject")]
 
 
 def test_exceptions_page_without_a_store(tmp_path: Path) -> None:

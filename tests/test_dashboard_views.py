@@ -22,6 +22,8 @@ from promotwin.testing.dashboards import (
     shadow_store,
 )
 from promotwin.twin import outlook
+from promotwin.workflow.config import OWNERS
+from promotwin.workflow.identity import Identity, Users, load_users
 from promotwin.workflow.store import ConflictError
 
 
@@ -115,15 +117,41 @@ def test_approvals_decide_writes_the_audit_trail(tmp_path: Path) -> None:
     assert list(q["priority"])[0] == "high" and len(q) == 4
     counts = approvals.by_owner_priority(q)
     assert int(counts.to_numpy().sum()) == 4 and list(counts.columns) == ["high", "medium", "low"]
-    with pytest.raises(ValueError, match="planner id"):
-        approvals.decide(store, 1, True, "  ")
-    assert "approved by ann" in approvals.decide(store, 1, True, "ann", "ok")
+    every_queue = dict.fromkeys(OWNERS, 1e6)
+    ann = Identity("ann", "approver", every_queue, "password")
+    viewer = Identity("vic", "viewer", {}, "password")
+    with pytest.raises(ValueError, match="role is viewer"):
+        approvals.decide(store, 1, True, viewer)
+    assert "approved by ann as approver" in approvals.decide(store, 1, True, ann, "ok")
     with pytest.raises(ConflictError):
-        approvals.decide(store, 1, False, "bob")
+        approvals.decide(store, 1, False, Identity("bob", "approver", every_queue, "password"))
     assert len(approvals.queue(store)) == 3
     found = approvals.search_audit(store, "ann")
     assert list(found["event"]) == ["approved"]
     assert approvals.verify_text(store.verify())[0]
+
+
+def test_approvals_sign_in_by_password_or_trusted_header(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TWIN_USERS", raising=False)
+    assert "twin users add" in str(approvals.configured_users())
+    path = tmp_path / "users.yaml"
+    load_users(path, missing_ok=True).with_user("ann", "planner", "ann's password", {}).save()
+    monkeypatch.setenv("TWIN_USERS", str(path))
+    users = approvals.configured_users()
+    assert isinstance(users, Users)
+    assert approvals.header_identity(users, {"X-Forwarded-User": "ann"}) is None  # not trusted
+    with pytest.raises(ValueError, match="user name and password"):
+        approvals.sign_in(users, "ann", "")
+    assert approvals.sign_in(users, " ann ", "ann's password").role == "planner"
+    path.write_text("trusted_header: X-Auth-User\n" + path.read_text())
+    proxied = approvals.configured_users()
+    assert isinstance(proxied, Users)
+    found = approvals.header_identity(proxied, {"X-Auth-User": "ann"})
+    assert found is not None and found.method == "header X-Auth-User"
+    path.write_text("users: [nobody]\n")
+    assert "cannot be used" in str(approvals.configured_users())
 
 
 def test_formats() -> None:

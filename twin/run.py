@@ -43,8 +43,10 @@ class RunResult:
     promoted_skus: list[str] = field(default_factory=list)
     dc_ids: list[str] = field(default_factory=list)
     promo_windows: list[tuple[int, int]] = field(default_factory=list)
+    audit: dict[str, Any] | None = None  # governed runs: the audit head after the run
 
     def manifest(self) -> dict[str, Any]:
+        governed = {} if self.audit is None else {"audit": self.audit}
         return {
             "run_id": self.run_id,
             "scenario": self.scenario,
@@ -54,6 +56,7 @@ class RunResult:
             "days": self.days,
             "version": promotwin.__version__,
             "timings_s": self.timings,
+            **governed,
         }
 
 
@@ -104,6 +107,7 @@ def simulate(
         promoted_skus=list(net.skus.index[twin.promo_skus]),
         dc_ids=list(net.locations.index[: net.n_dcs]),
         promo_windows=[(pc.start_day, pc.end_day) for pc in twin.model.promotions],
+        audit=governed.audit_anchor() if governed is not None else None,
     )
 
 

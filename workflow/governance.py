@@ -12,7 +12,7 @@ applies a governance config, keeps the exception queue and the audit trail.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -51,6 +51,10 @@ class RunGovernance(Protocol):
     def record_execution(self, day: int, approved: Plan, executed: IntArray) -> None: ...
 
     def kpis(self, days: int, warmup_days: int = 0) -> dict[str, float]: ...
+
+    def audit_anchor(self) -> dict[str, Any]:
+        """The audit trail's head after the run, for the run's manifest."""
+        ...
 
 
 class AutoApprove:

@@ -31,6 +31,7 @@ from promotwin.policies.contract import (
     Plan,
     PlanningSnapshot,
 )
+from promotwin.workflow.audit_anchor import audit_key, make_anchor
 from promotwin.workflow.config import KINDS, GovernanceConfig
 from promotwin.workflow.governance import Review
 from promotwin.workflow.kpis import governance_kpis
@@ -100,7 +101,8 @@ class GovernedWorkflow:
 
     ``simulate_planners``: in the twin, simulated planners decide exceptions; in live runs,
     people do, through ``twin exceptions approve|reject``. ``readiness`` (promotion id -> score)
-    overrides the config's scores until readiness is computed upstream.
+    overrides the config's scores until readiness is computed upstream. ``proposed_by``: the
+    signed-in user who started the run, recorded on its exceptions (they cannot approve them).
     """
 
     def __init__(
@@ -111,6 +113,7 @@ class GovernedWorkflow:
         simulate_planners: bool = True,
         readiness: Mapping[str, float] | None = None,
         run_id: str | None = None,
+        proposed_by: str = "",
     ):
         if readiness is not None:
             risk = config.risk.model_copy(update={"readiness": dict(readiness)})
@@ -121,6 +124,7 @@ class GovernedWorkflow:
         self.run_id = run_id or f"adhoc-{uuid.uuid4().hex[:12]}"
         self.spend = Spend()
         self._approved: _Approved | None = None
+        self.proposed_by = proposed_by
 
     def fingerprint(self) -> str:
         return f"{self.config.fingerprint()}:{'sim' if self.planners else 'live'}"
@@ -136,6 +140,12 @@ class GovernedWorkflow:
         self.spend = Spend()
         if self.planners is not None:
             self.planners.rng = None
+
+    def audit_anchor(self) -> dict[str, Any]:
+        """The store's audit head now (seq, hash, signed with TWIN_AUDIT_KEY if set): a run's
+        manifest keeps it, so `twin audit verify --manifest` notices if the log is cut short."""
+        seq, head = self.store.head()
+        return make_anchor(seq, head, self.run_id, audit_key()).record()
 
     def kpis(self, days: int, warmup_days: int = 0) -> dict[str, float]:
         cols = ("event", "sim_day", "exception_id", "actor", "value", "rules")
@@ -284,6 +294,7 @@ class GovernedWorkflow:
                     "reason": verdict.reason[i],
                     "policy_reason": lines.policy_reason[i],
                     "snapshot_hash": base["snapshot_hash"],
+                    "proposed_by": self.proposed_by,
                 }
                 for i in routed.tolist()
             ],

@@ -7,6 +7,10 @@ reordered record breaks the chain at that record. Writers serialise on the head 
 IMMEDIATE`` on SQLite, ``SELECT ... FOR UPDATE`` elsewhere) and always take it last, after any
 exception rows they change, so they cannot deadlock.
 
+Anchors: after each committed transaction that advanced the head, its (seq, hash) is appended
+to an anchor file outside the database (``workflow.audit_anchor``), so deleting the last records
+and rewriting the head row is detected too.
+
 Approvals: a decision is a conditional update (``... WHERE status = 'open'``) committed together
 with its audit record, so of two concurrent approvals of the same exception exactly one wins and
 the other gets ``ConflictError``.
@@ -41,6 +45,16 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.pool import StaticPool
+
+from promotwin.workflow.audit_anchor import (
+    Anchor,
+    AnchorError,
+    AnchorFile,
+    audit_key,
+    default_anchor_path,
+    make_anchor,
+)
+from promotwin.workflow.identity import Identity
 
 GENESIS = "0" * 64
 EVENTS = ("proposed", "auto_approved", "routed", "approved", "rejected", "executed", "expired")
@@ -91,6 +105,7 @@ exceptions = Table(
     Column("decided_day", Integer),
     Column("decided_at", String(40)),
     Column("decided_by", String(64)),
+    Column("decided_role", String(16)),  # the role the decider signed in with (people only)
     Column("note", Text, nullable=False, default=""),
     Column("policy", String(64), nullable=False),
     Column("kind", String(16), nullable=False),
@@ -106,6 +121,7 @@ exceptions = Table(
     Column("reason", Text, nullable=False),
     Column("policy_reason", Text, nullable=False),
     Column("snapshot_hash", String(64), nullable=False),
+    Column("proposed_by", String(64), nullable=False, default=""),  # who started the run
 )
 
 
@@ -168,6 +184,8 @@ class Verification:
     checked: int  # records read
     first_bad: int | None  # seq of the first bad (or missing) record
     problem: str = ""
+    anchors: int = 0  # anchors (anchor file, manifests) the chain was checked against
+    notes: tuple[str, ...] = ()  # what could not be checked, and why
 
 
 def to_url(store: str | Path) -> str:
@@ -175,12 +193,20 @@ def to_url(store: str | Path) -> str:
     return text if "://" in text else f"sqlite:///{Path(text)}"
 
 
-class Store:
-    """Approval store + audit trail in one database."""
+_PENDING_HEAD = "promotwin_pending_head"
 
-    def __init__(self, store: str | Path = "sqlite://", *, create: bool = True):
+
+class Store:
+    """Approval store + audit trail in one database; ``anchor`` is its anchor file (default:
+    ``audit_anchor.default_anchor_path``)."""
+
+    def __init__(
+        self, store: str | Path = "sqlite://", *, create: bool = True, anchor: str | Path = ""
+    ):
         url = to_url(store)
         self.url = url
+        anchor_path = Path(anchor) if str(anchor) else default_anchor_path(url)
+        self.anchor = AnchorFile(anchor_path) if anchor_path is not None else None
         sqlite = url.startswith("sqlite")
         memory = url in ("sqlite://", "sqlite:///:memory:")
         if sqlite and not memory and not create:
@@ -202,12 +228,28 @@ class Store:
                     conn.execute(audit_head.insert().values(id=1, seq=0, hash=GENESIS))
         elif not inspect(self.engine).has_table("audit_head"):
             raise StoreError(f"{store} is not a promotwin store (no audit trail in it)")
+        _check_columns(self.engine, store)  # create_all never adds columns to an old table
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
-        """One transaction: committed on exit, rolled back on an exception."""
+        """One transaction: committed on exit, rolled back on an exception. Once committed, the
+        head it left is appended to the anchor file (a crash in between leaves that head
+        unanchored, never an anchor for records that were not committed)."""
+        heads: list[Anchor] = []
         with self.engine.begin() as conn:
-            yield conn
+            conn.info[_PENDING_HEAD] = heads
+            try:
+                yield conn
+            finally:
+                del conn.info[_PENDING_HEAD]
+        if heads and self.anchor is not None:
+            self.anchor.append(heads[-1])
+
+    def head(self) -> tuple[int, str]:
+        """The last record's seq and hash (0 and the genesis hash for an empty trail)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(audit_head.c.seq, audit_head.c.hash)).one()
+        return int(row.seq), str(row.hash)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -235,9 +277,27 @@ class Store:
             rows.append(row)
         _insert_many(conn, audit, rows)
         conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=prev))
+        heads = conn.info.get(_PENDING_HEAD)
+        if heads is not None:  # inside Store.begin(): anchored once committed
+            heads.append(make_anchor(seq, prev, rows[-1]["run_id"], audit_key()))
 
-    def verify(self) -> Verification:
-        """Walk the chain in seq order; stop at the first record that does not check out."""
+    def verify(self, anchors: Sequence[Anchor] = ()) -> Verification:
+        """Walk the chain in seq order, stopping at the first record that does not check out;
+        then check the head and every anchor (the anchor file's and ``anchors``, e.g. from run
+        manifests) against the chain."""
+        notes: list[str] = []
+        try:
+            recorded = self.anchor.read() if self.anchor is not None else []
+        except AnchorError as exc:
+            return Verification(False, 0, None, f"the anchor file is damaged: {exc}")
+        if self.anchor is None:
+            notes.append(
+                "no anchor file for this store (set TWIN_AUDIT_ANCHOR or --anchor): deleting "
+                "the last records together with the head cannot be detected"
+            )
+        every = [*recorded, *anchors]
+        wanted = {a.seq for a in every}
+        found: dict[int, str] = {0: GENESIS}
         expected, prev, checked = 1, GENESIS, 0
         with self.engine.connect() as conn:
             head = conn.execute(select(audit_head)).one()
@@ -268,16 +328,36 @@ class Store:
                     return Verification(
                         False, checked, seq, f"record {seq} was edited (its hash does not match)"
                     )
+                if seq in wanted:
+                    found[seq] = r["hash"]
                 prev, expected = r["hash"], expected + 1
-        if int(head.seq) != expected - 1 or head.hash != prev:
+        last = expected - 1
+        if int(head.seq) != last or head.hash != prev:
             return Verification(
                 False,
                 checked,
                 expected,
-                f"the log ends at record {expected - 1} but its head "
-                f"says {head.seq}: records after {expected - 1} were deleted (or the head edited)",
+                f"the log ends at record {last} but its head "
+                f"says {head.seq}: records after {last} were deleted (or the head edited)",
             )
-        return Verification(True, checked, None, "")
+        if self.anchor is not None and not recorded and last > 0:
+            return Verification(
+                False,
+                checked,
+                None,
+                f"the anchor file {self.anchor.path} is missing or empty but the log has {last} "
+                "records: it was deleted or moved (give its path with --anchor)",
+            )
+        problem = _check_anchors(every, found, last, notes)
+        if problem:
+            return Verification(False, checked, problem[0], problem[1], len(every), tuple(notes))
+        if recorded and max(a.seq for a in recorded) < last:
+            notes.append(
+                f"records after {max(a.seq for a in recorded)} are not in the anchor file yet "
+                "(a writer stopped between its commit and the anchor, or the anchor file was "
+                "cut short)"
+            )
+        return Verification(True, checked, None, "", len(every), tuple(notes))
 
     def audit_frame(
         self, run_id: str | None = None, columns: Sequence[str] | None = None
@@ -305,7 +385,10 @@ class Store:
         if not rows:
             return []
         stamp = now()
-        rows = [{"status": "open", "created_at": stamp, "note": "", **r} for r in rows]
+        rows = [
+            {"status": "open", "created_at": stamp, "note": "", "proposed_by": "", **r}
+            for r in rows
+        ]
         ids = conn.execute(
             exceptions.insert().returning(exceptions.c.id, sort_by_parameter_order=True), rows
         )
@@ -347,16 +430,34 @@ class Store:
         self,
         exception_id: int,
         decision: Literal["approved", "rejected"],
-        by: str,
+        identity: Identity,
         note: str = "",
         sim_day: int | None = None,
     ) -> dict[str, Any]:
-        """Approve or reject one open exception; ``ConflictError`` if it is no longer open."""
-        with self.begin() as conn:
-            rows = self.decide_many(conn, [(exception_id, decision, by)], sim_day, note)
+        """A signed-in person approves or rejects one open exception: ``NotAllowedError`` if
+        their role, queues, limit or having proposed it forbid it, ``ConflictError`` if it is
+        no longer open. The audit record names who, when and under which role."""
+        current = self.get(exception_id)
+        if current["status"] == "open":
+            identity.check_decision(
+                decision == "approved",
+                current["owner"],
+                float(current["value"]),
+                current["proposed_by"],
+                exception_id,
+            )
+            with self.begin() as conn:
+                rows = self.decide_many(
+                    conn,
+                    [(exception_id, decision, identity.name)],
+                    sim_day,
+                    note,
+                    role=identity.role,
+                    signature=identity.signature(),
+                )
             if rows:
                 return rows[0]
-        current = self.get(exception_id)
+            current = self.get(exception_id)
         who = f" by {current['decided_by']}" if current["decided_by"] else ""
         when = f" at {current['decided_at']}" if current["decided_at"] else ""
         raise ConflictError(
@@ -369,9 +470,13 @@ class Store:
         decisions: Sequence[tuple[int, str, str]],
         sim_day: int | None,
         note: str = "",
+        *,
+        role: str | None = None,
+        signature: str = "",
     ) -> list[dict[str, Any]]:
         """(id, "approved" | "rejected", by) for each; decides those still open, in this
-        transaction, and returns their rows. One audit record per decision."""
+        transaction, and returns their rows. One audit record per decision, its detail the
+        ``signature`` (how the decider signed in) and the note."""
         stamp, done = now(), []
         for exception_id, decision, who in decisions:
             if decision not in ("approved", "rejected"):
@@ -382,6 +487,7 @@ class Store:
                 .values(
                     status=decision,
                     decided_by=who,
+                    decided_role=role,
                     decided_at=stamp,
                     decided_day=sim_day,
                     note=note,
@@ -390,7 +496,8 @@ class Store:
             ).first()
             if row is not None:
                 done.append(dict(row._mapping))
-        events = [exception_event(r, r["status"], r["decided_by"], sim_day, note) for r in done]
+        detail = "; ".join(t for t in (signature, note) if t)
+        events = [exception_event(r, r["status"], r["decided_by"], sim_day, detail) for r in done]
         self.append(conn, events)
         return done
 
@@ -435,6 +542,50 @@ def exception_event(
         snapshot_hash=row["snapshot_hash"],
         detail=detail,
     )
+
+
+def _check_anchors(
+    anchors: Sequence[Anchor], found: Mapping[int, str], last: int, notes: list[str]
+) -> tuple[int, str] | None:
+    """The first anchor the chain contradicts, as (first bad seq, problem); signatures are
+    checked when ``TWIN_AUDIT_KEY`` is set."""
+    key = audit_key()
+    unsigned = 0
+    for a in sorted(anchors, key=lambda a: a.seq, reverse=True):
+        if key is not None and not (a.mac and a.signature_ok(key)):
+            return a.seq, (
+                f"the anchor in {a.source} is not signed with TWIN_AUDIT_KEY "
+                "(forged, or written without the key)"
+            )
+        unsigned += not a.mac
+        if a.seq > last:
+            gone = f"{last + 1}" if a.seq == last + 1 else f"{last + 1}..{a.seq}"
+            return last + 1, (
+                f"record {gone} missing: {a.source} recorded the head at record {a.seq} "
+                f"({a.at}) but the log ends at record {last} "
+                "(the last records were deleted and the head rewritten)"
+            )
+        if found.get(a.seq) != a.hash:
+            return a.seq, (
+                f"record {a.seq} is not the one {a.source} recorded ({a.at}): "
+                "the log was rewritten up to there"
+            )
+    if key is None and len(anchors) > unsigned:
+        notes.append("anchor signatures not checked: TWIN_AUDIT_KEY is not set")
+    return None
+
+
+def _check_columns(engine: Engine, store: str | Path) -> None:
+    """An existing store must have every column this version writes."""
+    if not inspect(engine).has_table("exceptions"):
+        raise StoreError(f"{store} is not a promotwin store (no exception queue in it)")
+    found = {c["name"] for c in inspect(engine).get_columns("exceptions")}
+    missing = [c.name for c in exceptions.columns if c.name not in found]
+    if missing:
+        raise StoreError(
+            f"{store} was written by an older promotwin (no {', '.join(missing)} column): "
+            "give a new --store for new runs"
+        )
 
 
 def _insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:

@@ -6,7 +6,41 @@ import streamlit as st
 
 from promotwin.dashboards import approvals, fmt, ui
 from promotwin.workflow.config import OWNERS
+from promotwin.workflow.identity import Identity
 from promotwin.workflow.store import STATUSES
+
+
+def _signed_in() -> Identity | None:
+    """The user deciding: named by the trusted proxy, or signed in with a password here."""
+    users = approvals.configured_users()
+    if isinstance(users, str):
+        st.info(users)
+        return None
+    try:
+        proxied = approvals.header_identity(users, dict(st.context.headers))
+    except ValueError as exc:
+        st.error(fmt.plain_error(exc))
+        return None
+    identity: Identity | None = proxied or st.session_state.get("identity")
+    if identity is not None:
+        s1, s2 = st.columns([3, 1])
+        s1.caption(f"Signed in as {identity.name} {identity.signature()}.")
+        if proxied is None and s2.button("Sign out", key="sign_out"):
+            del st.session_state["identity"]
+            st.rerun()
+        return identity
+    n1, n2 = st.columns(2)
+    name = n1.text_input("User", key="user")
+    password = n2.text_input("Password", type="password", key="password")
+    if st.button("Sign in", key="sign_in"):
+        try:
+            st.session_state["identity"] = approvals.sign_in(users, name, password)
+        except ValueError as exc:
+            st.error(fmt.plain_error(exc))
+        else:
+            st.rerun()
+    return None
+
 
 st.set_page_config(page_title="Exceptions & audit · Promotwin", layout="wide")
 st.title("Exceptions and audit trail")
@@ -37,22 +71,23 @@ with ui.plain_errors():
     if not open_ids:
         st.success("No exception is waiting for a decision.")
     else:
-        d1, d2, d3 = st.columns(3)
-        chosen = d1.selectbox("Exception", open_ids, key="decide_id")
-        who = d2.text_input("Your planner id", key="by")
-        note = d3.text_input("Note for the audit trail", key="note")
-        b1, b2 = st.columns(2)
-        approve = b1.button("Approve", key="approve", type="primary")
-        reject = b2.button("Reject", key="reject")
-        if approve or reject:
-            try:
-                st.session_state["decision"] = approvals.decide(
-                    store, int(chosen), approve, who, note
-                )
-            except ValueError as exc:
-                st.error(fmt.plain_error(exc))
-            else:
-                st.rerun()
+        identity = _signed_in()
+        if identity is not None:
+            d1, d2 = st.columns(2)
+            chosen = d1.selectbox("Exception", open_ids, key="decide_id")
+            note = d2.text_input("Note for the audit trail", key="note")
+            b1, b2 = st.columns(2)
+            approve = b1.button("Approve", key="approve", type="primary")
+            reject = b2.button("Reject", key="reject")
+            if approve or reject:
+                try:
+                    st.session_state["decision"] = approvals.decide(
+                        store, int(chosen), approve, identity, note
+                    )
+                except ValueError as exc:
+                    st.error(fmt.plain_error(exc))
+                else:
+                    st.rerun()
 
     st.subheader("Audit trail")
     ok, text = approvals.verify_text(store.verify())
