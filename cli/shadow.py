@@ -10,7 +10,6 @@ TWIN_ERP_CONFIG, section ``[erp]``), never from the command line.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,6 +18,7 @@ import pandas as pd
 import typer
 from rich.table import Table
 
+from promotwin import strict_json
 from promotwin.policies.registry import POLICIES
 
 DEFAULT_STORE = Path("shadow-runs.sqlite")
@@ -235,7 +235,7 @@ def register(app: typer.Typer) -> None:
         run = rs.run(run_id)
         if run is None:
             raise ValueError(f"no run {run_id!r} in {store}: see `twin shadow runs`")
-        console.print(json.dumps(run.__dict__, indent=2, default=str), highlight=False)
+        console.print(strict_json.dumps(run.__dict__, indent=2, default=str), highlight=False)
         recs = rs.recommendations(run_id)
         console.print(recs.drop(columns=["run_id"]).head(50).to_string(index=False))
         if out is not None:
@@ -345,6 +345,6 @@ def register(app: typer.Typer) -> None:
         """Print the snapshot folder's JSON Schema."""
         from promotwin.shadow.erpdata import json_schema
 
-        console.print_json(json.dumps(json_schema()))
+        console.print_json(strict_json.dumps(json_schema()))
 
     app.add_typer(shadow, name="shadow")

@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from promotwin import strict_json
 from promotwin.shadow.mapping import IdMapping
 
 SCHEMA = """
@@ -182,7 +183,7 @@ class RunStore:
                         (
                             run.run_id,
                             against,
-                            json.dumps(summary, default=str),
+                            strict_json.dumps(summary, default=str),
                             lines.to_json(orient="records", date_format="iso"),
                         ),
                     )
