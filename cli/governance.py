@@ -33,6 +33,9 @@ def _console() -> Console:
 
 def _existing(store: str) -> Store:
     """Open a store that must already exist (never create one by accident)."""
+    from promotwin.cli.outputs import check_store
+
+    check_store(store, create=False)
     return Store(store, create=False)
 
 
@@ -59,7 +62,8 @@ def governance_run(
     overwrite: Annotated[bool, typer.Option(help="replace a non-empty --out folder")] = False,
 ) -> None:
     """Simulate SCENARIO with governance and simulated planners; decisions go to --store."""
-    from promotwin.cli.common import check_out_dir, kpi_table
+    from promotwin.cli.common import check_days, check_seed, kpi_table
+    from promotwin.cli.outputs import check_out_dir, check_store
     from promotwin.twin import simulate
     from promotwin.twin.run import write_outputs
     from promotwin.workflow import GovernedWorkflow
@@ -67,11 +71,14 @@ def governance_run(
     # everything is checked before anything is written
     if days is not None and days < 1:
         raise ValueError("--days must be at least 1")
+    check_seed(seed)
     s = load_scenario(scenario)
+    check_days(days, s.horizon_days, s.name)
     config = load_config(rules, s)
     pol = make_policy(policy)
     if out is not None:
         check_out_dir(out, overwrite)
+    check_store(store)
     url = to_url(store)
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).parent.is_dir():
         raise ValueError(f"--store {store}: its folder does not exist")
