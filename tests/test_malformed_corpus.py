@@ -639,6 +639,17 @@ ARGUMENTS: list[tuple[str, list[str], list[str]]] = [
         ["not a SQLite database"],
     ),
     ("audit_store_folder", ["audit", "verify", "--store", "{d}"], ["--store", "folder"]),
+    ("shadow_store_folder", ["shadow", "runs", "--store", "{d}"], ["--store", "folder"]),
+    (
+        "shadow_store_text_file",
+        ["shadow", "runs", "--store", "{g.yaml}"],
+        ["--store", "not a SQLite database"],
+    ),
+    (
+        "shadow_store_unwritable",
+        ["shadow", "runs", "--store", "/sys/runs.sqlite"],
+        ["--store", "cannot write"],
+    ),
     (
         "governance_days_beyond",
         ["governance", "run", "{g.yaml}", "--store", "{x.sqlite}", "--days", "99"],
