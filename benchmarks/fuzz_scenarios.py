@@ -14,8 +14,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, seed, settings
 
 from promotwin.scenarios import parse_scenario
 from promotwin.testing.fuzz import Mutation, check_mutant, mutant_text, mutants
@@ -43,11 +42,11 @@ def main() -> None:
         max_examples=args.examples,
         deadline=None,
         database=None,
-        derandomize=True,
         suppress_health_check=list(HealthCheck),
     )
-    @given(changes=mutants(), _seed=st.just(args.seed))
-    def fuzz(changes: list[Mutation], _seed: int) -> None:
+    @seed(args.seed)
+    @given(changes=mutants())
+    def fuzz(changes: list[Mutation]) -> None:
         outcome = check_mutant(mutant_text(changes))
         stats["accepted" if outcome.accepted else "refused"] += 1
         stats["validate_s"] += outcome.validate_s

@@ -223,6 +223,51 @@ def test_a_second_writer_exits_2_naming_the_holder(tmp_path: Path) -> None:
     assert not lock_path(out).exists()
 
 
+@pytest.mark.parametrize("command", ["compare", "fit"])
+def test_experiment_folders_and_fit_outputs_have_one_writer(command: str, tmp_path: Path) -> None:
+    """A held experiment folder or model file: compare (resume included) and fit exit 2."""
+    out = tmp_path / ("exp" if command == "compare" else "model.json")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, pathlib; from promotwin.cli.outputs import exclusive\n"
+            "with exclusive(pathlib.Path(sys.argv[1])):\n"
+            "    print('held', flush=True); sys.stdin.readline()",
+            str(out),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    history = tmp_path / "h.csv"
+    pd.DataFrame(
+        {
+            "date": pd.date_range("2026-01-01", periods=40).strftime("%Y-%m-%d"),
+            "location": "S1",
+            "sku": "K1",
+            "channel": "walk_in",
+            "units": 3,
+            "price": 10.0,
+        }
+    ).to_csv(history, index=False)
+    args = {
+        "compare": ["compare", "appliance_policies", "--out", str(out), "--workers", "1"],
+        "fit": ["fit", str(history), "--out", str(out)],
+    }[command]
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, result.output
+        assert f"pid {holder.pid}" in " ".join(result.output.split())
+        assert not out.exists()
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        holder.wait(timeout=30)
+
+
 def test_two_concurrent_runs_one_result_never_lost(tmp_path: Path) -> None:
     """Two `twin run`s into one --out at once: exactly one writes, the other exits 2."""
     out = tmp_path / "run"

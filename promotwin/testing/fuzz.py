@@ -131,6 +131,8 @@ class Mutation:
             parent[key]
         except (KeyError, IndexError, TypeError):
             return  # an earlier mutation removed or retyped this path
+        if not isinstance(parent, dict | list):
+            return  # retyped to text: indexing it would pick a character
         if self.kind == "drop":
             del parent[key]
         elif self.kind == "duplicate" and isinstance(parent, list):
