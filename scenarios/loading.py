@@ -254,8 +254,59 @@ def check_references(s: Scenario) -> list[Problem]:
     for i, drop in enumerate(s.disruptions.dc_capacity_drops):
         if drop.dc not in dcs:
             out.append(Problem(f"disruptions.dc_capacity_drops.{i}.dc", "unknown DC"))
+    out += check_magnitudes(s)
     if s.warmup_days >= s.horizon_days:
         out.append(Problem("warmup_days", "must be shorter than horizon_days"))
     if s.demand.history and not Path(s.demand.history).exists():
         out.append(Problem("demand.history", f"file not found: {s.demand.history}"))
+    return out
+
+
+MAX_CELL_UNITS = 1e15  # far above any real stock, far below 64-bit overflow (9.2e18)
+
+
+def check_magnitudes(s: Scenario) -> list[Problem]:
+    """Peak demand and opening stock of one cell must fit the twin's 64-bit unit counts.
+
+    Peak daily demand of a store x SKU ~ baseline x size x top weekday factor x seasonality x
+    promotion multiplier ((1 - depth)^elasticity x display/feature lift x ecommerce wave lift);
+    opening stock is that many days of baseline, at a DC summed over the stores it serves.
+    Computed in logs so an absurd input cannot overflow the check itself.
+    """
+    if not s.skus or not s.stores:
+        return []
+    d = s.demand
+    log_day = (
+        math.log(max(k.baseline for k in s.skus) or 1.0)
+        + math.log(max(x.size for x in s.stores))
+        + math.log(max(d.weekday))
+        + math.log(1 + max((x.amplitude for x in d.seasonality.values()), default=0.0))
+    )
+    promo = 0.0
+    elasticity = min([d.elasticity] + [k.elasticity for k in s.skus if k.elasticity is not None])
+    for p in s.promotions:
+        lift = math.log(1 + d.display_lift + d.feature_lift)
+        wave = max((w.lift for w in p.ecommerce_waves), default=0.0)
+        promo = max(promo, elasticity * math.log1p(-p.depth) + lift + math.log1p(wave))
+    out = []
+    peak = log_day + promo
+    if peak > math.log(MAX_CELL_UNITS):
+        out.append(
+            Problem(
+                "skus",
+                f"peak daily demand of one store x SKU is about 10^{peak / math.log(10):.0f} "
+                "units, beyond what the twin can count: check baseline, store size, weekday "
+                "factors, elasticity and promotion depth",
+            )
+        )
+    stores = len(s.stores)
+    days = max(s.initial_inventory.store_days, s.initial_inventory.dc_days * stores)
+    if days > 0 and log_day + math.log(days) > math.log(MAX_CELL_UNITS):
+        out.append(
+            Problem(
+                "initial_inventory",
+                "opening stock of one location x SKU would exceed 10^15 units: lower "
+                "store_days / dc_days or the SKUs' baseline",
+            )
+        )
     return out

@@ -14,8 +14,12 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 
 StoreChannel = Literal["walk_in", "pickup", "ship_from_store"]
 DemandChannel = Literal["walk_in", "pickup", "ecommerce"]
-NonNegFloat = Annotated[float, Field(ge=0)]
-PosFloat = Annotated[float, Field(gt=0)]
+# Quantities and money above 10^15 are a unit mistake, and their products overflow the twin's
+# 64-bit unit counts.
+MAX_QUANTITY = 1e15
+NonNegFloat = Annotated[float, Field(ge=0, le=MAX_QUANTITY)]
+PosFloat = Annotated[float, Field(gt=0, le=MAX_QUANTITY)]
+Elasticity = Annotated[float, Field(ge=-50, le=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
 MAX_DAYS = 3660  # ten years: the longest horizon, lead time or delay a scenario may give
 Id = Annotated[str, Field(min_length=1, description="a non-empty id")]
@@ -105,8 +109,8 @@ class Sku(Strict):
     supplier: Id
     baseline: NonNegFloat = Field(description="average daily units per average store, no promo")
     ecommerce_share: Fraction = Field(0.1, description="ecommerce units as share of store units")
-    elasticity: float | None = Field(
-        None, le=0, description="own-price elasticity (<= 0: deeper discount, more units)"
+    elasticity: Elasticity | None = Field(
+        None, description="own-price elasticity (<= 0: deeper discount, more units)"
     )
 
 
@@ -126,7 +130,7 @@ class DemandParams(Strict):
     dispersion: PosFloat = Field(4.0, description="negative-binomial k: var = mu + mu^2/k")
     weekday: tuple[PosFloat, ...] = (0.9, 0.85, 0.9, 0.95, 1.1, 1.25, 1.05)
     seasonality: dict[str, Seasonality] = Field(default_factory=dict, description="by category")
-    elasticity: float = Field(-2.0, le=0, description="own-price elasticity on discount depth")
+    elasticity: Elasticity = Field(-2.0, description="own-price elasticity on discount depth")
     display_lift: NonNegFloat = 0.2
     feature_lift: NonNegFloat = 0.3
     cannibalisation: Fraction = Field(
