@@ -177,24 +177,27 @@ def mutant_text(changes: list[Mutation]) -> str:
 @dataclass(frozen=True)
 class Outcome:
     accepted: bool
-    validate_s: float
+    validate_s: float  # CPU seconds
 
 
 def check_mutant(text: str, max_validate_s: float = 2.0, days: int = 30) -> Outcome:
-    """Validate ``text``; if accepted, simulate and check conservation. Raises AssertionError."""
+    """Validate ``text``; if accepted, simulate and check conservation. Raises AssertionError.
+
+    The time limit is on CPU seconds: on a machine shared with other jobs, wall time measures
+    the neighbours (the benchmark saw 43 ms wall for 6 ms CPU per validation)."""
     from promotwin.policies.heuristics import BaseStockPolicy
     from promotwin.testing.scenarios import ledger_stock
     from promotwin.twin.model import Twin
 
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     try:
         scenario = parse_scenario(text)
     except ScenarioError as exc:
-        elapsed = time.perf_counter() - t0
+        elapsed = time.process_time() - t0
         assert exc.problems, "a ScenarioError lists its problems"
         assert elapsed < max_validate_s, f"validation took {elapsed:.2f} s"
         return Outcome(False, elapsed)
-    elapsed = time.perf_counter() - t0
+    elapsed = time.process_time() - t0
     assert elapsed < max_validate_s, f"validation took {elapsed:.2f} s"
     twin = Twin(scenario, BaseStockPolicy(), 0, days=min(days, scenario.horizon_days))
     twin.run()
