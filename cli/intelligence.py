@@ -59,7 +59,8 @@ def register(app: typer.Typer) -> None:
             source=str(history),
             date_format=date_format,
         )
-        if detect_period(clean["date"]) == 7 and not weekly:
+        period = detect_period(clean["date"])
+        if period == 7 and not weekly:
             gaps = weekly_gaps(clean)
             if gaps:
                 listed = "\n".join(f"  - {g}" for g in gaps)
@@ -81,6 +82,13 @@ def register(app: typer.Typer) -> None:
             )
         console.print(table)
         console.print(f"dispersion k = {model.dispersion:.2f}; wrote {out}")
+        unit = "week" if period == 7 else "day"
+        assumed = (
+            f"missing {unit}s were left out of the fit (--weekly)"
+            if weekly
+            else f"a {unit} without a row for a location x SKU was read as zero sales"
+        )
+        console.print(f"assumed: {assumed}", highlight=False)
 
     @app.command()
     @user_errors

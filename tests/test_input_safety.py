@@ -178,6 +178,7 @@ def test_fit_with_weekly_gaps_refused_unless_weekly(tmp_path: Path) -> None:
     assert refused.exit_code == 2 and "--weekly" in refused.output and not out.exists()
     fitted = runner.invoke(app, ["fit", str(tmp_path / "h.csv"), "--out", str(out), "--weekly"])
     assert fitted.exit_code == 0, fitted.output
+    assert "assumed: missing weeks were left out of the fit" in " ".join(fitted.output.split())
     strict_loads(out.read_text())
     assert not lock_path(out).exists()
 
