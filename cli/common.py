@@ -6,7 +6,6 @@ import functools
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -17,6 +16,7 @@ from rich.table import Table
 console = Console(width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
+MAX_SEED = 2**63 - 1  # seeds are stored as 64-bit integers in manifests and result tables
 F = TypeVar("F", bound=Callable[..., Any])
 
 KPI_ROWS = [
@@ -58,11 +58,19 @@ def _plan_error() -> type[Exception]:
 
 
 def _bad_input() -> tuple[type[Exception], ...]:
+    from promotwin.cli.outputs import OutputError
     from promotwin.demand.replay import HistoryError
     from promotwin.policies.registry import UnknownPolicyError
     from promotwin.scenarios import ScenarioError
 
-    return (ScenarioError, UnknownPolicyError, HistoryError, FileExistsError, ValueError)
+    return (
+        ScenarioError,
+        UnknownPolicyError,
+        HistoryError,
+        OutputError,
+        FileExistsError,
+        ValueError,
+    )
 
 
 def user_errors(func: F) -> F:
@@ -102,11 +110,15 @@ def kpi_table(results: dict[str, dict[str, float]], title: str) -> Table:
     return table
 
 
-def check_out_dir(path: Path, overwrite: bool) -> None:
-    """Refuse an output folder that is a file, or not empty without ``--overwrite``."""
-    if path.exists() and not path.is_dir():
-        raise FileExistsError(f"{path} is a file: --out needs a folder")
-    if path.exists() and any(path.iterdir()) and not overwrite:
-        raise FileExistsError(
-            f"{path} exists and is not empty: choose another --out or add --overwrite"
+def check_seed(seed: int, option: str = "--seed") -> None:
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"{option} {seed}: give a whole number from 0 to {MAX_SEED}")
+
+
+def check_days(days: int | None, horizon_days: int, scenario: str) -> None:
+    """``--days`` must lie within the scenario's horizon (1 .. horizon_days)."""
+    if days is not None and not 1 <= days <= horizon_days:
+        raise ValueError(
+            f"--days {days}: scenario {scenario} has a {horizon_days}-day horizon; "
+            f"give --days from 1 to {horizon_days}, or leave it out for the whole horizon"
         )

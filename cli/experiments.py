@@ -12,6 +12,8 @@ from rich.table import Table
 if TYPE_CHECKING:
     import pandas as pd
 
+    from promotwin.experiments.spec import Experiment
+
 EXIT_INTERRUPTED = 130
 
 
@@ -25,8 +27,9 @@ def register(app: typer.Typer) -> None:
 
 
 def _check_out(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out} is a file: --out needs a folder")
+    from promotwin.cli.outputs import check_writable
+
+    check_writable(out, "--out", "folder")
     if out.exists() and any(out.iterdir()) and not (out / "runs").is_dir():
         raise FileExistsError(
             f"{out} is not empty and holds no experiment to resume: choose another --out"
@@ -52,6 +55,23 @@ def compare(
     Writes DIR/results.parquet (one row per scenario x variation x policy x replication x KPI),
     DIR/manifest.json (every run's id and seed), DIR/statistics.csv and DIR/report.html.
     """
+    from promotwin.cli.outputs import exclusive
+    from promotwin.experiments.spec import load_spec
+
+    if workers is not None and scheduler is not None:
+        raise ValueError("give --workers or --scheduler, not both")
+    if workers is not None and workers < 1:
+        raise ValueError("--workers must be at least 1")
+    _check_out(out)
+    experiment = load_spec(spec)  # every problem listed, exit 2, before anything is written
+    with exclusive(out):  # one writer per experiment folder: a second one exits 2 at once
+        _check_out(out)
+        _run_and_report(experiment, out, workers, scheduler, report)
+
+
+def _run_and_report(
+    experiment: Experiment, out: Path, workers: int | None, scheduler: str | None, report: bool
+) -> None:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -64,16 +84,9 @@ def compare(
     from promotwin.cli.common import console, err
     from promotwin.experiments.report import summary_sentences, write_report
     from promotwin.experiments.runner import ExperimentError, plan_tasks, run_experiment
-    from promotwin.experiments.spec import load_spec
     from promotwin.experiments.stats import compare as compare_stats
     from promotwin.experiments.stats import precision_warnings
 
-    if workers is not None and scheduler is not None:
-        raise ValueError("give --workers or --scheduler, not both")
-    if workers is not None and workers < 1:
-        raise ValueError("--workers must be at least 1")
-    experiment = load_spec(spec)  # every problem listed, exit 2, before anything is written
-    _check_out(out)
     n_runs = len({t.key for t in plan_tasks(experiment)})
     where = scheduler or (
         "this process" if workers == 1 else f"{workers or 'one per core'} workers"

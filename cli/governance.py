@@ -83,8 +83,10 @@ def sign_in(users: str | None, user: str | None, at_least: Role) -> Identity:
 
 def _existing(store: str) -> Store:
     """Open a store that must already exist (never create one by accident)."""
+    from promotwin.cli.outputs import check_store
     from promotwin.workflow.store import Store
 
+    check_store(store, create=False)
     return Store(store, create=False)
 
 
@@ -118,7 +120,8 @@ def governance_run(
     """Simulate SCENARIO with governance and simulated planners; decisions go to --store.
     With a users file (--users or $TWIN_USERS) the run is signed by a planner, who then cannot
     approve its exceptions."""
-    from promotwin.cli.common import check_out_dir, kpi_table
+    from promotwin.cli.common import check_days, check_seed, kpi_table
+    from promotwin.cli.outputs import check_out_dir, check_store
     from promotwin.scenarios import load_scenario
     from promotwin.twin import simulate
     from promotwin.twin.run import write_outputs
@@ -130,11 +133,14 @@ def governance_run(
     # everything is checked before anything is written
     if days is not None and days < 1:
         raise ValueError("--days must be at least 1")
+    check_seed(seed)
     s = load_scenario(scenario)
+    check_days(days, s.horizon_days, s.name)
     config = load_config(rules, s)
     pol = make_policy(policy)
     if out is not None:
         check_out_dir(out, overwrite)
+    check_store(store)
     url = to_url(store)
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).parent.is_dir():
         raise ValueError(f"--store {store}: its folder does not exist")
@@ -329,9 +335,11 @@ def audit_verify(
 ) -> None:
     """Check the hash chain, the head and every anchor of it (anchor file, run manifests); exit
     1 naming the first bad or missing record if anything was tampered with."""
+    from promotwin.cli.outputs import check_store
     from promotwin.workflow.audit_anchor import manifest_anchor
     from promotwin.workflow.store import Store
 
+    check_store(store, create=False)
     anchors = [manifest_anchor(m) for m in manifest or []]
     if anchor and not Path(anchor).is_file():
         raise ValueError(f"--anchor {anchor}: no such file (an anchor file is written by runs)")

@@ -33,20 +33,44 @@ def register(app: typer.Typer) -> None:
         weekly: Annotated[
             bool, typer.Option(help="rows are weekly and gaps are not zero sales")
         ] = False,
+        date_format: Annotated[
+            str | None,
+            typer.Option(help="dates not in YYYY-MM-DD: their format, e.g. DD/MM/YYYY"),
+        ] = None,
     ) -> None:
         """Fit uplift, elasticity, cannibalisation and dip (with intervals) to HISTORY."""
-        from promotwin.demand.fit import FitOptions, fit_history
-        from promotwin.demand.history import read_history_file
+        from promotwin.cli.outputs import check_writable, exclusive
+        from promotwin.demand.fit import FitOptions, detect_period, fit_history
+        from promotwin.demand.history import read_history_file, validate_history, weekly_gaps
+        from promotwin.demand.replay import HistoryError
 
+        check_writable(out, "--out", "file")
         frame = read_history_file(history)
         cats = None
         if scenario is not None:
             from promotwin.scenarios import load_scenario
 
             cats = {k.id: k.category for k in load_scenario(scenario).skus}
-        model = fit_history(frame, cats, FitOptions(fill_zeros=not weekly), source=str(history))
-        out.parent.mkdir(parents=True, exist_ok=True)
-        model.save(out)
+        clean = validate_history(
+            frame,
+            skus=None if cats is None else list(cats),
+            source=str(history),
+            date_format=date_format,
+        )
+        period = detect_period(clean["date"])
+        if period == 7 and not weekly:
+            gaps = weekly_gaps(clean)
+            if gaps:
+                listed = "\n".join(f"  - {g}" for g in gaps)
+                raise HistoryError(
+                    f"{history}: weekly rows with missing weeks, which would be read as zero "
+                    f"sales:\n{listed}\nadd --weekly to leave missing weeks out of the fit, "
+                    "or list them with units 0 if nothing sold"
+                )
+        with exclusive(out):
+            model = fit_history(clean, cats, FitOptions(fill_zeros=not weekly), source=str(history))
+            out.parent.mkdir(parents=True, exist_ok=True)
+            model.save(out)
         table = Table(title=f"fitted on {history} ({model.history_start} .. {model.history_end})")
         for col in ("parameter", "sku", "value", f"{model.ci_level:.0%} interval"):
             table.add_column(col)
@@ -56,6 +80,13 @@ def register(app: typer.Typer) -> None:
             )
         console.print(table)
         console.print(f"dispersion k = {model.dispersion:.2f}; wrote {out}")
+        unit = "week" if period == 7 else "day"
+        assumed = (
+            f"missing {unit}s were left out of the fit (--weekly)"
+            if weekly
+            else f"a {unit} without a row for a location x SKU was read as zero sales"
+        )
+        console.print(f"assumed: {assumed}", highlight=False)
 
     @app.command()
     @user_errors
@@ -75,14 +106,19 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path | None, typer.Option(help="write the forecast CSV/Parquet")] = None,
     ) -> None:
         """Forecast mean and 5/50/95% quantiles per date x location x SKU x channel."""
+        from promotwin.cli.outputs import check_writable
         from promotwin.demand.fit import FittedModel
         from promotwin.demand.forecasting import calendar, store_info
         from promotwin.demand.forecasting import forecast as run_forecast
 
+        if not 1 <= days <= MAX_FORECAST_PERIODS:
+            raise ValueError(f"--days {days}: give 1 to {MAX_FORECAST_PERIODS} periods")
+        if out is not None:
+            check_writable(out, "--out", "file")
         fitted = FittedModel.load(model)
         promos = _read_promotions(promotions) if promotions else []
         first = (
-            dt.date.fromisoformat(start)
+            _iso_date(start, "--start")
             if start
             else dt.date.fromisoformat(fitted.history_end) + dt.timedelta(days=fitted.period_days)
         )
@@ -126,16 +162,29 @@ def register(app: typer.Typer) -> None:
         ] = 80.0,
     ) -> None:
         """Readiness score 0-100 of a planned promotion, the reasons and measured mitigations."""
+        from promotwin.cli.common import check_seed
         from promotwin.scenarios import load_scenario
         from promotwin.twin.outlook import before_launch, launch_readiness
 
         if not 0.5 <= quantile < 1:
             raise ValueError("--quantile must be in [0.5, 1)")
+        if not 0 <= threshold <= 100:
+            raise ValueError(f"--threshold {threshold}: a readiness score is 0 to 100")
+        check_seed(seed)
         s = load_scenario(scenario)
         promo = next((p for p in s.promotions if p.id == promotion), None)
         if promo is None:
             known = ", ".join(p.id for p in s.promotions) or "none"
             raise ValueError(f"scenario {s.name} has no promotion {promotion!r}; known: {known}")
+        launch = s.day_of(promo.start)
+        if not 1 <= days_before <= launch:
+            raise ValueError(
+                f"--days-before {days_before}: {promotion} starts on day {launch} of "
+                f"{s.name}, so give --days-before from 1 to {launch}"
+                if launch >= 1
+                else f"--days-before: {promotion} starts on the scenario's first day, "
+                "so there is no day before launch to assess"
+            )
         snap = before_launch(s, promotion, days_before, seed)
         report = launch_readiness(s, promotion, snap, quantile)
         colour = "green" if report.score >= threshold else "red"
@@ -167,15 +216,29 @@ def register(app: typer.Typer) -> None:
             )
 
 
+MAX_FORECAST_PERIODS = 3660
+
+
+def _iso_date(text: str, option: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{option} {text!r}: write the date as YYYY-MM-DD") from None
+
+
 def _read_promotions(path: Path) -> list[Promotion]:
     import yaml
     from pydantic import TypeAdapter, ValidationError
 
+    from promotwin.scenarios.config_files import ConfigError, YamlLoader, read_text
     from promotwin.scenarios.schema import Promotion
 
     if not path.exists():
         raise ValueError(f"{path}: promotions file not found")
-    raw = yaml.safe_load(path.read_text()) or {}
+    try:
+        raw = yaml.load(read_text(path, ConfigError, "promotions"), Loader=YamlLoader) or {}  # noqa: S506
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
     items = raw.get("promotions", raw) if isinstance(raw, dict) else raw
     try:
         return TypeAdapter(list[Promotion]).validate_python(items)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
+from promotwin import strict_json
 from promotwin.cli import dashboard, experiments, governance, intelligence, shadow
-from promotwin.cli.common import check_out_dir, console, err, kpi_table, user_errors
+from promotwin.cli.common import check_days, check_seed, console, err, kpi_table, user_errors
+from promotwin.cli.outputs import check_out_dir, check_writable, exclusive
 from promotwin.policies.registry import POLICIES, make_policy
+
+if TYPE_CHECKING:
+    from promotwin.scenarios.schema import Scenario
 
 # The library is imported inside the commands: typer builds every command at import, and
 # ``twin --help`` should not pay for the twin, pandas or the optimizer.
@@ -27,8 +31,23 @@ scenarios_app = typer.Typer(help="List, show and validate scenarios.", no_args_i
 app.add_typer(scenarios_app, name="scenarios")
 
 
+MaxMemoryOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--max-memory",
+        help="allow a network whose estimated memory is up to this size (e.g. 32G; default 8G)",
+    ),
+]
+
+
+def _max_memory(text: str | None) -> int | None:
+    from promotwin.scenarios.loading import parse_size
+
+    return None if text is None else parse_size(text)
+
+
 def _simulate_with_progress(
-    scenario_name: str,
+    scenario: Scenario,
     policy: str,
     seed: int,
     days: int | None,
@@ -38,10 +57,8 @@ def _simulate_with_progress(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from promotwin.policies.heuristics import StaticForecastPolicy
-    from promotwin.scenarios import load_scenario
     from promotwin.twin import simulate
 
-    scenario = load_scenario(scenario_name)
     pol = StaticForecastPolicy(uplifts=uplifts) if uplifts is not None else make_policy(policy)
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -76,11 +93,15 @@ def run(
         typer.Option(help="static-forecast only: CSV promotion,uplift of the pre-season plan"),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="replace a non-empty --out folder")] = False,
+    max_memory: MaxMemoryOpt = None,
 ) -> None:
     """Simulate SCENARIO under a policy; print KPIs and write the run's files to --out."""
+    from promotwin.demand.history import check_history
     from promotwin.policies.heuristics import read_uplift_file
+    from promotwin.scenarios import load_scenario
     from promotwin.twin.run import write_outputs
 
+    # every argument is checked before anything is simulated or written
     uplifts = None
     if uplift_file is not None:
         if policy != "static-forecast":
@@ -88,11 +109,18 @@ def run(
         uplifts = read_uplift_file(uplift_file)
     if ledger not in (None, "sku", "summary"):
         raise ValueError(f"--ledger must be sku or summary, not {ledger!r}")
+    check_seed(seed)
     if days is not None and days < 1:
         raise ValueError("--days must be at least 1")
     check_out_dir(out, overwrite)
-    result = _simulate_with_progress(scenario, policy, seed, days, ledger, uplifts)
-    write_outputs(result, out)
+    s = load_scenario(scenario, max_memory=_max_memory(max_memory))
+    check_days(days, s.horizon_days, s.name)
+    make_policy(policy)  # an unknown policy is named before the scenario's history is read
+    check_history(s)
+    with exclusive(out):
+        check_out_dir(out, overwrite)  # again, now that no other run can fill it meanwhile
+        result = _simulate_with_progress(s, policy, seed, days, ledger, uplifts)
+        write_outputs(result, out)
     console.print(kpi_table({policy: result.kpis}, f"{result.scenario} — run {result.run_id}"))
     console.print(f"wrote {out}/ (manifest.json, kpis.json, daily/ledger/decisions.parquet, chart)")
 
@@ -106,16 +134,22 @@ def demo(
     seed: Annotated[int, typer.Option(help="random seed")] = 1,
 ) -> None:
     """The appliance promotion under order-point and base-stock: KPI comparison and a chart."""
+    from promotwin.scenarios import load_scenario
     from promotwin.twin.charts import comparison_chart
     from promotwin.twin.run import write_outputs
 
+    check_seed(seed)
+    check_writable(out, "--out", "folder")
+    scenario = load_scenario("appliance_promo")
     results = []
-    for name in ("order-point", "base-stock"):
-        result = _simulate_with_progress("appliance_promo", name, seed, None, None)
-        write_outputs(result, out / name)
-        results.append(result)
-    comparison_chart(results, out / "comparison.png")
-    (out / "comparison.json").write_text(json.dumps({r.policy: r.kpis for r in results}, indent=2))
+    with exclusive(out):
+        for name in ("order-point", "base-stock"):
+            result = _simulate_with_progress(scenario, name, seed, None, None)
+            write_outputs(result, out / name)
+            results.append(result)
+        comparison_chart(results, out / "comparison.png")
+        kpis = {r.policy: r.kpis for r in results}
+        (out / "comparison.json").write_text(strict_json.dumps(kpis, indent=2))
     console.print(kpi_table({r.policy: r.kpis for r in results}, "appliance_promo, seed 1"))
     console.print(f"wrote {out}/comparison.png, comparison.json and one folder per policy")
 
@@ -187,13 +221,16 @@ def scenarios_show(
 @user_errors
 def scenarios_validate(
     file: Annotated[str, typer.Argument(help="scenario YAML file (or a built-in name)")],
+    max_memory: MaxMemoryOpt = None,
 ) -> None:
     """Check a scenario file; list every problem (exit 2) or say it is valid (exit 0)."""
+    from promotwin.demand.history import check_history
     from promotwin.scenarios import load_scenario
     from promotwin.scenarios.loading import resolve
 
     resolve(file)
-    s = load_scenario(file)
+    s = load_scenario(file, max_memory=_max_memory(max_memory))
+    check_history(s)
     console.print(
         f"[green]valid[/]: {s.name} — {len(s.stores)} stores, {len(s.dcs)} DCs, "
         f"{len(s.skus)} SKUs, "

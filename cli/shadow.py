@@ -10,14 +10,14 @@ TWIN_ERP_CONFIG, section ``[erp]``), never from the command line.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
+from promotwin import strict_json
 from promotwin.policies.registry import POLICIES
 
 DEFAULT_STORE = Path("shadow-runs.sqlite")
@@ -32,6 +32,21 @@ Url = Annotated[
     ),
 ]
 Store = Annotated[Path, typer.Option("--store", help="SQLite run store")]
+
+
+if TYPE_CHECKING:
+    from promotwin.shadow import RunStore
+
+
+def _run_store(store: Path) -> RunStore:
+    """The shadow run store, after checking the path can hold one (exit 2 with what to do)."""
+    from promotwin.cli.outputs import check_store
+    from promotwin.shadow import RunStore
+
+    check_store(store)
+    return RunStore(store)
+
+
 CredFile = Annotated[
     Path | None,
     typer.Option("--credentials", help="INI file with an \\[erp] section: user, password"),
@@ -107,7 +122,7 @@ def _run(
     add_new: bool,
     max_runs: int | None,
 ) -> None:
-    from promotwin.shadow import RetryPolicy, RunStore, ShadowRunner
+    from promotwin.shadow import RetryPolicy, ShadowRunner
     from promotwin.shadow.runner import parse_every
 
     if once and every:
@@ -118,7 +133,7 @@ def _run(
     adapter = _adapter(erp, url, credentials, timeout=min(30.0, time_limit))
     runner = ShadowRunner(
         adapter,
-        RunStore(store),
+        _run_store(store),
         policy,
         retry=RetryPolicy(time_limit=time_limit),
         write_drafts=write_drafts,
@@ -192,9 +207,7 @@ def register(app: typer.Typer) -> None:
     @user_errors
     def runs(store: Store = DEFAULT_STORE) -> None:
         """List recorded shadow runs."""
-        from promotwin.shadow import RunStore
-
-        frame = RunStore(store).runs()
+        frame = _run_store(store).runs()
         table = Table(title=f"shadow runs in {store}")
         for col in (
             "run_id",
@@ -228,13 +241,11 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path | None, typer.Option(help="write recommendations CSV here")] = None,
     ) -> None:
         """A run's recommendations and its comparisons with the ERP."""
-        from promotwin.shadow import RunStore
-
-        rs = RunStore(store)
+        rs = _run_store(store)
         run = rs.run(run_id)
         if run is None:
             raise ValueError(f"no run {run_id!r} in {store}: see `twin shadow runs`")
-        console.print(json.dumps(run.__dict__, indent=2, default=str), highlight=False)
+        console.print(strict_json.dumps(run.__dict__, indent=2, default=str), highlight=False)
         recs = rs.recommendations(run_id)
         console.print(recs.drop(columns=["run_id"]).head(50).to_string(index=False))
         if out is not None:
@@ -254,7 +265,7 @@ def register(app: typer.Typer) -> None:
         seed: int = 0,
     ) -> None:
         """Replay START..END in the twin: the ERP's actual actions vs the policy, same demand."""
-        from promotwin.shadow import ErpState, RunStore, build_snapshot
+        from promotwin.shadow import ErpState, build_snapshot
         from promotwin.shadow.counterfactual import counterfactual
         from promotwin.shadow.snapshot import sales_history
 
@@ -262,7 +273,7 @@ def register(app: typer.Typer) -> None:
         assert first is not None and last is not None
         adapter = _adapter(erp, url, credentials, timeout=30.0)
         try:
-            rs = RunStore(store)
+            rs = _run_store(store)
             mapping = rs.load_mapping(adapter.name)
             state = adapter.read_state(first - dt.timedelta(days=1))
             built = build_snapshot(state, mapping)
@@ -296,11 +307,11 @@ def register(app: typer.Typer) -> None:
         """Show, initialise, extend, export or import the ERP-id <-> twin-id mapping."""
         import pandas as pd
 
-        from promotwin.shadow import IdMapping, RunStore
+        from promotwin.shadow import IdMapping
 
         adapter = _adapter(erp, url, credentials, timeout=30.0)
         try:
-            rs = RunStore(store)
+            rs = _run_store(store)
             if load is not None:
                 mapping = IdMapping.from_frame(pd.read_csv(load, dtype=str))
                 rs.save_mapping(adapter.name, mapping, replace=True)
@@ -346,6 +357,6 @@ def register(app: typer.Typer) -> None:
         """Print the snapshot folder's JSON Schema."""
         from promotwin.shadow.erpdata import json_schema
 
-        console.print_json(json.dumps(json_schema()))
+        console.print_json(strict_json.dumps(json_schema()))
 
     app.add_typer(shadow, name="shadow")

@@ -42,6 +42,7 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import linalg, stats
 
+from promotwin import strict_json
 from promotwin.demand._blas import single_thread_blas
 from promotwin.demand.history import attach_categories, validate_history
 from promotwin.demand.replay import HistoryError
@@ -171,7 +172,7 @@ class FittedModel:
         return {"format": FORMAT, **asdict(self)}
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1, sort_keys=False) + "\n")
+        Path(path).write_text(strict_json.dumps(self.to_dict(), indent=1, sort_keys=False) + "\n")
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> FittedModel:

@@ -9,18 +9,25 @@ header excluded), so a planner can fix the file in one pass.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from promotwin.demand.replay import CHANNELS, REQUIRED, HistoryError
+from promotwin.demand.replay import CHANNELS, REQUIRED, HistoryError, read_table
+from promotwin.scenarios.schema import Scenario
 
 OPTIONAL = ("price", "regular_price", "depth", "display", "feature", "promo", "category")
 KEY = ("date", "location", "sku", "channel")
 PROMO_DEPTH = 0.05  # a price at least 5% below the regular price counts as promoted
 MAX_SHOWN = 5
+# Units a single row may hold: far above any store's day or week, far below where the fit's
+# sums lose precision (10^15 units in one row is a unit mistake, not a sale).
+MAX_UNITS = 10**9
+SLASHED = re.compile(r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-](\d{2,4})\s*$")
+TOKENS = {"YYYY": "%Y", "YY": "%y", "MM": "%m", "DD": "%d"}
 
 
 def _rows(mask: pd.Series | np.ndarray, frame: pd.DataFrame) -> str:
@@ -31,20 +38,68 @@ def _rows(mask: pd.Series | np.ndarray, frame: pd.DataFrame) -> str:
 
 
 def read_history_file(path: str | Path) -> pd.DataFrame:
-    """Read a CSV/Parquet history (no checks beyond being readable)."""
-    path = Path(path)
-    if not path.exists():
-        raise HistoryError(f"{path}: history file not found; check the path")
-    try:
-        return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-    except (OSError, ValueError) as exc:
-        raise HistoryError(f"{path}: cannot read history ({exc})") from None
+    """Read a CSV/Parquet history (no checks beyond being readable and comma-separated)."""
+    return read_table(path)
+
+
+def strftime_format(date_format: str) -> str:
+    """``DD/MM/YYYY`` style or ``%d/%m/%Y`` style to a strftime format."""
+    if "%" in date_format:
+        return date_format
+    out = date_format
+    for token, code in TOKENS.items():
+        out = out.replace(token, code)
+    if "%" not in out:
+        raise HistoryError(f"--date-format {date_format!r}: write it like DD/MM/YYYY or %d/%m/%Y")
+    return out
+
+
+def parse_dates(
+    column: pd.Series, frame: pd.DataFrame, date_format: str | None
+) -> tuple[pd.Series, list[str]]:
+    """Dates of ``column``: ISO (YYYY-MM-DD) unless ``date_format`` says otherwise; never
+    guessed. Returns the dates (NaT where unreadable) and the problems found."""
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        return pd.Series(pd.NaT, index=column.index), [
+            "the date column holds numbers (week numbers?), not dates: give each row's date "
+            "as YYYY-MM-DD (for weekly rows, the week's first day)"
+        ]
+    text = column.astype(str)
+    if date_format is not None:
+        fmt = strftime_format(date_format)
+        dates = pd.to_datetime(text, format=fmt, errors="coerce")
+        bad = dates.isna()
+        if bad.any():
+            return dates, [f"date not in --date-format {date_format!r} in {_rows(bad, frame)}"]
+        return dates, []
+    dates = pd.to_datetime(text, format="ISO8601", errors="coerce")
+    bad = dates.isna()
+    if not bad.any():
+        return dates, []
+    slashed = text[bad].str.extract(SLASHED)
+    if slashed.notna().all(axis=1).any():
+        example = text[bad & text.str.match(SLASHED)].iloc[0]
+        first, second = slashed[0].astype(float), slashed[1].astype(float)
+        if (first > 12).any() and not (second > 12).any():
+            guess = "day first"
+        elif (second > 12).any() and not (first > 12).any():
+            guess = "month first"
+        else:
+            guess = "ambiguous"
+        return dates, [
+            f"dates like {example!r} are not ISO (YYYY-MM-DD) and DD/MM vs MM/DD is not "
+            f"guessed (these look {guess}): convert them to YYYY-MM-DD, or pass "
+            "--date-format DD/MM/YYYY or --date-format MM/DD/YYYY"
+        ]
+    return dates, [f"unreadable date in {_rows(bad, frame)}: write dates as YYYY-MM-DD"]
 
 
 def validate_history(
     frame: pd.DataFrame,
     skus: Collection[str] | None = None,
     source: str = "history",
+    date_format: str | None = None,
+    locations: Collection[str] | None = None,
 ) -> pd.DataFrame:
     """Check ``frame``; return a clean copy (typed columns, derived promotion columns).
 
@@ -61,10 +116,7 @@ def validate_history(
     if frame.empty:
         raise HistoryError(f"{source}: the history has no rows")
     f = frame.reset_index(drop=True).copy()
-    problems: list[str] = []
-    dates = pd.to_datetime(f["date"], errors="coerce")
-    if dates.isna().any():
-        problems.append(f"unreadable date in {_rows(dates.isna(), f)}: write dates as YYYY-MM-DD")
+    dates, problems = parse_dates(f["date"], f, date_format)
     f["date"] = dates.dt.normalize()
     f["location"] = f["location"].astype(str)
     f["sku"] = f["sku"].astype(str)
@@ -79,9 +131,27 @@ def validate_history(
                 f"unknown SKU(s) {names} in {_rows(unknown, f)}: "
                 "add them to the catalogue or drop those rows"
             )
-    units = pd.to_numeric(f["units"], errors="coerce")
-    if units.isna().any():
-        problems.append(f"missing or non-numeric units in {_rows(units.isna(), f)}")
+    if locations is not None:
+        unknown = ~f["location"].isin(set(locations))
+        if unknown.any():
+            names = sorted(set(f.loc[unknown, "location"]))[:MAX_SHOWN]
+            problems.append(
+                f"unknown location(s) {names} in {_rows(unknown, f)}: "
+                "add them to the scenario or drop those rows"
+            )
+    raw = pd.to_numeric(f["units"], errors="coerce")
+    if raw.isna().any():
+        problems.append(f"missing or non-numeric units in {_rows(raw.isna(), f)}")
+    infinite = raw.notna() & ~np.isfinite(raw)
+    if infinite.any():
+        problems.append(f"infinite units in {_rows(infinite, f)}: give a count of items")
+    units = raw.where(np.isfinite(raw))
+    absurd = units.abs() > MAX_UNITS
+    if absurd.any():
+        problems.append(
+            f"units above {MAX_UNITS:,} in {_rows(absurd, f)}: check the units column "
+            "(a unit or scale mistake?)"
+        )
     if (units < 0).any():
         problems.append(f"negative units in {_rows(units < 0, f)}: demand must be >= 0")
     frac = units.notna() & (units != np.round(units))
@@ -161,3 +231,42 @@ def attach_categories(
     if categories is None:
         return f.assign(category=default)
     return f.assign(category=f["sku"].map(dict(categories)).fillna(default).astype(str))
+
+
+def weekly_gaps(clean: pd.DataFrame) -> list[str]:
+    """Missing weeks inside each series of weekly rows (rows 7 days apart), as messages.
+
+    A series is a location x SKU x channel; a week before its first row is "not listed yet",
+    not a gap.
+    """
+    key = ["location", "sku", "channel"]
+    spans = clean.groupby(key, sort=True)["date"].agg(["min", "max", "nunique"])
+    expected = (spans["max"] - spans["min"]).dt.days // 7 + 1
+    missing = expected - spans["nunique"]
+    gappy = missing[missing > 0]
+    lines = []
+    shown = spans.loc[gappy.index[:MAX_SHOWN]].assign(missing=gappy)
+    for (loc, sku, channel), row in zip(shown.index, shown.itertuples(index=False), strict=True):
+        lines.append(
+            f"{loc} / {sku} / {channel}: {row.missing} missing week(s) between "
+            f"{row.min:%Y-%m-%d} and {row.max:%Y-%m-%d}"
+        )
+    if len(gappy) > MAX_SHOWN:
+        lines.append(f"... and {len(gappy) - MAX_SHOWN} more series")
+    return lines
+
+
+def check_history(scenario: Scenario) -> None:
+    """Everything a replay of ``scenario.demand.history`` would refuse at run time, refused now:
+    an unreadable file, bad rows, SKUs or locations the scenario does not have."""
+    if not scenario.demand.history:
+        return
+    frame = read_table(scenario.demand.history)
+    stores = [x.id for x in scenario.stores]
+    dcs = [x.id for x in scenario.dcs]
+    validate_history(
+        frame,
+        skus=[k.id for k in scenario.skus],
+        source=f"demand.history {scenario.demand.history}",
+        locations=stores + dcs,
+    )

@@ -24,12 +24,35 @@ class HistoryError(ValueError):
     """A history file that cannot be replayed."""
 
 
-def read_history(path: str | Path) -> pd.DataFrame:
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A history table from CSV or Parquet; ``HistoryError`` naming the file if unreadable."""
     path = Path(path)
+    if path.is_dir():
+        raise HistoryError(f"{path} is a folder: give the history CSV or Parquet file")
+    if not path.exists():
+        raise HistoryError(f"{path}: history file not found; check the path")
     try:
-        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        frame = pd.read_csv(path, encoding="utf-8", dtype={"location": str, "sku": str})
+    except UnicodeDecodeError:
+        raise HistoryError(f"{path}: not UTF-8 text: save the CSV as UTF-8") from None
     except (OSError, ValueError) as exc:
-        raise HistoryError(f"{path}: cannot read history ({exc})") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise HistoryError(f"{path}: cannot read history ({first})") from None
+    if len(frame.columns) == 1 and not set(REQUIRED) <= set(frame.columns):
+        header = str(frame.columns[0])
+        sep = next((c for c in ";\t|" if c in header), None)
+        if sep is not None:
+            raise HistoryError(
+                f"{path}: the columns are separated by {sep!r}, not commas: save the file "
+                "with a comma separator (CSV)"
+            )
+    return frame
+
+
+def read_history(path: str | Path) -> pd.DataFrame:
+    frame = read_table(path)
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise HistoryError(f"{path}: missing column(s) {missing}; need {list(REQUIRED)}")

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 import promotwin
+from promotwin import strict_json
 from promotwin.experiments.spec import Experiment
 from promotwin.policies.registry import make_policy
 from promotwin.scenarios.schema import Scenario
@@ -131,7 +132,7 @@ class RunStore:
         fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=self.folder)
         try:
             with os.fdopen(fd, "w") as f:
-                json.dump({"key": key, **record}, f, indent=1)
+                strict_json.dump({"key": key, **record}, f, indent=1)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self.path(key))
@@ -387,5 +388,5 @@ def write_manifest(
         "runs": runs,
     }
     tmp = out / ".manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    tmp.write_text(strict_json.dumps(manifest, indent=2) + "\n")
     os.replace(tmp, out / "manifest.json")

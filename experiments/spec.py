@@ -57,7 +57,7 @@ class SpecError(ConfigError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class PolicyEntry(_Strict):
@@ -208,7 +208,8 @@ def resolve_spec(name_or_path: str | Path) -> Path:
 def load_spec(name_or_path: str | Path) -> Experiment:
     """Read and validate a spec, load its scenarios, apply its variations; else ``SpecError``."""
     path = resolve_spec(name_or_path)
-    return parse_spec(path.read_text(), source=str(path), base_dir=path.parent)
+    text = config_files.read_text(path, SpecError, "experiment")
+    return parse_spec(text, source=str(path), base_dir=path.parent)
 
 
 def parse_spec(text: str, source: str = "<spec>", base_dir: Path | None = None) -> Experiment:

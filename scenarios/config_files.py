@@ -7,6 +7,7 @@ package's ``library`` folder and are found by name.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -52,7 +53,24 @@ class ConfigError(ValueError):
 
 
 class YamlLoader(yaml.SafeLoader):
-    """SafeLoader that leaves dates as text, so pydantic reports a bad date with its field."""
+    """SafeLoader that leaves dates as text (pydantic reports a bad date with its field) and
+    refuses a key given twice in one mapping (plain YAML lets the last one silently win)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Mark] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, Hashable) and key in seen:
+                first = seen[key]
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key {key!r} (first at line {first.line + 1}): give each key once",
+                    key_node.start_mark,
+                )
+            if isinstance(key, Hashable):
+                seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
 
 
 YamlLoader.yaml_implicit_resolvers = {
@@ -82,13 +100,35 @@ def parse_yaml_model(
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "file"
-        raise error(source, [Problem(where, f"not valid YAML: {exc}")]) from None
+        what_wrong = getattr(exc, "problem", None) or str(exc)
+        raise error(source, [Problem(where, f"not valid YAML: {what_wrong}")]) from None
     if not isinstance(raw, dict):
         raise error(source, [Problem("file", f"expected a mapping of {what} fields")])
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
         raise error(source, [problem_from_pydantic(e) for e in exc.errors()]) from None
+
+
+def read_text(path: Path, error: type[ConfigError], what: str) -> str:
+    """The text of a config file; a directory, an unreadable, binary or non-UTF-8 file is
+    refused with the file named."""
+    if path.is_dir():
+        raise error(str(path), [Problem("file", f"is a folder: give the {what} YAML file")])
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise error(str(path), [Problem("file", f"cannot be read ({exc.strerror})")]) from None
+    if b"\0" in data:
+        raise error(str(path), [Problem("file", f"is a binary file, not a {what} YAML file")])
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise error(
+            str(path),
+            [Problem(f"line {line}", "is not UTF-8 text: save the file as UTF-8")],
+        ) from None
 
 
 def library_names(package: str) -> list[str]:
@@ -101,6 +141,8 @@ def resolve(name_or_path: str | Path, package: str, error: type[ConfigError], wh
     """A file path, from a path or the name of a built-in file of ``package``."""
     path = Path(name_or_path)
     if path.suffix in {".yaml", ".yml"} or path.exists():
+        if path.is_dir():
+            raise error(str(path), [Problem("file", f"is a folder: give the {what} YAML file")])
         if not path.is_file():
             raise error(str(path), [Problem("file", "not found: check the path")])
         return path

@@ -8,35 +8,57 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 StoreChannel = Literal["walk_in", "pickup", "ship_from_store"]
 DemandChannel = Literal["walk_in", "pickup", "ecommerce"]
-NonNegFloat = Annotated[float, Field(ge=0)]
-PosFloat = Annotated[float, Field(gt=0)]
+# Quantities and money above 10^15 are a unit mistake, and their products overflow the twin's
+# 64-bit unit counts.
+MAX_QUANTITY = 1e15
+NonNegFloat = Annotated[float, Field(ge=0, le=MAX_QUANTITY)]
+PosFloat = Annotated[float, Field(gt=0, le=MAX_QUANTITY)]
+Elasticity = Annotated[float, Field(ge=-50, le=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
+MAX_DAYS = 3660  # ten years: the longest horizon, lead time or delay a scenario may give
+Id = Annotated[str, Field(min_length=1, description="a non-empty id")]
+
+
+def _date_as_text(value: Any) -> Any:
+    """Refuse a number where a date belongs (pydantic would read 1767225600 as Unix time)."""
+    if isinstance(value, int | float):
+        raise ValueError(f"{value!r} is a number, not a date: write dates as YYYY-MM-DD")
+    return value
+
+
+Date = Annotated[dt.date, BeforeValidator(_date_as_text)]
+
+
+def _period_problem(start: dt.date, end: dt.date, what: str) -> str | None:
+    if end < start:
+        return f"{what} end {end} is before its start {start}: swap them"
+    return None
 
 
 class Strict(BaseModel):
     """Base for every scenario model: unknown fields are rejected, instances are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Store(Strict):
-    id: str
-    region: str
-    cluster: str = "default"
+    id: Id
+    region: Id
+    cluster: Id = "default"
     channels: tuple[StoreChannel, ...] = ("walk_in", "pickup")
     size: PosFloat = Field(1.0, description="demand multiplier relative to an average store")
     pickup_share: Fraction = Field(0.15, description="share of store demand placed as pickup")
 
 
 class DC(Strict):
-    id: str
-    region: str
+    id: Id
+    region: Id
     throughput: PosFloat = Field(description="outbound units per day (store shipments + ecommerce)")
     serves: tuple[str, ...] = Field(description="ids of the stores this DC replenishes")
 
@@ -45,25 +67,33 @@ class LeadTime(Strict):
     """Supplier lead time in days: ``mean`` with ``distribution`` around it, never below ``min``."""
 
     distribution: Literal["fixed", "poisson", "lognormal"] = "fixed"
-    mean: PosFloat = 7.0
-    sd: NonNegFloat = 0.0
-    min: Annotated[int, Field(ge=1)] = 1
+    mean: Annotated[float, Field(gt=0, le=MAX_DAYS)] = 7.0
+    sd: Annotated[float, Field(ge=0, le=MAX_DAYS)] = 0.0
+    min: Annotated[int, Field(ge=1, le=MAX_DAYS)] = 1
+
+    @model_validator(mode="after")
+    def _min_not_above_mean(self) -> LeadTime:
+        if self.min > self.mean:
+            raise ValueError(
+                f"min {self.min} is above the mean {self.mean}: lower `min` or raise `mean`"
+            )
+        return self
 
 
 class Supplier(Strict):
-    id: str
+    id: Id
     lead_time: LeadTime = LeadTime()
     fill_rate: Fraction = Field(0.98, description="expected share of ordered units delivered")
     capacity: PosFloat = Field(1e9, description="units per day across all its orders")
     moq: NonNegFloat = Field(0, description="minimum order quantity per SKU line, units")
-    expedite_lead_time: Annotated[int, Field(ge=1)] = 2
+    expedite_lead_time: Annotated[int, Field(ge=1, le=MAX_DAYS)] = 2
     order_cost: NonNegFloat = Field(0.0, description="fixed cost per purchase order")
 
 
 class Lane(Strict):
-    origin: str
-    destination: str
-    transit_days: Annotated[int, Field(ge=1)] = Field(
+    origin: Id
+    destination: Id
+    transit_days: Annotated[int, Field(ge=1, le=MAX_DAYS)] = Field(
         1, description="dispatched today, arrives this many days later"
     )
     cost_per_unit: NonNegFloat = 0.5
@@ -71,15 +101,17 @@ class Lane(Strict):
 
 
 class Sku(Strict):
-    id: str
-    category: str
+    id: Id
+    category: Id
     price: PosFloat = Field(description="regular shelf price, currency per unit")
     unit_cost: PosFloat = Field(description="purchase cost, currency per unit")
     holding_rate: NonNegFloat = Field(0.25, description="holding cost per year as share of cost")
-    supplier: str
+    supplier: Id
     baseline: NonNegFloat = Field(description="average daily units per average store, no promo")
     ecommerce_share: Fraction = Field(0.1, description="ecommerce units as share of store units")
-    elasticity: float | None = Field(None, description="own-price elasticity; demand default")
+    elasticity: Elasticity | None = Field(
+        None, description="own-price elasticity (<= 0: deeper discount, more units)"
+    )
 
 
 class Seasonality(Strict):
@@ -98,7 +130,7 @@ class DemandParams(Strict):
     dispersion: PosFloat = Field(4.0, description="negative-binomial k: var = mu + mu^2/k")
     weekday: tuple[PosFloat, ...] = (0.9, 0.85, 0.9, 0.95, 1.1, 1.25, 1.05)
     seasonality: dict[str, Seasonality] = Field(default_factory=dict, description="by category")
-    elasticity: float = Field(-2.0, le=0, description="own-price elasticity on discount depth")
+    elasticity: Elasticity = Field(-2.0, description="own-price elasticity on discount depth")
     display_lift: NonNegFloat = 0.2
     feature_lift: NonNegFloat = 0.3
     cannibalisation: Fraction = Field(
@@ -109,7 +141,7 @@ class DemandParams(Strict):
     )
     halo_rate: Fraction = Field(0.1, description="complements gain this share of extra units")
     post_promo_dip: Fraction = Field(0.3, description="demand drop right after a promotion")
-    post_promo_days: Annotated[int, Field(ge=0)] = 7
+    post_promo_days: Annotated[int, Field(ge=0, le=MAX_DAYS)] = 7
     forecast_error: NonNegFloat = Field(
         0.25, description="sd of log error of the planners' uplift estimate per promotion x SKU"
     )
@@ -125,9 +157,16 @@ class DemandParams(Strict):
 
 
 class EcommerceWave(Strict):
-    start: dt.date
-    end: dt.date
+    start: Date
+    end: Date
     lift: NonNegFloat = Field(0.5, description="extra ecommerce uplift during the wave")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> EcommerceWave:
+        problem = _period_problem(self.start, self.end, "wave")
+        if problem:
+            raise ValueError(problem)
+        return self
 
 
 class LocationFilter(Strict):
@@ -139,13 +178,13 @@ class LocationFilter(Strict):
 
 
 class Promotion(Strict):
-    id: str
+    id: Id
     skus: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
     locations: LocationFilter = LocationFilter()
     channels: tuple[DemandChannel, ...] = ("walk_in", "pickup", "ecommerce")
-    start: dt.date
-    end: dt.date = Field(description="last day of the promotion (inclusive)")
+    start: Date
+    end: Date = Field(description="last day of the promotion (inclusive)")
     depth: Annotated[float, Field(ge=0, lt=1)] = Field(description="discount as share of price")
     display: bool = False
     feature: bool = False
@@ -161,6 +200,12 @@ class Promotion(Strict):
             raise ValueError("a promotion needs `skus` or `categories`: name what is promoted")
         if self.end < self.start:
             raise ValueError(f"end {self.end} is before start {self.start}: swap them")
+        for i, wave in enumerate(self.ecommerce_waves):
+            if wave.start < self.start or wave.end > self.end:
+                raise ValueError(
+                    f"ecommerce_waves.{i} runs {wave.start}..{wave.end}, outside the promotion "
+                    f"{self.start}..{self.end}: move it inside"
+                )
         return self
 
 
@@ -179,17 +224,31 @@ class Costs(Strict):
 
 
 class SupplierDelay(Strict):
-    supplier: str
-    start: dt.date
-    end: dt.date
-    extra_days: Annotated[int, Field(ge=1)]
+    supplier: Id
+    start: Date
+    end: Date
+    extra_days: Annotated[int, Field(ge=1, le=MAX_DAYS)]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SupplierDelay:
+        problem = _period_problem(self.start, self.end, "delay")
+        if problem:
+            raise ValueError(problem)
+        return self
 
 
 class DcCapacityDrop(Strict):
-    dc: str
-    start: dt.date
-    end: dt.date
+    dc: Id
+    start: Date
+    end: Date
     factor: Fraction = Field(description="share of normal throughput left")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DcCapacityDrop:
+        problem = _period_problem(self.start, self.end, "capacity drop")
+        if problem:
+            raise ValueError(problem)
+        return self
 
 
 class Disruptions(Strict):
@@ -213,15 +272,15 @@ class Synthetic(Strict):
     regions: Annotated[int, Field(ge=1)] = 4
     categories: Annotated[int, Field(ge=1)] = 10
     promotions: Annotated[int, Field(ge=0)] = 2
-    seed: int = 0
+    seed: Annotated[int, Field(ge=0)] = 0
 
 
 class Scenario(Strict):
-    name: str
+    name: Id
     description: str = ""
-    start_date: dt.date
-    horizon_days: Annotated[int, Field(ge=1, le=3660)]
-    warmup_days: Annotated[int, Field(ge=0)] = 0
+    start_date: Date
+    horizon_days: Annotated[int, Field(ge=1, le=MAX_DAYS)]
+    warmup_days: Annotated[int, Field(ge=0, le=MAX_DAYS)] = 0
     synthetic: Synthetic | None = None
     stores: tuple[Store, ...] = ()
     dcs: tuple[DC, ...] = ()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from promotwin import strict_json
 from promotwin.shadow.adapter import DraftLine, ErpDataError
 from promotwin.shadow.erpdata import (
     ACTION_TABLES,
@@ -174,6 +175,6 @@ def write_folder(
         "history_days": state.history_days,
         "source": state.source,
     }
-    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    (folder / "schema.json").write_text(json.dumps(json_schema(), indent=2) + "\n")
+    (folder / "manifest.json").write_text(strict_json.dumps(manifest, indent=2) + "\n")
+    (folder / "schema.json").write_text(strict_json.dumps(json_schema(), indent=2) + "\n")
     return folder

@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from promotwin import strict_json
 from promotwin.shadow.mapping import IdMapping
 
 # the columns of the drafts table after run_id, in order (``ErpAdapter.write_drafts`` returns them)
@@ -185,7 +186,7 @@ class RunStore:
                         (
                             run.run_id,
                             against,
-                            json.dumps(summary, default=str),
+                            strict_json.dumps(summary, default=str),
                             lines.to_json(orient="records", date_format="iso"),
                         ),
                     )

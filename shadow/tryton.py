@@ -36,6 +36,7 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
+from promotwin import strict_json
 from promotwin.shadow.adapter import (
     Credentials,
     DraftLine,
@@ -228,7 +229,7 @@ class _JsonRpc:
 
     def _post(self, method: str, params: list[Any]) -> Any:
         self._id += 1
-        body = json.dumps(
+        body = strict_json.dumps(
             {"id": self._id, "method": method, "params": params}, default=_json_default
         ).encode()
         headers = {"Content-Type": "application/json"}

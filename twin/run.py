@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -17,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 import promotwin
+from promotwin import strict_json
 from promotwin.demand.replay import read_history
 from promotwin.policies.contract import Policy
 from promotwin.scenarios.schema import Scenario
@@ -138,8 +138,8 @@ def write_outputs(result: RunResult, out: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     tmp.chmod(0o755)
     try:
-        (tmp / "manifest.json").write_text(json.dumps(result.manifest(), indent=2) + "\n")
-        (tmp / "kpis.json").write_text(json.dumps(result.kpis, indent=2) + "\n")
+        (tmp / "manifest.json").write_text(strict_json.dumps(result.manifest(), indent=2) + "\n")
+        (tmp / "kpis.json").write_text(strict_json.dumps(result.kpis, indent=2) + "\n")
         result.daily.to_parquet(tmp / "daily.parquet", index=False)
         result.ledger.to_parquet(tmp / "ledger.parquet", index=False)
         result.decisions.to_parquet(tmp / "decisions.parquet", index=False)

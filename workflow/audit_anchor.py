@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from promotwin import strict_json
+
 ENV_KEY = "TWIN_AUDIT_KEY"
 ENV_ANCHOR = "TWIN_AUDIT_ANCHOR"
 SUFFIX = ".anchor"
@@ -101,7 +103,7 @@ class AnchorFile:
         self.path = Path(path)
 
     def append(self, anchor: Anchor) -> None:
-        line = json.dumps(anchor.record(), separators=(",", ":")) + "\n"
+        line = strict_json.dumps(anchor.record(), separators=(",", ":")) + "\n"
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)

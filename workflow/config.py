@@ -30,7 +30,7 @@ class GovernanceConfigError(ConfigError):
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Threshold(Strict):
@@ -152,7 +152,8 @@ def resolve_config(name_or_path: str | Path) -> Path:
 def load_config(name_or_path: str | Path, scenario: Scenario | None = None) -> GovernanceConfig:
     """Read and validate; with a scenario, also check its ids exist there."""
     path = resolve_config(name_or_path)
-    return parse_config(path.read_text(), source=str(path), scenario=scenario)
+    text = config_files.read_text(path, GovernanceConfigError, "governance config")
+    return parse_config(text, source=str(path), scenario=scenario)
 
 
 def parse_config(
