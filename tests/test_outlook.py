@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from promotwin.cli.main import app
@@ -17,6 +19,7 @@ from promotwin.policies.readiness import SHIFT_DAYS, readiness
 from promotwin.policies.registry import make_policy
 from promotwin.scenarios import Scenario, load_scenario, parse_scenario
 from promotwin.testing.dashboards import APPLIANCE_PROMO, appliance_projections
+from promotwin.testing.scenarios import small_scenario
 from promotwin.twin import outlook, simulate
 
 PROMO = APPLIANCE_PROMO
@@ -168,3 +171,19 @@ def test_spill_over_and_margin_match_the_demand_model_by_hand(appliance: Scenari
     for by in ("region", "cluster"):
         part = o.uplift[o.uplift["by"] == by]
         assert part["expected_units"].sum() == pytest.approx(o.promoted_units, rel=1e-9)
+
+
+def test_before_launch_replays_the_scenarios_history(tmp_path: Path) -> None:
+    """A scenario that replays recorded sales (here: none at all) is assessed on them: with no
+    sales the ERP-style trailing average only decays, h = baseline x (1 - 1/28)^(days run)."""
+    s = small_scenario()
+    empty = [(s.start_date, s.stores[0].id, s.skus[0].id, "walk_in", 0)]
+    columns = ["date", "location", "sku", "channel", "units"]
+    pd.DataFrame(empty, columns=columns).to_csv(tmp_path / "history.csv", index=False)
+    raw = yaml.safe_load(s.model_dump_json())
+    raw["demand"]["history"] = "history.csv"
+    (tmp_path / "replay.yaml").write_text(yaml.safe_dump(raw))
+    replayed = load_scenario(tmp_path / "replay.yaml")
+    snap = outlook.before_launch(replayed, replayed.promotions[0].id, days_before=7, seed=0)
+    decayed = snap.baseline_mean * (1 - 1 / 28) ** (snap.day + 1)
+    np.testing.assert_allclose(snap.history_mean, decayed, rtol=1e-12, atol=1e-15)

@@ -496,8 +496,10 @@ def test_server_stopped_mid_run_then_back(tryton: Provisioned, tmp_path: Path) -
         # the server comes back while the runner is backing off: the run succeeds
         restart = threading.Timer(0.5, srv.start)
         restart.start()
+        # enough attempts to outlast a restart on a loaded machine (it took > 7.5 s with five
+        # test suites sharing two cores): backoff 0.5, 1, 2, 4, then 8 s, within 60 s
         ok = ShadowRunner(
-            a, store, "base-stock", retry=RetryPolicy(initial_delay=0.5, time_limit=60)
+            a, store, "base-stock", retry=RetryPolicy(attempts=12, initial_delay=0.5, time_limit=60)
         ).run_once()
         restart.join()
         assert ok.run.status == "ok", ok.run.reason

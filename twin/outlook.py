@@ -38,7 +38,6 @@ from promotwin.policies.registry import make_policy
 from promotwin.scenarios.network import Network, compile_network
 from promotwin.scenarios.schema import Promotion, Scenario
 from promotwin.twin.ledger import CHANNELS, Kind
-from promotwin.twin.model import Twin
 from promotwin.twin.run import simulate
 
 Z90 = 1.6448536269514722  # two-sided 90% interval
@@ -399,9 +398,9 @@ def before_launch(
     policy: str = "base-stock",
 ) -> PlanningSnapshot:
     """The snapshot the twin hands ``policy`` ``days_before`` launch; the twin runs only to
-    that day."""
+    that day (through :func:`simulate`, so replayed history and the run's set-up apply)."""
     recorder = launch_recorder(scenario, promotion_id, make_policy(policy), days_before)
-    Twin(scenario, recorder, seed=seed, days=recorder.as_of + 1).run()
+    simulate(scenario, recorder, seed=seed, days=recorder.as_of + 1)
     return recorder.recorded()
 
 
