@@ -187,6 +187,18 @@ class Plan:
         cols = {c: getattr(self, c)[rows] for c in _COLUMNS}
         return Plan(policy=self.policy, reasons=self.reasons, **cols)
 
+    @classmethod
+    def concat(cls, policy: str, *plans: Plan) -> Plan:
+        """The lines of ``plans`` in order, under ``policy``, with one merged reasons table."""
+        reasons: list[str] = []
+        cols: dict[str, list[npt.NDArray[Any]]] = {c: [] for c in _COLUMNS}
+        for p in plans:
+            for c in _COLUMNS:
+                cols[c].append(getattr(p, c) + (len(reasons) if c == "reason" else 0))
+            reasons += p.reasons
+        joined = {c: np.concatenate(v) for c, v in cols.items()}
+        return cls(policy=policy, reasons=tuple(reasons), **joined)
+
     def of_kind(self, kind: ActionKind) -> Plan:
         return self.select(self.kind == kind)
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -374,7 +373,3 @@ def sales_history(state: ErpState, mapping: IdMapping) -> pd.DataFrame:
     return out.groupby(["date", "location", "sku", "channel"], as_index=False, sort=True)[
         "units"
     ].sum()
-
-
-def ceil_days(days: float) -> int:
-    return max(int(math.ceil(days)), 1)
