@@ -32,7 +32,7 @@ def ticks(base: PlanningSnapshot, n: int, seed: int = 0) -> list[PlanningSnapsho
         scale = rng.uniform(0.8, 1.25, base.forecast_mean.shape)
         on_hand = np.maximum(base.on_hand + rng.integers(-2, 3, base.on_hand.shape), 0)
         fc = base.forecast_mean * scale
-        out.append(replace(base, day=t, forecast_mean=fc, on_hand=on_hand, forecast_run=None))
+        out.append(replace(base, day=t, forecast_mean=fc, on_hand=on_hand))
     return out
 
 

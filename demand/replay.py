@@ -106,28 +106,3 @@ class ReplayDemand:
             store_cells=cells,
             store_pickup=arrays["pickup"][n_dcs:].ravel()[cells],
         )
-
-
-def demand_to_frame(day: int, dates: pd.Timestamp, demand: DayDemand, net: Network) -> pd.DataFrame:
-    """One day's demand in the canonical history format (nonzero rows only)."""
-    locs = np.asarray(net.locations.index, dtype=object)
-    skus = np.asarray(net.skus.index, dtype=object)
-    parts = []
-    for channel, arr, offset in (
-        ("walk_in", demand.walk_in, net.n_dcs),
-        ("pickup", demand.pickup, net.n_dcs),
-        ("ecommerce", demand.ecommerce, 0),
-    ):
-        i, k = np.nonzero(arr)
-        parts.append(
-            pd.DataFrame(
-                {
-                    "date": dates,
-                    "location": locs[i + offset],
-                    "sku": skus[k],
-                    "channel": channel,
-                    "units": arr[i, k],
-                }
-            )
-        )
-    return pd.concat(parts, ignore_index=True)

@@ -11,14 +11,9 @@ import enum
 from dataclasses import dataclass, field
 
 import numpy as np
-import numpy.typing as npt
 
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
-
-#: Capacities at or above this many units per day are treated as unlimited (no row is built).
-UNLIMITED = 1e8
+from promotwin.arrays import UNLIMITED as UNLIMITED
+from promotwin.arrays import BoolArray, FloatArray, IntArray
 
 
 class LaneKind(enum.IntEnum):

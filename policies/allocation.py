@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-IntArray = npt.NDArray[np.int64]
+from promotwin.arrays import IntArray
 
 
 def cut_to_limit(qty: npt.ArrayLike, group: npt.ArrayLike, limit: npt.ArrayLike) -> IntArray:

@@ -9,17 +9,49 @@ Arrays are indexed ``[location, sku]`` with DCs first (``[:n_dcs]``) then stores
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import IntEnum
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
+from promotwin.arrays import BoolArray, FloatArray, IntArray
+from promotwin.policies.forecast_terms import ForecastTerms
+
+__all__ = [
+    "ActionKind",
+    "BoolArray",
+    "FloatArray",
+    "InboundShipment",
+    "IntArray",
+    "Plan",
+    "PlanBuilder",
+    "PlanningSnapshot",
+    "Policy",
+    "RunContext",
+    "read_only",
+    "start_run",
+]
+
+
+def read_only(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """``a`` if it is read-only already, else a read-only view of it (the owner's array stays
+    writeable: only what a policy is handed is protected)."""
+    if not a.flags.writeable:
+        return a
+    view = a.view()
+    view.flags.writeable = False
+    return view
+
+
+def _freeze_arrays(obj: object, names: tuple[str, ...]) -> None:
+    """Replace the named array fields of a frozen dataclass by read-only views."""
+    for name in names:
+        value = getattr(obj, name)
+        if isinstance(value, np.ndarray):
+            object.__setattr__(obj, name, read_only(value))
 
 
 @dataclass(frozen=True)
@@ -32,6 +64,9 @@ class InboundShipment:
     due_day: int  # planned arrival day (what the ERP shows; the real one may differ)
     sku: IntArray
     qty: IntArray
+
+    def __post_init__(self) -> None:
+        _freeze_arrays(self, ("sku", "qty"))
 
 
 @dataclass(frozen=True)
@@ -70,11 +105,24 @@ class PlanningSnapshot:
     lost_sale_cost: FloatArray  # [S] lost margin + goodwill, currency per unit
     expedite_premium: FloatArray  # [S] extra currency per expedited unit
     seed: int = 0
-    # The forecast run ``forecast_mean`` comes from: snapshots with the same non-None run give
-    # identical rows for the same date, so a policy may keep terms it computed from a date's row
-    # (base-stock does, while the row stays in its window). None promises nothing. Whoever
-    # changes ``forecast_mean`` (a what-if) must give it a new run or None.
-    forecast_run: str | None = None
+    # per-date terms of ``forecast_mean`` from the forecast provider (None: a policy computes
+    # them); kept only if they were computed from this very forecast (see ForecastTerms)
+    forecast_terms: ForecastTerms | None = None
+
+    def __post_init__(self) -> None:
+        """Every array a policy is handed is read-only: a what-if builds a new snapshot
+        (``dataclasses.replace``), it never edits one."""
+        terms = self.forecast_terms
+        if terms is not None and not terms.fits(
+            self.forecast_mean, self.forecast_dispersion, self.serving_dc
+        ):
+            object.__setattr__(self, "forecast_terms", None)
+        _freeze_arrays(self, tuple(f.name for f in fields(self)))
+        object.__setattr__(
+            self,
+            "promotion_cells",
+            {k: read_only(v) for k, v in self.promotion_cells.items()},
+        )
 
     @property
     def n_locations(self) -> int:
@@ -138,6 +186,18 @@ class Plan:
             rows = slice(int(lines[0]), int(lines[-1]) + 1)
         cols = {c: getattr(self, c)[rows] for c in _COLUMNS}
         return Plan(policy=self.policy, reasons=self.reasons, **cols)
+
+    @classmethod
+    def concat(cls, policy: str, *plans: Plan) -> Plan:
+        """The lines of ``plans`` in order, under ``policy``, with one merged reasons table."""
+        reasons: list[str] = []
+        cols: dict[str, list[npt.NDArray[Any]]] = {c: [] for c in _COLUMNS}
+        for p in plans:
+            for c in _COLUMNS:
+                cols[c].append(getattr(p, c) + (len(reasons) if c == "reason" else 0))
+            reasons += p.reasons
+        joined = {c: np.concatenate(v) for c, v in cols.items()}
+        return cls(policy=policy, reasons=tuple(reasons), **joined)
 
     def of_kind(self, kind: ActionKind) -> Plan:
         return self.select(self.kind == kind)

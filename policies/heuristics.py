@@ -15,16 +15,15 @@ day t+L, and the next order lands at t+L+1, so the order-up-to level covers days
 from __future__ import annotations
 
 import csv
-import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 from scipy.stats import norm
 
+from promotwin.arrays import WorkBuffers
 from promotwin.policies.allocation import cut_to_limit
 from promotwin.policies.contract import (
     ActionKind,
@@ -36,6 +35,7 @@ from promotwin.policies.contract import (
     PlanningSnapshot,
     RunContext,
 )
+from promotwin.policies.forecast_terms import ForecastDay, forecast_day, serving_matrix
 
 
 def store_transit(s: PlanningSnapshot) -> IntArray:
@@ -48,14 +48,6 @@ def store_transit(s: PlanningSnapshot) -> IntArray:
         mask = (d >= s.n_dcs) & (o == s.serving_dc[np.minimum(d, s.n_locations - 1)])
         transit[d[mask] - s.n_dcs] = lanes["transit_days"].to_numpy()[mask]
     return transit
-
-
-def dc_assignment(s: PlanningSnapshot) -> FloatArray:
-    """``[D, stores]`` 0/1 matrix: which DC replenishes each store."""
-    stores = s.serving_dc[s.n_dcs :]
-    a = np.zeros((s.n_dcs, len(stores)))
-    a[stores, np.arange(len(stores))] = 1.0
-    return a
 
 
 def cover_sum(
@@ -175,7 +167,7 @@ class _Routes:
 
     @classmethod
     def of(cls, s: PlanningSnapshot) -> _Routes:
-        assign = dc_assignment(s)
+        assign = serving_matrix(s.serving_dc[s.n_dcs :], s.n_dcs)
         transit = store_transit(s)
         return cls(
             serving_dc=s.serving_dc,
@@ -192,95 +184,35 @@ class _Routes:
 
 
 @dataclass
-class _ForecastDay:
-    """Terms of one forecast date, kept while the date is in the window (same forecast run)."""
-
-    store_var: FloatArray  # [stores, S] variance of each store cell's daily demand
-    echelon_mean: FloatArray  # [D, S] the DC's row + its stores' rows
-    echelon_var: FloatArray  # [D, S]
-
-
-def _nb_variance(mean: FloatArray, dispersion: float, out: FloatArray) -> FloatArray:
-    """``mean + mean**2 / k`` (as ``PlanningSnapshot.forecast_var``) written into ``out``."""
-    np.multiply(mean, mean, out=out)
-    np.divide(out, dispersion, out=out)
-    return np.add(mean, out, out=out)
-
-
-@dataclass
 class BaseStockPolicy:
     """Order up to forecast over the cover period + z x sigma, at stores and (echelon) at DCs."""
 
     service_level: float = 0.98
     name: str = "base-stock"
     horizon_days: int = 21
-    # a forecast date's terms cost passes over every store cell; each date stays in the window
-    # for H ticks, so they are computed once and kept while the snapshots come from the same
-    # forecast run (``forecast_run``) and the same buffer (``_run``: the run and a weak reference)
+    # a forecast date's terms cost passes over every store cell: they come from the forecast
+    # provider with the snapshot (the twin computes each date's once) or are computed here
     _routes: _Routes | None = field(default=None, repr=False, compare=False)
-    _days: dict[int, _ForecastDay] = field(default_factory=dict, repr=False, compare=False)
-    _run: tuple[str, float, weakref.ref[npt.NDArray]] | None = field(
-        default=None, repr=False, compare=False
-    )
-    _work: dict[str, npt.NDArray] = field(default_factory=dict, repr=False, compare=False)
+    _buffers: WorkBuffers = field(default_factory=WorkBuffers, repr=False, compare=False)
 
     def start(self, context: RunContext) -> None:
-        """Forget the network and the forecast terms kept from an earlier run."""
+        """Forget the network kept from an earlier run."""
         self._routes = None
-        self._days.clear()
-        self._run = None
-
-    def _buffer(self, name: str, shape: tuple[int, ...], dtype: type) -> npt.NDArray:
-        buf = self._work.get(name)
-        if buf is None or buf.shape != shape or buf.dtype != dtype:
-            buf = self._work[name] = np.empty(shape, dtype)
-        return buf
 
     def _network(self, s: PlanningSnapshot) -> _Routes:
         if self._routes is None or not self._routes.fits(s):
             self._routes = _Routes.of(s)
-            self._days.clear()
         return self._routes
 
-    def _follow_run(self, s: PlanningSnapshot) -> None:
-        """Drop the kept dates' terms unless ``s`` comes from the run and buffer they came from."""
-        buffer = s.forecast_mean.base
-        if self._run is not None:
-            run, dispersion, ref = self._run
-            if (run, dispersion) == (s.forecast_run, s.forecast_dispersion) and ref() is buffer:
-                return
-        self._days.clear()
-        self._run = None
-        if s.forecast_run is not None and buffer is not None:
-            self._run = (s.forecast_run, s.forecast_dispersion, weakref.ref(buffer))
-
-    def _forecast_days(self, s: PlanningSnapshot, routes: _Routes, n: int) -> list[_ForecastDay]:
-        """Terms of forecast rows ``0..n-1`` (dates ``day+1..day+n``), computed or kept."""
-        self._follow_run(s)
-        first = s.day + 1
-        # the store rows of dates that left the window are recycled: no fresh 8 MB arrays
-        spare = [
-            self._days.pop(d).store_var for d in list(self._days) if not first <= d < first + n
+    def _forecast_days(self, s: PlanningSnapshot, routes: _Routes, n: int) -> list[ForecastDay]:
+        """Terms of forecast rows ``0..n-1`` (dates ``day+1..day+n``): the provider's, if the
+        snapshot has them, else computed from ``forecast_mean``."""
+        if s.forecast_terms is not None:
+            return list(s.forecast_terms.days[:n])
+        fc = s.forecast_mean
+        return [
+            forecast_day(fc[j], s.n_dcs, routes.assign, s.forecast_dispersion) for j in range(n)
         ]
-        fc, nd = s.forecast_mean, s.n_dcs
-        out = []
-        for j in range(n):
-            kept = self._days.get(first + j)
-            if kept is not None:
-                out.append(kept)
-                continue
-            rows = fc[j, nd:]
-            store_var = spare.pop() if spare else np.empty_like(rows)
-            _nb_variance(rows, s.forecast_dispersion, out=store_var)
-            day = _ForecastDay(
-                store_var=store_var,
-                echelon_mean=fc[j, :nd] + routes.assign @ rows,
-                echelon_var=s.forecast_var(fc[j, :nd]) + routes.assign @ store_var,
-            )
-            if self._run is not None:
-                self._days[first + j] = day
-            out.append(day)
-        return out
 
     def decide(self, s: PlanningSnapshot) -> Plan:
         z = float(norm.ppf(self.service_level))
@@ -305,7 +237,7 @@ class BaseStockPolicy:
         plan: PlanBuilder,
         s: PlanningSnapshot,
         routes: _Routes,
-        terms: list[_ForecastDay],
+        terms: list[ForecastDay],
         z: float,
     ) -> tuple[FloatArray, IntArray]:
         """Ship each store cell up to its level (fair share when its DC is short); returns the
@@ -315,25 +247,27 @@ class BaseStockPolicy:
         store_days = routes.transit[:, None]  # a store's level covers its lane's transit days
         store_shape = (s.n_locations - nd, s.n_skus)
         mu = cover_sum(
-            s.forecast_mean[:, nd:], store_days, out=self._buffer("mu", store_shape, np.float64)
+            s.forecast_mean[:, nd:],
+            store_days,
+            out=self._buffers.get("mu", store_shape, np.float64),
         )
         upper = cover_sum(
             [t.store_var for t in terms],
             store_days,
-            out=self._buffer("upper", store_shape, np.float64),
+            out=self._buffers.get("upper", store_shape, np.float64),
         )
         # upper = mu + z * sd and need = max(ceil(upper) - position, 0), in place
         np.sqrt(upper, out=upper)
         np.multiply(upper, z, out=upper)
         np.add(mu, upper, out=upper)
-        need = np.ceil(upper, out=self._buffer("need", store_shape, np.float64))  # the levels
+        need = np.ceil(upper, out=self._buffers.get("need", store_shape, np.float64))  # the levels
         # each store holds its own safety stock (its level above the mean cover): the DC echelon
         # level must include their sum, or the pooled echelon safety (far smaller than the sum)
         # leaves the stores below their levels and every DC short, day after day
-        held = np.subtract(need, mu, out=self._buffer("held", store_shape, np.float64))
+        held = np.subtract(need, mu, out=self._buffers.get("held", store_shape, np.float64))
         store_safety = routes.assign @ held  # [D, S]
         # the stores' inventory position (s.position's rows), summed into a kept buffer
-        position = self._buffer("position", store_shape, np.int64)
+        position = self._buffers.get("position", store_shape, np.int64)
         np.add(s.on_hand[nd:], s.in_transit[nd:], out=position)
         np.add(position, s.on_order[nd:], out=position)
         np.subtract(need, position, out=need)
@@ -361,7 +295,7 @@ class BaseStockPolicy:
         plan: PlanBuilder,
         s: PlanningSnapshot,
         routes: _Routes,
-        terms: list[_ForecastDay],
+        terms: list[ForecastDay],
         days: IntArray,
         z: float,
         store_safety: FloatArray,
@@ -378,7 +312,7 @@ class BaseStockPolicy:
         level_e = np.ceil(mu_e + z * np.sqrt(var_e) + store_safety)
         # the stores' position summed per DC: a [D, stores] @ [stores, S] product of floats
         # (BLAS; whole units, so the sums are exact), in the stores' "held" buffer (done with)
-        as_float = self._buffer("held", store_position.shape, np.float64)
+        as_float = self._buffers.get("held", store_position.shape, np.float64)
         np.copyto(as_float, store_position)
         # open purchase orders count at the supplier's expected fill: the units it will not
         # deliver are reordered now rather than a lead time late, when the receipt falls short
@@ -411,7 +345,7 @@ def min_max_from_usage(
     """ERP-style min/max from average daily usage ``[L, S]`` (DC usage includes its stores)."""
     nd = s.n_dcs
     transit = store_transit(s)
-    dc_usage = usage[:nd] + dc_assignment(s) @ usage[nd:]
+    dc_usage = usage[:nd] + serving_matrix(s.serving_dc[s.n_dcs :], s.n_dcs) @ usage[nd:]
     lead = s.lead_time_mean[s.sku_supplier][None, :]
     minimum = np.empty_like(usage)
     minimum[nd:] = np.ceil(usage[nd:] * (transit[:, None] + safety_days))

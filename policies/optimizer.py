@@ -45,6 +45,8 @@ from promotwin.policies.contract import (
     PlanningSnapshot,
     RunContext,
 )
+from promotwin.policies.forecast_terms import serving_matrix
+from promotwin.policies.heuristics import BaseStockPolicy
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,7 @@ class OptimizerPolicy:
         plan = optimizer_plan(self.name, s, net, lanes, inputs, result, self.round_up_from)
         if len(result.failed_skus):
             fb = self._fallback(s, result.failed_skus, result.status, result.message)
-            plan = merge_plans(self.name, plan, fb)
+            plan = Plan.concat(self.name, plan, fb)
         return plan
 
     def _get_model(self, net: NetworkStructure, s: PlanningSnapshot) -> ReplenishmentModel:
@@ -136,10 +138,6 @@ class OptimizerPolicy:
         self.last_failure = failure
         self.failures.append(failure)
         prefix = f"fallback: optimizer {status.value}"
-        try:
-            from promotwin.policies.heuristics import BaseStockPolicy
-        except ImportError:  # pragma: no cover - base-stock ships with the package
-            return PlanBuilder(self.name).build()
         base = BaseStockPolicy(service_level=self.fallback_service_level).decide(s)
         base = base.select(np.isin(base.sku, skus))
         return Plan(
@@ -154,14 +152,6 @@ class OptimizerPolicy:
             reason=base.reason,
             reasons=tuple(f"{prefix}; {r}" for r in base.reasons),
         )
-
-
-def merge_plans(policy: str, a: Plan, b: Plan) -> Plan:
-    """Lines of ``a`` then ``b`` with one reasons table."""
-    cols = ("kind", "origin", "destination", "sku", "qty", "unit_cost", "confidence")
-    merged = {c: np.concatenate([getattr(a, c), getattr(b, c)]) for c in cols}
-    reason = np.concatenate([a.reason, b.reason + len(a.reasons)])
-    return Plan(policy=policy, reason=reason, reasons=a.reasons + b.reasons, **merged)
 
 
 @dataclass(frozen=True)
@@ -274,13 +264,6 @@ def pipeline(s: PlanningSnapshot, T: int) -> FloatArray:
     return arr
 
 
-def serving_matrix(s: PlanningSnapshot) -> FloatArray:
-    """``[D, L]`` 0/1: the DC serving each location (a DC serves itself)."""
-    a = np.zeros((s.n_dcs, s.n_locations))
-    a[s.serving_dc, np.arange(s.n_locations)] = 1.0
-    return a
-
-
 def safety_stock(
     s: PlanningSnapshot, lanes: LaneTable, T: int, z: float
 ) -> tuple[FloatArray, IntArray]:
@@ -301,7 +284,7 @@ def safety_stock(
     day = np.zeros((L, s.n_skus), np.int64)
     ss[nd:] = z * np.sqrt(cumvar[tau[nd:] - 1, np.arange(nd, L)])
     day[nd:] = (tau[nd:] - 1)[:, None]
-    assign = serving_matrix(s)
+    assign = serving_matrix(s.serving_dc, s.n_dcs)
     lead = supplier_lead_days(s)[s.sku_supplier]  # [S]
     lead_sd = np.asarray(s.lead_time_sd, np.float64)[s.sku_supplier]
     mean_tau = (assign @ tau) / np.maximum(assign.sum(axis=1), 1)  # [D]
@@ -373,7 +356,7 @@ def outlook(s: PlanningSnapshot, inputs: TickInputs) -> _Outlook:
     cum_supply = s.on_hand[None].astype(np.float64) + np.cumsum(inputs.supply[1:], axis=0)
     # stores: own stock; DCs: echelon (its own ecommerce plus what its stores will need)
     store_short = np.maximum(cum_mu[:, nd:] - cum_supply[:, nd:], 0.0)  # [T, stores, S]
-    assign = serving_matrix(s)[:, nd:]  # [D, stores]
+    assign = serving_matrix(s.serving_dc, s.n_dcs)[:, nd:]  # [D, stores]
     proj = cum_supply - cum_mu
     proj[:, :nd] -= np.einsum("dl,tls->tds", assign, store_short)
     neg = proj < -1e-9
@@ -387,7 +370,7 @@ def outlook(s: PlanningSnapshot, inputs: TickInputs) -> _Outlook:
             cells = s.promotion_cells.get(pid)
             if start <= hi and end >= lo and cells is not None:
                 promoted |= cells
-    promoted[:nd] |= (serving_matrix(s) @ promoted.astype(float)) > 0
+    promoted[:nd] |= (serving_matrix(s.serving_dc, s.n_dcs) @ promoted.astype(float)) > 0
     ech_mu, ech_var = cum_mu.copy(), cum_var.copy()
     ech_mu[:, :nd] += np.einsum("dl,tls->tds", assign, cum_mu[:, nd:])
     ech_var[:, :nd] += np.einsum("dl,tls->tds", assign, cum_var[:, nd:])

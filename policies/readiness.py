@@ -232,7 +232,7 @@ def _with_inbound(s: PlanningSnapshot, extra: Sequence[InboundShipment]) -> Plan
 
 
 def _scaled(s: PlanningSnapshot, factor: FloatArray) -> PlanningSnapshot:
-    return dataclasses.replace(s, forecast_mean=s.forecast_mean * factor, forecast_run=None)
+    return dataclasses.replace(s, forecast_mean=s.forecast_mean * factor)
 
 
 @dataclass(frozen=True)
@@ -351,7 +351,7 @@ def _cap_ecommerce(s: PlanningSnapshot, f: _Shortfalls) -> _Candidate | None:
     return _Candidate(
         "cap_ecommerce",
         "no promotion uplift on ecommerce",
-        dataclasses.replace(s, forecast_mean=capped, forecast_run=None),
+        dataclasses.replace(s, forecast_mean=capped),
         0.0,
     )
 
@@ -376,9 +376,7 @@ def _move_start(s: PlanningSnapshot, promotion: str, f: _Shortfalls) -> list[_Ca
             _Candidate(
                 "move_start",
                 f"start {shift} days later (day {start + shift})",
-                dataclasses.replace(
-                    s, forecast_mean=fm - ex + moved_ex, promotions=promos, forecast_run=None
-                ),
+                dataclasses.replace(s, forecast_mean=fm - ex + moved_ex, promotions=promos),
                 0.0,
             )
         )

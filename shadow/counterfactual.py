@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from promotwin.arrays import UNLIMITED
 from promotwin.policies.contract import ActionKind, Plan, PlanBuilder, PlanningSnapshot, Policy
 from promotwin.policies.registry import make_policy
 from promotwin.scenarios.schema import Scenario
@@ -118,7 +119,7 @@ def scenario_from_snapshot(
             {
                 "id": s.location_ids[d],
                 "region": "erp",
-                "throughput": 1e9,
+                "throughput": UNLIMITED,
                 "serves": [
                     s.location_ids[i] for i in range(nd, s.n_locations) if s.serving_dc[i] == d
                 ],

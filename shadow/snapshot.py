@@ -14,8 +14,8 @@ What an ERP cannot supply is filled as follows (``SnapshotOptions`` holds the co
   either — the contract's promotion fields are empty.
 - Suppliers: one twin supplier per ERP supplier; if its products have different lead times, one
   per (supplier, lead time) (``SUP@5d``), so every SKU keeps its own planned lead time.
-  ``lead_time_sd`` 0, fill rate 1, capacity and DC throughput unlimited (1e9), MOQ 0, expedite lead
-  time ``ceil(lead x expedite_factor)``.
+  ``lead_time_sd`` 0, fill rate 1, capacity and DC throughput unlimited
+  (``promotwin.arrays.UNLIMITED``), MOQ 0, expedite lead time ``ceil(lead x expedite_factor)``.
 - A product with no supplier gets the ``(no supplier)`` placeholder (default lead time) and is
   reported; the runner drops purchases for it (nobody to order from).
 - Costs: holding ``unit_cost x holding_rate / 365``, lost sale ``margin + penalty x price``.
@@ -31,6 +31,7 @@ from typing import cast
 import numpy as np
 import pandas as pd
 
+from promotwin.arrays import UNLIMITED
 from promotwin.policies.contract import (
     BoolArray,
     FloatArray,
@@ -42,7 +43,6 @@ from promotwin.shadow.erpdata import ErpState
 from promotwin.shadow.mapping import IdMapping
 
 NO_SUPPLIER = "(no supplier)"
-UNLIMITED = 1e9
 
 
 @dataclass(frozen=True)

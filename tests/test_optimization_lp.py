@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyomo.environ as pyo
 import pytest
+from scipy.stats import norm
 
 from promotwin.optimization import TerminationStatus, build_sku_model
 from promotwin.policies.contract import ActionKind, Plan, PlanningSnapshot
@@ -119,11 +120,14 @@ def test_fill_rate_orders_gross_quantities() -> None:
 
 
 def test_safety_stock_raises_the_shipment() -> None:
-    # With a 0.9 quantile the store gets mean + z * sigma of next-day demand, rounded.
+    """The store gets mean + z * sigma of next-day demand, rounded up (the fraction is safety
+    stock: ``OptimizerPolicy.round_up_from``). At the 0.8 quantile the level is 6.38 units:
+    rounded up 7, to the nearest 6."""
     s = tiny_snapshot(horizon=5, on_hand=[[100], [0]], demand=4.0, dispersion=4.0)
-    plan, _ = solve(s, service_quantile=0.9)
-    sigma = np.sqrt(4.0 + 16.0 / 4.0)
-    expected = int(np.floor(4.0 + 1.2815516 * sigma + 0.5))
+    plan, policy = solve(s, service_quantile=0.8)
+    level = 4.0 + norm.ppf(0.8) * np.sqrt(4.0 + 16.0 / 4.0)  # NB variance mu + mu^2 / k
+    expected = int(np.floor(level)) + int(level - np.floor(level) >= policy.round_up_from)
+    assert expected == 7
     assert lines(plan, ActionKind.SHIPMENT) == [(0, 1, 0, expected)]
 
 

@@ -115,17 +115,44 @@ def _same_plan(a: Plan, b: Plan) -> bool:
     return all(np.array_equal(getattr(a, c), getattr(b, c)) for c in cols)
 
 
-def test_base_stock_keeps_forecast_terms_only_within_one_forecast_run(appliance) -> None:  # type: ignore[no-untyped-def]
+def test_base_stock_plans_alike_with_or_without_the_provider_terms(appliance) -> None:  # type: ignore[no-untyped-def]
+    """The twin hands over each date's forecast terms (computed once per date); base-stock plans
+    the same as from ``forecast_mean`` alone, and a what-if that edits the forecast drops them."""
     twin = Twin(appliance, BaseStockPolicy(), seed=3)
-    kept = BaseStockPolicy()
+    policy = BaseStockPolicy()
     for day in range(6):
-        snap = twin.snapshot(day, twin.forecast.window(day))
-        assert _same_plan(kept.decide(snap), BaseStockPolicy().decide(snap))
-    assert set(kept._days) == set(range(6, 6 + len(kept._days))) and kept._days  # kept dates
-    # an edited forecast is a new array: never served from the kept terms, even under the old run
+        forecast = twin.forecast_for(day)
+        snap = twin.snapshot(day, forecast.window, forecast.terms)
+        assert snap.forecast_terms is not None
+        alone = dataclasses.replace(snap, forecast_terms=None)
+        assert _same_plan(policy.decide(snap), policy.decide(alone))
     edited = dataclasses.replace(snap, forecast_mean=snap.forecast_mean * 3)
-    assert _same_plan(kept.decide(edited), BaseStockPolicy().decide(edited))
-    assert not _same_plan(kept.decide(edited), kept.decide(snap))
+    assert edited.forecast_terms is None  # a what-if never needs to know about the terms
+    assert not _same_plan(policy.decide(edited), policy.decide(snap))
+
+
+def test_every_array_in_a_snapshot_is_read_only(appliance) -> None:  # type: ignore[no-untyped-def]
+    """Writing to any array a policy is handed fails (the twin's own state is unaffected)."""
+    twin = Twin(appliance, BaseStockPolicy(), seed=3, days=6)
+    twin.run()  # shipments in flight, promotions known
+    forecast = twin.forecast_for(6)
+    snap = twin.snapshot(6, forecast.window, forecast.terms)
+    assert snap.inbound and snap.promotion_cells and snap.forecast_terms is not None
+    arrays = {f.name: getattr(snap, f.name) for f in dataclasses.fields(snap)}
+    arrays = {k: v for k, v in arrays.items() if isinstance(v, np.ndarray)}
+    arrays |= {f"promotion_cells[{k}]": v for k, v in snap.promotion_cells.items()}
+    for i, sh in enumerate(snap.inbound):
+        arrays |= {f"inbound[{i}].sku": sh.sku, f"inbound[{i}].qty": sh.qty}
+    for j, day in enumerate(snap.forecast_terms.days):
+        arrays |= {f"terms[{j}].{f.name}": getattr(day, f.name) for f in dataclasses.fields(day)}
+    assert {"on_hand", "forecast_mean", "history_mean", "price", "serving_dc"} <= set(arrays)
+    for name, a in arrays.items():
+        with pytest.raises(ValueError, match="read-only"):
+            a.flat[0] = a.flat[0]
+        assert not a.flags.writeable, name
+    before = twin.on_hand.sum()
+    twin.on_hand[0, 0] += 1  # the twin's own arrays stay writeable; the snapshot copied them
+    assert twin.on_hand.sum() == before + 1 and snap.on_hand.sum() == before
 
 
 def test_order_point_orders_to_max_only_at_or_below_min() -> None:

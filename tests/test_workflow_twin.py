@@ -209,3 +209,23 @@ def test_a_store_refuses_to_mix_two_runs_under_one_id(scenario: Scenario) -> Non
             days=3,
             governance=GovernedWorkflow(parse_config(LOOSE), store),
         )
+
+
+def test_record_execution_follows_the_review_that_approved_the_lines(scenario: Scenario) -> None:
+    """Governance is two named steps: review, then record_execution of that review's approved
+    plan (once); recording anything else is refused rather than written to the audit trail."""
+    workflow = GovernedWorkflow(parse_config(LOOSE), Store())
+    workflow.begin_run("steps")
+    twin = Twin(scenario, BaseStockPolicy(), SEED, workflow)
+    forecast = twin.forecast_for(0)
+    snapshot = twin.snapshot(0, forecast.window, forecast.terms)
+    plan = BaseStockPolicy().decide(snapshot)
+    review = workflow.review(plan, snapshot)
+    assert len(review.approved)
+    with pytest.raises(ValueError, match="must follow the review"):
+        workflow.record_execution(0, plan, plan.qty)  # the proposal, not what was approved
+    workflow.record_execution(0, review.approved, review.approved.qty)
+    audit = workflow.store.audit_frame("steps")
+    assert (audit["event"] == "executed").sum() == len(review.approved)
+    with pytest.raises(ValueError, match="must follow the review"):
+        workflow.record_execution(0, review.approved, review.approved.qty)  # only once

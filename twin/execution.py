@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from promotwin.arrays import UNLIMITED
 from promotwin.policies.allocation import cut_to_limit
 from promotwin.policies.contract import (
     ActionKind,
@@ -24,7 +25,6 @@ from promotwin.scenarios.network import Network
 from promotwin.twin.ledger import Kind, Ledger
 
 CONCENTRATION = 50.0  # beta concentration of a supplier's daily fill fraction
-UNLIMITED_THROUGHPUT = 1e15  # units a day: a location without a throughput limit
 
 
 class PlanError(ValueError):
@@ -278,7 +278,7 @@ def dispatch(
         raise PlanError(f"{plan.policy}: no lane for {shown}")
     flat = plan.origin * n_sku + plan.sku
     qty = cut_to_limit(plan.qty, flat, stock.on_hand.ravel())
-    qty = cut_to_limit(qty, plan.origin, np.minimum(limits.throughput, UNLIMITED_THROUGHPUT))
+    qty = cut_to_limit(qty, plan.origin, np.minimum(limits.throughput, UNLIMITED))
     caps = np.array([lane[r][2] for r in routes])
     executed = cut_to_limit(qty, groups.of_line(), caps)
     # whole units summed in floating point are exact; only the origins' rows can move

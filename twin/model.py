@@ -35,8 +35,10 @@ from promotwin.policies.contract import (
     PlanningSnapshot,
     Policy,
     RunContext,
+    read_only,
     start_run,
 )
+from promotwin.policies.forecast_terms import ForecastTerms, RollingTerms
 from promotwin.scenarios.network import Network, compile_network
 from promotwin.scenarios.schema import Scenario
 from promotwin.twin.execution import (
@@ -142,6 +144,7 @@ class DayForecast:
     that was made for ``day`` itself (for the forecast-error record)."""
 
     window: FloatArray  # [H, L, S]
+    terms: ForecastTerms
     today: FloatArray  # [L, S]
 
 
@@ -175,9 +178,6 @@ class Twin:
         if history is not None:
             self.replay = ReplayDemand(history, scenario, net)
         self.forecast = RollingForecast(self.model, policy.horizon_days, self.rng["forecast"])
-        # the forecast's rows are a function of the date, the scenario and the seed's forecast
-        # stream alone, so equal scenarios and seeds give the same run (see PlanningSnapshot)
-        self._forecast_run = f"twin:{scenario.content_hash()}:{seed}"
         self.suppliers = draw_supplier_outcomes(
             net.suppliers, self.days, n_sku, self.rng["lead_time"], self.rng["fill"]
         )
@@ -221,6 +221,11 @@ class Twin:
         self.decisions: list[dict[str, np.ndarray]] = []
         self.exceptions = 0
         self._static = self._static_view()
+        # a date's forecast row does not change while the date is in the window, so its terms
+        # (variance, echelon sums) are computed once, when it enters (see forecast_for)
+        self.forecast_terms = RollingTerms(
+            self._static["serving_dc"], nd, scenario.demand.dispersion
+        )
         self._throughput = net.locations["throughput"].to_numpy(np.float64)  # [L] units a day
 
         self.env = simpy.Environment()
@@ -330,7 +335,7 @@ class Twin:
                 self.work,
             )
         )
-        snapshot = self.snapshot(day, forecast.window)
+        snapshot = self.snapshot(day, forecast.window, forecast.terms)
         plan = self.policy.decide(snapshot)
         review = self.governance.review(plan, snapshot)
         self.exceptions += len(review.routed)
@@ -343,9 +348,14 @@ class Twin:
         )
 
     def forecast_for(self, day: int) -> DayForecast:
-        """The forecast seam: the window the policy plans on and the forecast made for today."""
-        window = self.forecast.window(day)
-        return DayForecast(window=window, today=self.forecast.today(day))
+        """The forecast seam: the window the policy plans on (read-only), its per-date terms,
+        and the forecast made for today."""
+        window = read_only(self.forecast.window(day))
+        return DayForecast(
+            window=window,
+            terms=self.forecast_terms.window(day + 1, window),
+            today=self.forecast.today(day),
+        )
 
     def demand(self, day: int) -> DayDemand:
         if self.replay is not None:
@@ -370,7 +380,10 @@ class Twin:
 
     # -- the policy's view -----------------------------------------------------------------------
 
-    def snapshot(self, day: int, window: FloatArray) -> PlanningSnapshot:
+    def snapshot(
+        self, day: int, window: FloatArray, terms: ForecastTerms | None = None
+    ) -> PlanningSnapshot:
+        """What the policy sees at the end of ``day`` (read-only arrays; stock copied)."""
         net = self.net
         return PlanningSnapshot(
             day=day,
@@ -383,15 +396,16 @@ class Twin:
             history_mean=self.history_mean.copy(),
             dc_throughput=self._throughput[: net.n_dcs] * self.dc_factor,
             seed=self.seed,
-            forecast_run=self._forecast_run,
+            forecast_terms=terms,
             **self._static,
         )
 
     def _static_view(self) -> dict[str, Any]:
-        """The snapshot fields that never change during a run, built once (shared, not copied)."""
+        """The snapshot fields that never change during a run, built once, read-only (shared,
+        not copied)."""
         net = self.net
         sup = net.suppliers
-        return {
+        static: dict[str, Any] = {
             "location_ids": tuple(net.locations.index),
             "sku_ids": tuple(net.skus.index),
             "n_dcs": net.n_dcs,
@@ -417,3 +431,5 @@ class Twin:
             ),
             "expedite_premium": self.scenario.costs.expedite_premium * net.unit_cost,
         }
+        static["promotion_cells"] = {k: read_only(v) for k, v in static["promotion_cells"].items()}
+        return {k: read_only(v) if isinstance(v, np.ndarray) else v for k, v in static.items()}

@@ -32,7 +32,15 @@ import yaml
 from pydantic import ValidationError
 
 from promotwin.demand.model import DemandModel
-from promotwin.policies.contract import BoolArray, FloatArray, Plan, PlanningSnapshot, Policy
+from promotwin.policies.contract import (
+    BoolArray,
+    FloatArray,
+    Plan,
+    PlanningSnapshot,
+    Policy,
+    RunContext,
+    start_run,
+)
 from promotwin.policies.readiness import SHIFT_DAYS, ReadinessReport, readiness
 from promotwin.policies.registry import make_policy
 from promotwin.scenarios.network import Network, compile_network
@@ -362,6 +370,11 @@ class SnapshotRecorder:
 
     def __post_init__(self) -> None:
         self.name = self.inner.name  # the run id names the policy that decides
+
+    def start(self, context: RunContext) -> None:
+        """A run begins: forget the recorded snapshot and start the inner policy's run too."""
+        self.snapshot = None
+        start_run(self.inner, context)
 
     def decide(self, s: PlanningSnapshot) -> Plan:
         if s.day == self.as_of:

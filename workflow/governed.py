@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from promotwin.arrays import ObjArray
 from promotwin.policies.contract import (
     ActionKind,
     BoolArray,
@@ -51,9 +52,6 @@ from promotwin.workflow.store import EVENT_FIELDS, Store, StoreError, exception_
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-ObjArray = npt.NDArray[np.object_]
-_COLUMNS = ("kind", "origin", "destination", "sku", "qty", "unit_cost", "confidence", "reason")
-
 
 def snapshot_hash(s: PlanningSnapshot) -> str:
     """sha256 of the state a decision was made from (day, stock positions, forecast)."""
@@ -61,18 +59,6 @@ def snapshot_hash(s: PlanningSnapshot) -> str:
     for a in (s.on_hand, s.in_transit, s.on_order, s.forecast_mean, s.history_mean):
         h.update(np.ascontiguousarray(a).tobytes())
     return h.hexdigest()
-
-
-def concat_plans(policy: str, *plans: Plan) -> Plan:
-    """Lines of several plans in order, with one merged reasons table."""
-    reasons: list[str] = []
-    cols: dict[str, list[npt.NDArray[Any]]] = {c: [] for c in _COLUMNS}
-    for p in plans:
-        for c in _COLUMNS:
-            cols[c].append(getattr(p, c) + (len(reasons) if c == "reason" else 0))
-        reasons += p.reasons
-    joined = {c: np.concatenate(v) for c, v in cols.items()}
-    return Plan(policy=policy, reasons=tuple(reasons), **joined)
 
 
 class _Ids:
@@ -172,7 +158,7 @@ class GovernedWorkflow:
             released = self.store.transition(conn, self.run_id, "approved", "released")
             rel_plan, rel_rows, unknown = self._released_plan(released, ids, plan.policy)
             auto = ev.decision == AUTO
-            candidate = concat_plans(plan.policy, rel_plan, plan.select(auto))
+            candidate = Plan.concat(plan.policy, rel_plan, plan.select(auto))
             limited, lim_rules, lim_reason = cumulative_limits(
                 candidate, snapshot, self.config, self.spend
             )
@@ -458,4 +444,4 @@ def _join(a: str, b: str, sep: str) -> str:
     return f"{a}{sep}{b}" if a else b
 
 
-__all__ = ["EVENT_FIELDS", "GovernedWorkflow", "concat_plans", "snapshot_hash"]
+__all__ = ["EVENT_FIELDS", "GovernedWorkflow", "snapshot_hash"]

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import ndtr
 
+from promotwin.arrays import ObjArray
 from promotwin.policies.contract import ActionKind, BoolArray, FloatArray, IntArray, Plan
 from promotwin.policies.contract import PlanningSnapshot as Snapshot
 from promotwin.workflow.config import KINDS, GovernanceConfig
@@ -25,7 +26,6 @@ from promotwin.workflow.config import KINDS, GovernanceConfig
 AUTO, ROUTE, REJECT = 0, 1, 2
 DECISIONS = ("auto_approved", "routed", "rejected")
 PRIORITIES = ("low", "medium", "high")
-ObjArray = npt.NDArray[np.object_]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,95 @@
+"""Per-date terms of a forecast that base-stock covers sum over: the variance of each store
+cell's daily demand and the echelon sums (a DC's own demand plus its stores'), mean and variance.
+
+A forecast provider that knows a date's row stays the same from tick to tick (the twin's does)
+computes each date's terms once, when the date enters the window, and hands them over in the
+snapshot (``PlanningSnapshot.forecast_terms``); without them, a policy computes them itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from promotwin.arrays import FloatArray, IntArray
+
+
+def serving_matrix(serving_dc: IntArray, n_dcs: int) -> FloatArray:
+    """``[D, N]`` 0/1 matrix: which DC replenishes each of N locations (``serving_dc`` lists
+    their DCs; pass the stores' part for a ``[D, stores]`` matrix)."""
+    a = np.zeros((n_dcs, len(serving_dc)))
+    a[serving_dc, np.arange(len(serving_dc))] = 1.0
+    return a
+
+
+def nb_variance(mean: FloatArray, dispersion: float, out: FloatArray | None = None) -> FloatArray:
+    """Negative-binomial variance ``mean + mean**2 / k`` (into ``out`` if given)."""
+    out = np.empty_like(mean) if out is None else out
+    np.multiply(mean, mean, out=out)
+    np.divide(out, dispersion, out=out)
+    return np.add(mean, out, out=out)
+
+
+@dataclass(frozen=True)
+class ForecastDay:
+    """Terms of one forecast date (read-only arrays)."""
+
+    store_var: FloatArray  # [stores, S] variance of each store cell's daily demand
+    echelon_mean: FloatArray  # [D, S] the DC's row + its stores' rows
+    echelon_var: FloatArray  # [D, S]
+
+
+def forecast_day(row: FloatArray, n_dcs: int, assign: FloatArray, dispersion: float) -> ForecastDay:
+    """The terms of one date's forecast row ``[L, S]``."""
+    stores = row[n_dcs:]
+    var = nb_variance(stores, dispersion)
+    day = ForecastDay(
+        store_var=var,
+        echelon_mean=row[:n_dcs] + assign @ stores,
+        echelon_var=nb_variance(row[:n_dcs], dispersion) + assign @ var,
+    )
+    for a in (day.store_var, day.echelon_mean, day.echelon_var):
+        a.flags.writeable = False
+    return day
+
+
+@dataclass(frozen=True)
+class ForecastTerms:
+    """The terms of every date of a forecast window, and what they were computed from: a
+    snapshot keeps them only while its ``forecast_mean``, dispersion and serving DCs are these
+    very objects (a what-if that replaces any of them drops the terms)."""
+
+    mean: FloatArray  # the [H, L, S] window the terms belong to
+    dispersion: float
+    serving_dc: IntArray
+    days: tuple[ForecastDay, ...]  # one per window row
+
+    def fits(self, mean: FloatArray, dispersion: float, serving_dc: IntArray) -> bool:
+        return mean is self.mean and dispersion == self.dispersion and serving_dc is self.serving_dc
+
+
+class RollingTerms:
+    """A rolling window's terms, each date's computed once: for a provider whose rows for a
+    date do not change while the date is in the window (the twin's forecast)."""
+
+    def __init__(self, serving_dc: IntArray, n_dcs: int, dispersion: float):
+        self.serving_dc = serving_dc
+        self.n_dcs = n_dcs
+        self.dispersion = dispersion
+        self.assign = serving_matrix(serving_dc[n_dcs:], n_dcs)
+        self._days: dict[int, ForecastDay] = {}
+
+    def window(self, first_date: int, mean: FloatArray) -> ForecastTerms:
+        """Terms of ``mean`` (rows for days ``first_date..first_date+H-1``)."""
+        h = len(mean)
+        for d in [d for d in self._days if not first_date <= d < first_date + h]:
+            del self._days[d]  # left the window (a snapshot still holding it keeps it intact)
+        days = []
+        for j in range(h):
+            day = self._days.get(first_date + j)
+            if day is None:
+                day = forecast_day(mean[j], self.n_dcs, self.assign, self.dispersion)
+                self._days[first_date + j] = day
+            days.append(day)
+        return ForecastTerms(mean, self.dispersion, self.serving_dc, tuple(days))
