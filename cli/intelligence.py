@@ -29,16 +29,27 @@ def register(app: typer.Typer) -> None:
             Path, typer.Argument(help="sales history CSV/Parquet (canonical format)")
         ],
         out: Annotated[Path, typer.Option("--out", help="fitted model file to write (JSON)")],
+        model: Annotated[
+            str, typer.Option("--model", help="glm (interpretable, calibrates the twin) or gbm")
+        ] = "glm",
         scenario: Annotated[
             str | None, typer.Option(help="scenario whose SKU categories to use")
         ] = None,
         weekly: Annotated[
             bool, typer.Option(help="rows are weekly and gaps are not zero sales")
         ] = False,
+        seed: Annotated[int, typer.Option(help="random seed of the gbm model")] = 0,
     ) -> None:
-        """Fit uplift, elasticity, cannibalisation and dip (with intervals) to HISTORY."""
-        from promotwin.demand.fit import FitOptions, fit_history
+        """Fit a forecast model to HISTORY: glm (uplift, elasticity, cannibalisation, dip with
+        intervals) or gbm (gradient boosting with calibrated intervals)."""
+        from promotwin.demand.models import KINDS
+
+        if model not in KINDS:
+            raise ValueError(f"--model {model!r} is not a model kind: use one of {list(KINDS)}")
+        from promotwin.demand.fit import FitOptions
+        from promotwin.demand.gbm import GbmOptions
         from promotwin.demand.history import read_history_file
+        from promotwin.demand.models import fit_model
 
         frame = read_history_file(history)
         cats = None
@@ -46,23 +57,41 @@ def register(app: typer.Typer) -> None:
             from promotwin.scenarios import load_scenario
 
             cats = {k.id: k.category for k in load_scenario(scenario).skus}
-        model = fit_history(frame, cats, FitOptions(fill_zeros=not weekly), source=str(history))
+        opts = (
+            FitOptions(fill_zeros=not weekly)
+            if model == "glm"
+            else GbmOptions(fill_zeros=not weekly, seed=seed)
+        )
+        fitted = fit_model(frame, model, opts, cats, source=str(history))
         out.parent.mkdir(parents=True, exist_ok=True)
-        model.save(out)
-        table = Table(title=f"fitted on {history} ({model.history_start} .. {model.history_end})")
-        for col in ("parameter", "sku", "value", f"{model.ci_level:.0%} interval"):
-            table.add_column(col)
-        for r in model.summary().itertuples(index=False):
-            table.add_row(
-                str(r.parameter), str(r.sku), f"{r.value:.3f}", f"[{r.low:.3f}, {r.high:.3f}]"
+        fitted.save(out)
+        title = f"{model} fitted on {history} ({fitted.history_start} .. {fitted.history_end})"
+        from promotwin.demand.fit import FittedModel
+        from promotwin.demand.gbm import GbmModel
+
+        if isinstance(fitted, FittedModel):
+            table = Table(title=title)
+            for col in ("parameter", "sku", "value", f"{fitted.ci_level:.0%} interval"):
+                table.add_column(col)
+            for r in fitted.summary().itertuples(index=False):
+                table.add_row(
+                    str(r.parameter), str(r.sku), f"{r.value:.3f}", f"[{r.low:.3f}, {r.high:.3f}]"
+                )
+            console.print(table)
+            console.print(f"dispersion k = {fitted.dispersion:.2f}; wrote {out}")
+        elif isinstance(fitted, GbmModel):
+            console.print(title)
+            console.print(
+                f"{fitted.rounds} trees; NB k promoted {fitted.k_promoted:.2f}, other "
+                f"{fitted.k_regular:.2f} (calibrated on the validation window); wrote {out}"
             )
-        console.print(table)
-        console.print(f"dispersion k = {model.dispersion:.2f}; wrote {out}")
 
     @app.command()
     @user_errors
     def forecast(
-        model: Annotated[Path, typer.Argument(help="fitted model file from `twin fit`")],
+        model: Annotated[
+            Path, typer.Argument(help="fitted model file from `twin fit` (glm or gbm)")
+        ],
         promotions: Annotated[
             Path | None,
             typer.Option(help="YAML with `promotions:` (the scenario schema's promotions)"),
@@ -77,11 +106,13 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path | None, typer.Option(help="write the forecast CSV/Parquet")] = None,
     ) -> None:
         """Forecast mean and 5/50/95% quantiles per date x location x SKU x channel."""
-        from promotwin.demand.fit import FittedModel
         from promotwin.demand.forecasting import calendar, store_info
         from promotwin.demand.forecasting import forecast as run_forecast
+        from promotwin.demand.models import load_model
 
-        fitted = FittedModel.load(model)
+        if not model.exists():
+            raise ValueError(f"{model}: model file not found; write one with `twin fit`")
+        fitted = load_model(model)
         promos = _read_promotions(promotions) if promotions else []
         first = (
             dt.date.fromisoformat(start)
