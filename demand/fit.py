@@ -1,6 +1,7 @@
 """Fit the promotion demand model to a sales history: negative-binomial GLMs with a log link.
 
-One GLM per category (statsmodels ``GLM`` with ``NegativeBinomial``), on store demand
+One penalised negative-binomial GLM per category (``demand/glm_irls.py``: a weak normal prior
+per coefficient, so an unidentified effect shrinks instead of exploding), on store demand
 (walk-in + pickup, the twin's store cell) and ecommerce series::
 
     log E[units] = location + sku (+ ecommerce x sku) + weekday + season (2 annual harmonics)
@@ -24,6 +25,14 @@ the promotion effects. Display/feature lift, dip, cannibalisation and dispersion
 per category and pooled across categories by inverse-variance weighting for the twin, which has
 one value of each. The fitted model is a JSON file (parameters, standard errors, intervals and
 each category's covariance), so it can be versioned and reviewed.
+
+Censored sales (a ``stockout`` column: on-hand zero at day end) are lower bounds of demand: the
+refits are also EM steps, each stocked-out row's units replaced by ``E[Y | Y >= sales]`` under
+the current fit, its information in the covariance reduced to what the censored value carries.
+
+Modules: ``glm_result`` (types, the JSON file), ``glm_design`` (rows, design matrix),
+``glm_estimation`` (one category's refits), ``pooling``, ``calibration`` (the twin),
+``glm_predict`` (forecasts).
 """
 
 from __future__ import annotations
@@ -94,7 +103,24 @@ def fit_history(
         for cat, part in rows.groupby("category", sort=True):
             part = part.reset_index(drop=True)
             fits[str(cat)] = _fit_category(part, period, after, seasonal, opts)
+            _check_finite(fits[str(cat)], source)
     return _assemble(fits, rows, pickup_share, period, after, opts, source)
+
+
+def _check_finite(cf: CategoryFit, source: str) -> None:
+    """A non-finite estimate is an error naming its parameters (and so their SKUs), never a
+    model file that forecasts ``inf``."""
+    cov = np.asarray(cf.cov, dtype=np.float64)
+    bad = [
+        name
+        for i, name in enumerate(cf.columns)
+        if not (math.isfinite(cf.coef[i]) and np.isfinite(cov[i]).all())
+    ]
+    if bad or not math.isfinite(cf.alpha):
+        raise HistoryError(
+            f"{source}: category {cf.category}: the fit is not finite for {bad[:10] or ['alpha']}; "
+            "drop those SKUs or give a history where they sell and their price varies"
+        )
 
 
 def _assemble(

@@ -86,10 +86,35 @@ def test_a_non_finite_forecast_is_an_error_naming_the_sku() -> None:
         predict(Broken(), rows)  # type: ignore[arg-type]
 
 
-def test_a_one_row_history_is_a_clear_error() -> None:
+def test_a_non_finite_parameter_is_an_error_naming_it() -> None:
+    from promotwin.demand.fit import CategoryFit, _check_finite
+
+    cf = CategoryFit(
+        category="C1",
+        columns=["loc[S1]", "elasticity[C1-K2]"],
+        coef=[1.0, float("nan")],
+        cov=[[0.1, 0.0], [0.0, 0.1]],
+        alpha=0.2,
+        n_obs=10,
+        refits=1,
+        converged=True,
+        skus=["C1-K2"],
+        locations=["S1"],
+        seasonal=False,
+    )
+    with pytest.raises(HistoryError, match=r"elasticity\[C1-K2\]"):
+        _check_finite(cf, "h.csv")
+
+
+def test_a_one_row_history_fits_a_finite_glm_and_is_too_short_for_gbm(tmp_path: Path) -> None:
     h = pd.DataFrame(
         {"date": ["2025-01-06"], "location": ["S1"], "sku": ["A"], "channel": ["walk_in"]}
     ).assign(units=3, depth=0.2)
+    glm = fit_model(h, "glm")
+    glm.save(tmp_path / "one.json")
+    _strict_json(tmp_path / "one.json")
+    fc = forecast(glm, calendar(glm, dt.date(2025, 1, 7), 7))
+    assert np.isfinite(fc[["mean", "k", "q95"]].to_numpy()).all()
     with pytest.raises(HistoryError, match="too few"):
         fit_model(h, "gbm")
 
