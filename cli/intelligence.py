@@ -27,6 +27,9 @@ def register(app: typer.Typer) -> None:
             Path, typer.Argument(help="sales history CSV/Parquet (canonical format)")
         ],
         out: Annotated[Path, typer.Option("--out", help="fitted model file to write (JSON)")],
+        model: Annotated[
+            str, typer.Option("--model", help="glm (interpretable, calibrates the twin) or gbm")
+        ] = "glm",
         scenario: Annotated[
             str | None, typer.Option(help="scenario whose SKU categories to use")
         ] = None,
@@ -37,11 +40,20 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(help="dates not in YYYY-MM-DD: their format, e.g. DD/MM/YYYY"),
         ] = None,
+        seed: Annotated[int, typer.Option(help="random seed of the gbm model")] = 0,
     ) -> None:
-        """Fit uplift, elasticity, cannibalisation and dip (with intervals) to HISTORY."""
+        """Fit a forecast model to HISTORY: glm (uplift, elasticity, cannibalisation, dip with
+        intervals) or gbm (gradient boosting with calibrated intervals)."""
+        from promotwin.demand.models import KINDS
+
+        if model not in KINDS:
+            raise ValueError(f"--model {model!r} is not a model kind: use one of {list(KINDS)}")
         from promotwin.cli.outputs import check_writable, exclusive
-        from promotwin.demand.fit import FitOptions, detect_period, fit_history
+        from promotwin.demand.fit import FitOptions, FittedModel
+        from promotwin.demand.gbm import GbmModel, GbmOptions
+        from promotwin.demand.glm_design import detect_period
         from promotwin.demand.history import read_history_file, validate_history, weekly_gaps
+        from promotwin.demand.models import fit_model
         from promotwin.demand.replay import HistoryError
 
         check_writable(out, "--out", "file")
@@ -67,19 +79,32 @@ def register(app: typer.Typer) -> None:
                     f"sales:\n{listed}\nadd --weekly to leave missing weeks out of the fit, "
                     "or list them with units 0 if nothing sold"
                 )
+        opts = (
+            FitOptions(fill_zeros=not weekly)
+            if model == "glm"
+            else GbmOptions(fill_zeros=not weekly, seed=seed)
+        )
         with exclusive(out):
-            model = fit_history(clean, cats, FitOptions(fill_zeros=not weekly), source=str(history))
+            fitted = fit_model(clean, model, opts, cats, source=str(history))
             out.parent.mkdir(parents=True, exist_ok=True)
-            model.save(out)
-        table = Table(title=f"fitted on {history} ({model.history_start} .. {model.history_end})")
-        for col in ("parameter", "sku", "value", f"{model.ci_level:.0%} interval"):
-            table.add_column(col)
-        for r in model.summary().itertuples(index=False):
-            table.add_row(
-                str(r.parameter), str(r.sku), f"{r.value:.3f}", f"[{r.low:.3f}, {r.high:.3f}]"
+            fitted.save(out)
+        title = f"{model} fitted on {history} ({fitted.history_start} .. {fitted.history_end})"
+        if isinstance(fitted, FittedModel):
+            table = Table(title=title)
+            for col in ("parameter", "sku", "value", f"{fitted.ci_level:.0%} interval"):
+                table.add_column(col)
+            for r in fitted.summary().itertuples(index=False):
+                table.add_row(
+                    str(r.parameter), str(r.sku), f"{r.value:.3f}", f"[{r.low:.3f}, {r.high:.3f}]"
+                )
+            console.print(table)
+            console.print(f"dispersion k = {fitted.dispersion:.2f}; wrote {out}")
+        elif isinstance(fitted, GbmModel):
+            console.print(title)
+            console.print(
+                f"{fitted.rounds} trees; NB k promoted {fitted.k_promoted:.2f}, other "
+                f"{fitted.k_regular:.2f} (calibrated on the validation window); wrote {out}"
             )
-        console.print(table)
-        console.print(f"dispersion k = {model.dispersion:.2f}; wrote {out}")
         unit = "week" if period == 7 else "day"
         assumed = (
             f"missing {unit}s were left out of the fit (--weekly)"
@@ -91,7 +116,9 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @user_errors
     def forecast(
-        model: Annotated[Path, typer.Argument(help="fitted model file from `twin fit`")],
+        model: Annotated[
+            Path, typer.Argument(help="fitted model file from `twin fit` (glm or gbm)")
+        ],
         promotions: Annotated[
             Path | None,
             typer.Option(help="YAML with `promotions:` (the scenario schema's promotions)"),
@@ -107,15 +134,17 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Forecast mean and 5/50/95% quantiles per date x location x SKU x channel."""
         from promotwin.cli.outputs import check_writable
-        from promotwin.demand.fit import FittedModel
         from promotwin.demand.forecasting import calendar, store_info
         from promotwin.demand.forecasting import forecast as run_forecast
+        from promotwin.demand.models import load_model
 
         if not 1 <= days <= MAX_FORECAST_PERIODS:
             raise ValueError(f"--days {days}: give 1 to {MAX_FORECAST_PERIODS} periods")
         if out is not None:
             check_writable(out, "--out", "file")
-        fitted = FittedModel.load(model)
+        if not model.exists():
+            raise ValueError(f"{model}: model file not found; write one with `twin fit`")
+        fitted = load_model(model)
         promos = _read_promotions(promotions) if promotions else []
         first = (
             _iso_date(start, "--start")

@@ -1,53 +1,61 @@
 """Backtest: fit on the history before a split date, forecast the rest with its planned prices
-and promotions, and score promoted item-periods against two simpler forecasts.
+and promotions, and score each method on promoted (and all) item-periods.
 
-- ``promotion model``: :func:`fit_history` + :func:`forecasting.predict`.
-- ``seasonal naive (no uplift)``: the same period one season earlier (52 weeks / 7 days,
-  whole seasons back until inside the training data) when that period was not promoted, else the
-  series' mean over its non-promoted training periods of the last season; knows nothing of
-  planned promotions.
-- ``plain regression``: OLS of ``log(1 + units)`` on location and SKU effects, one pooled
-  ``log(1 - depth)`` slope, display and feature flags (smearing retransformation).
+- ``naive``: seasonal naive without uplift: the same period one season earlier (52 weeks / 7
+  days, whole seasons back until inside the training data) when that period was not promoted,
+  else the series' mean over its non-promoted training periods of the last season; knows
+  nothing of planned promotions.
+- ``plain lightgbm``: the bar a data scientist sets in an afternoon: LightGBM on location and
+  SKU ids, price (or ``1 - depth`` without prices), display and feature flags, Poisson
+  objective, early stopping on the last 13 weeks (28 days) of training, LightGBM's defaults.
+- ``glm``: the promotion GLM (``demand/fit.py``), ``gbm``: the promotion gradient boosting
+  (``demand/gbm.py``), both through :func:`demand.models.fit_model`.
 
-WAPE = sum |actual - forecast| / sum actual; bias = sum (forecast - actual) / sum actual.
+WAPE = sum |actual - forecast| / sum actual; bias = sum (forecast - actual) / sum actual;
+coverage = share of actuals inside the central 90% predictive interval (models with one).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
+from scipy import stats
 
-from promotwin.demand._blas import single_thread_blas
-from promotwin.demand.fit import FitOptions, FittedModel, fit_history, prepare
+from promotwin.demand.fit import FitOptions
 from promotwin.demand.forecasting import predict
+from promotwin.demand.gbm import GbmOptions
+from promotwin.demand.glm_design import FloatArray, prepare
 from promotwin.demand.history import validate_history
+from promotwin.demand.models import ForecastModel, fit_model
 
-METHODS = ("promotion model", "seasonal naive (no uplift)", "plain regression")
+NAIVE, PLAIN, GLM, GBM = "naive", "plain lightgbm", "glm", "gbm"
+METHODS = (NAIVE, PLAIN, GLM, GBM)
+LEVEL = 0.90
 
 
 @dataclass
 class BacktestResult:
-    scores: pd.DataFrame  # method, subset (promoted / all), wape, bias, n, actual_units
-    predictions: pd.DataFrame  # test rows with one column per method and q05/q95 of the model
-    model: FittedModel
-    coverage_90: float  # share of promoted test rows inside the model's 90% interval
+    scores: pd.DataFrame  # method, subset (promoted / all), wape, bias, coverage_90, n, seconds
+    predictions: pd.DataFrame  # test rows with one column per method (+ "<method> q05/q95")
+    models: dict[str, ForecastModel]
     dropped_rows: int  # test rows of series never seen in training
+    seconds: dict[str, float] = field(default_factory=dict)  # fit + forecast time per method
 
-    def score(self, method: str, subset: str = "promoted") -> float:
+    def score(self, method: str, subset: str = "promoted", metric: str = "wape") -> float:
         s = self.scores
-        return float(s[(s["method"] == method) & (s["subset"] == subset)]["wape"].iloc[0])
+        return float(s[(s["method"] == method) & (s["subset"] == subset)][metric].iloc[0])
 
-    def improvement(self, subset: str = "promoted") -> float:
-        """Relative WAPE reduction of the model against the no-uplift baseline."""
-        return 1.0 - self.score(METHODS[0], subset) / self.score(METHODS[1], subset)
+    def improvement(self, method: str, over: str = NAIVE, subset: str = "promoted") -> float:
+        """Relative WAPE reduction of ``method`` against ``over``."""
+        return 1.0 - self.score(method, subset) / self.score(over, subset)
 
 
-def seasonal_naive(train: pd.DataFrame, test: pd.DataFrame, season: int) -> np.ndarray:
+def seasonal_naive(train: pd.DataFrame, test: pd.DataFrame, season: int) -> FloatArray:
     """No-uplift seasonal-naive forecast of each ``test`` row (see the module docstring)."""
     key = ["location", "sku", "group"]
     last = train["date"].max()
@@ -65,48 +73,67 @@ def seasonal_naive(train: pd.DataFrame, test: pd.DataFrame, season: int) -> np.n
     out = test[key].join(level, on=key).join(level_all, on=key)
     fallback = out["level"].fillna(out["level_all"]).fillna(0.0).to_numpy()
     use = hit["units"].notna().to_numpy() & (hit["promo"].fillna(1).to_numpy() == 0)
-    return np.where(use, hit["units"].fillna(0).to_numpy(), fallback)
+    return np.asarray(np.where(use, hit["units"].fillna(0).to_numpy(), fallback), np.float64)
 
 
-def plain_regression(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
-    """OLS on log(1 + units): location + SKU + pooled log(1 - depth) + display + feature."""
-
-    def design(f: pd.DataFrame, locs: list[str], skus: list[str]) -> np.ndarray:
-        li = pd.Categorical(f["location"], categories=locs).codes
-        si = pd.Categorical(f["sku"], categories=skus).codes
-        x = np.zeros((len(f), len(locs) + len(skus) - 1 + 3))
-        r = np.arange(len(f))
-        x[r[li >= 0], li[li >= 0]] = 1.0
-        ok = si > 0
-        x[r[ok], len(locs) + si[ok] - 1] = 1.0
-        j = len(locs) + len(skus) - 1
-        x[:, j] = np.log1p(-f["depth"].to_numpy(np.float64))
-        x[:, j + 1] = f["display"].to_numpy(np.float64)
-        x[:, j + 2] = f["feature"].to_numpy(np.float64)
-        return x
+def plain_lightgbm(train: pd.DataFrame, test: pd.DataFrame, period: int) -> FloatArray:
+    """The plain LightGBM baseline (see the module docstring): no feature engineering, no
+    tuning."""
+    import lightgbm as lgb
 
     locs = sorted(train["location"].unique())
     skus = sorted(train["sku"].unique())
-    y = np.log1p(train["units"].to_numpy(np.float64))
-    with single_thread_blas():
-        res = sm.OLS(y, design(train, locs, skus)).fit()
-    smear = float(np.mean(np.exp(np.asarray(res.resid))))
-    pred = np.asarray(res.predict(design(test, locs, skus)))
-    return np.maximum(np.exp(pred) * smear - 1.0, 0.0)
+
+    def features(f: pd.DataFrame) -> pd.DataFrame:
+        price = f["price"] if "price" in f.columns else 1.0 - f["depth"]
+        return pd.DataFrame(
+            {
+                "location": pd.Categorical(f["location"], categories=locs).codes,
+                "sku": pd.Categorical(f["sku"], categories=skus).codes,
+                "price": price.to_numpy(np.float64),
+                "display": f["display"].to_numpy(np.float64),
+                "feature": f["feature"].to_numpy(np.float64),
+            }
+        )
+
+    cut = train["date"].max() - pd.Timedelta(days=(13 if period == 7 else 4) * 7)
+    fit_part, stop_part = train[train["date"] <= cut], train[train["date"] > cut]
+    params = {
+        "objective": "poisson",
+        "num_threads": 1,
+        "deterministic": True,
+        "force_col_wise": True,
+        "seed": 0,
+        "verbose": -1,
+    }
+    cats = ["location", "sku"]
+    d_fit = lgb.Dataset(features(fit_part), fit_part["units"], categorical_feature=cats)
+    d_stop = lgb.Dataset(
+        features(stop_part), stop_part["units"], categorical_feature=cats, reference=d_fit
+    )
+    booster = lgb.train(
+        params, d_fit, 1000, valid_sets=[d_stop], callbacks=[lgb.early_stopping(50, verbose=False)]
+    )
+    return np.asarray(booster.predict(features(test), num_threads=1), dtype=np.float64)
 
 
 def _scores(frame: pd.DataFrame, subset: str) -> list[dict[str, object]]:
     out: list[dict[str, object]] = []
     actual = frame["units"].to_numpy(np.float64)
+    total = actual.sum()
     for m in METHODS:
         f = frame[m].to_numpy(np.float64)
-        total = actual.sum()
+        coverage = float("nan")
+        if f"{m} q05" in frame.columns:
+            inside = (actual >= frame[f"{m} q05"]) & (actual <= frame[f"{m} q95"])
+            coverage = float(inside.mean())
         out.append(
             {
                 "method": m,
                 "subset": subset,
                 "wape": float(np.abs(actual - f).sum() / total),
                 "bias": float((f - actual).sum() / total),
+                "coverage_90": coverage,
                 "n": len(frame),
                 "actual_units": float(total),
             }
@@ -118,42 +145,46 @@ def backtest(
     history: pd.DataFrame,
     split: dt.date,
     categories: Mapping[str, str] | None = None,
-    options: FitOptions | None = None,
+    glm_options: FitOptions | None = None,
+    gbm_options: GbmOptions | None = None,
     season_days: int | None = None,
 ) -> BacktestResult:
     """Fit before ``split``, forecast from ``split`` on; scores on promoted and all test rows."""
-    opts = options or FitOptions()
+    glm_opts = glm_options or FitOptions()
+    gbm_opts = gbm_options or GbmOptions(fill_zeros=glm_opts.fill_zeros)
     clean = validate_history(history, source="backtest history")  # depth from the whole price plan
     cut = pd.Timestamp(split)
     train_raw = clean[clean["date"] < cut]
     test_raw = clean[clean["date"] >= cut]
     if train_raw.empty or test_raw.empty:
         raise ValueError(f"split {split} leaves no training or no test rows")
-    model = fit_history(train_raw, categories, opts, source="backtest training")
-    train, _, period = prepare(train_raw, categories, opts.fill_zeros)
-    test, _, _ = prepare(test_raw, categories, opts.fill_zeros, period_days=period)
-    known = set(model.series)
-    seen = np.array(
-        [
-            (a, b, c) in known
-            for a, b, c in test[["location", "sku", "group"]].itertuples(index=False)
-        ]
-    )
+    train, _, period = prepare(train_raw, categories, glm_opts.fill_zeros)
+    test, _, _ = prepare(test_raw, categories, glm_opts.fill_zeros, period_days=period)
+    seconds: dict[str, float] = {}
+    models: dict[str, ForecastModel] = {}
+    for kind, opts in ((GLM, glm_opts), (GBM, gbm_opts)):
+        t0 = time.perf_counter()
+        models[kind] = fit_model(train_raw, kind, opts, categories, source="backtest training")
+        seconds[kind] = time.perf_counter() - t0
+    known = set(models[GLM].series) & set(models[GBM].series)
+    seen = np.array([tuple(r) in known for r in test[["location", "sku", "group"]].to_numpy()])
     dropped = int((~seen).sum())
     test = test[seen].reset_index(drop=True)
-    mean, k = predict(model, test)
-    from scipy import stats
-
     pred = test.assign(
-        **{
-            METHODS[0]: mean,
-            METHODS[1]: seasonal_naive(train, test, season_days or (364 if period == 7 else 7)),
-            METHODS[2]: plain_regression(train, test),
-            "q05": stats.nbinom.ppf(0.05, k, k / (k + mean)),
-            "q95": stats.nbinom.ppf(0.95, k, k / (k + mean)),
-        }
+        **{NAIVE: seasonal_naive(train, test, season_days or (364 if period == 7 else 7))}
     )
+    t0 = time.perf_counter()
+    pred[PLAIN] = plain_lightgbm(train, test, period)
+    seconds[PLAIN] = time.perf_counter() - t0
+    for kind, model in models.items():
+        t0 = time.perf_counter()
+        mean, k = predict(model, test)
+        seconds[kind] += time.perf_counter() - t0
+        p = k / (k + mean)
+        pred[kind] = mean
+        pred[f"{kind} q05"] = stats.nbinom.ppf((1 - LEVEL) / 2, k, p)
+        pred[f"{kind} q95"] = stats.nbinom.ppf((1 + LEVEL) / 2, k, p)
     promoted = pred[pred["promo"] > 0]
     scores = pd.DataFrame(_scores(promoted, "promoted") + _scores(pred, "all"))
-    inside = (promoted["units"] >= promoted["q05"]) & (promoted["units"] <= promoted["q95"])
-    return BacktestResult(scores, pred, model, float(inside.mean()), dropped)
+    scores["seconds"] = scores["method"].map(seconds)
+    return BacktestResult(scores, pred, models, dropped, seconds)

@@ -1,11 +1,10 @@
-"""Forecasts from a fitted model for a future calendar with planned promotions.
+"""Forecasts from any fitted model (``demand/models.py``: GLM or gradient boosting) for a future
+calendar with planned promotions.
 
-For each row (date, location, SKU, channel group) the linear predictor ``eta`` and its variance
-from parameter uncertainty (``g' C g``, ``g`` the gradient of ``eta``, ``C`` the GLM covariance
-with the pooled elasticity variances in place of the raw ones). The predictive distribution is a
-negative binomial mixed over a log-normal mean, summarised as a negative binomial with the same
-mean and variance: mean ``m = exp(eta + s^2/2)``, ``k' = 1 / (exp(s^2) (1 + 1/k) - 1)``. Store
-demand splits into walk-in and pickup by binomial thinning, which keeps ``k'`` exact.
+The model gives each row (date, location, SKU, channel group) a predictive mean and a
+negative-binomial ``k``; here they are checked finite, split into channels and turned into
+quantiles. Store demand splits into walk-in and pickup by binomial thinning, which keeps ``k``
+exact.
 
 Policies get the mean and ``k'`` through ``PlanningSnapshot.forecast_mean`` and
 ``forecast_dispersion`` (:func:`snapshot_forecast`).
@@ -16,23 +15,19 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from scipy import stats
 
-from promotwin.demand.fit import (
-    CANNIBALISATION_FLOOR,
-    ECOM,
-    STORE,
-    CategoryFit,
-    FittedModel,
-    cannibalisation_pressure,
-    post_promo_ramp,
-)
+from promotwin.demand.glm_design import ECOM, STORE
 from promotwin.demand.history import PROMO_DEPTH
 from promotwin.scenarios.schema import Promotion, Scenario
+
+if TYPE_CHECKING:
+    from promotwin.demand.models import ForecastModel
 
 FloatArray = npt.NDArray[np.float64]
 DEFAULT_QUANTILES = (0.05, 0.5, 0.95)
@@ -54,7 +49,7 @@ def store_info(scenario: Scenario) -> dict[str, StoreInfo]:
 
 
 def calendar(
-    model: FittedModel,
+    model: ForecastModel,
     start: dt.date,
     periods: int,
     promotions: Sequence[Promotion] = (),
@@ -117,93 +112,27 @@ def calendar(
     return rows
 
 
-def _category_terms(
-    model: FittedModel, cf: CategoryFit, rows: pd.DataFrame
-) -> tuple[FloatArray, FloatArray, FloatArray, list[str]]:
-    """``eta``, the gradient ``G`` [n, p] over the category's parameters, and extra variance."""
-    design = cf.design(weekday=model.period_days == 1)
-    unknown = sorted(set(rows["location"]) - set(cf.locations))
-    if unknown:
-        raise ValueError(
-            f"location(s) {unknown[:5]} have no history for category {cf.category}: "
-            "they cannot be forecast from this model"
-        )
-    x, cols = design.matrix(rows)
-    coef = dict(zip(cf.columns, cf.coef, strict=True))
-    idx = {c: i for i, c in enumerate(cf.columns)}
-    promo_cols = set(design.promo_columns())
-    n = len(rows)
-    g = np.zeros((n, len(cf.columns)))
-    u, u_var = cf.series_terms(rows)
-    eta, extra_var = u.copy(), u_var.copy()
-    log_base = u.copy()
-    log_uplift = np.zeros(n)
-    logp = np.log1p(-rows["depth"].to_numpy(np.float64))
-    sku = rows["sku"].to_numpy()
-    for j, c in enumerate(cols):
-        shrunk = None
-        if c.startswith("elasticity["):
-            shrunk = model.elasticity.get(c[len("elasticity[") : -1])
-            if shrunk is None:
-                continue
-            on = sku == c[len("elasticity[") : -1]
-            term = np.where(on, logp * shrunk.value, 0.0)
-            eta += term
-            log_uplift += term
-            extra_var += np.where(on, logp**2 * shrunk.se**2, 0.0)
-            continue
-        if c in model.sku_lift:  # per-SKU display / feature lift, shrunk
-            est = model.sku_lift[c]
-            eta += x[:, j] * est.value
-            log_uplift += x[:, j] * est.value
-            extra_var += x[:, j] ** 2 * est.se**2
-            continue
-        if c in idx:
-            eta += x[:, j] * coef[c]
-            g[:, idx[c]] = x[:, j]
-            if c.startswith(("loc[", "sku[", "ecom[")):
-                log_base += x[:, j] * coef[c]
-            elif c in promo_cols:
-                log_uplift += x[:, j] * coef[c]
-    base = np.exp(log_base)
-    uplift = np.exp(log_uplift)
-    if "dip" in coef:
-        ramp = post_promo_ramp(rows, model.period_days, model.post_promo_periods, model.last_promo)
-        dip = float(np.clip(coef["dip"], 0.0, 0.95))
-        eta += np.log1p(-dip * ramp)
-        g[:, idx["dip"]] = -ramp / (1 - dip * ramp)
-    if "cannibalisation" in coef:
-        z = cannibalisation_pressure(rows, base, uplift)
-        c_val = float(np.clip(coef["cannibalisation"], 0.0, 0.95))
-        inner = 1 - c_val * z
-        eta += np.log(np.maximum(inner, CANNIBALISATION_FLOOR))
-        g[:, idx["cannibalisation"]] = np.where(
-            inner > CANNIBALISATION_FLOOR, -z / np.maximum(inner, 1e-9), 0.0
-        )
-    return eta, g, extra_var, cf.columns
+class ForecastError(ValueError):
+    """A model produced a non-finite forecast: an error, never an ``inf`` in a plan."""
 
 
-def predict(model: FittedModel, rows: pd.DataFrame) -> tuple[FloatArray, FloatArray]:
-    """Predictive mean and NB ``k'`` of each calendar row (channel groups, not split)."""
-    mean = np.zeros(len(rows))
-    k_eff = np.zeros(len(rows))
-    pos = np.arange(len(rows))
-    for cat, idx in rows.groupby("category", sort=False).indices.items():
-        cf = model.categories.get(str(cat))
-        if cf is None:
-            raise ValueError(f"category {cat!r} is not in the fitted model")
-        part = rows.iloc[idx].reset_index(drop=True)
-        eta, g, extra_var, _ = _category_terms(model, cf, part)
-        cov = np.asarray(cf.cov)
-        var = np.maximum(np.einsum("ij,jk,ik->i", g, cov, g) + extra_var, 0.0)
-        k = 1.0 / cf.alpha
-        mean[pos[idx]] = np.exp(eta + var / 2)
-        k_eff[pos[idx]] = 1.0 / (np.exp(var) * (1 + 1 / k) - 1)
-    return mean, k_eff
+def predict(model: ForecastModel, rows: pd.DataFrame) -> tuple[FloatArray, FloatArray]:
+    """``model.predict(rows)``, checked: every mean finite and >= 0, every ``k`` finite and > 0;
+    otherwise a :class:`ForecastError` naming the SKUs (and what to do)."""
+    mean, k = model.predict(rows)
+    bad = ~(np.isfinite(mean) & (mean >= 0) & np.isfinite(k) & (k > 0))
+    if bad.any():
+        skus = sorted({str(s) for s in rows["sku"].to_numpy()[bad]})
+        raise ForecastError(
+            f"the {model.kind} model gives a non-finite forecast for SKU(s) {skus[:10]} "
+            f"({int(bad.sum())} rows): refit on a history where they sell and vary in price, "
+            "or drop them from the calendar"
+        )
+    return mean, k
 
 
 def forecast(
-    model: FittedModel,
+    model: ForecastModel,
     rows: pd.DataFrame,
     quantiles: Iterable[float] = DEFAULT_QUANTILES,
 ) -> pd.DataFrame:
@@ -273,25 +202,3 @@ def snapshot_forecast(
     num = float((m**2).sum())
     den = float((m**2 / kk).sum())
     return out, (num / den if den > 0 else 1e6)
-
-
-def parameter_draws(
-    model: FittedModel, rows: pd.DataFrame, n_draws: int, rng: np.random.Generator
-) -> FloatArray:
-    """Expected units ``[n_draws, len(rows)]`` (store group; channels not split) under draws of
-    the parameters from their sampling distribution (normal approximation on ``eta``'s terms).
-    """
-    out = np.zeros((n_draws, len(rows)))
-    for cat, part in rows.groupby("category", sort=False):
-        cf = model.categories[str(cat)]
-        pos = part.index.to_numpy()
-        eta, g, extra_var, _ = _category_terms(model, cf, part.reset_index(drop=True))
-        cov = np.asarray(cf.cov)
-        chol = np.linalg.cholesky(cov + 1e-12 * np.eye(len(cov)))
-        delta = rng.standard_normal((n_draws, len(cov))) @ chol.T
-        eta_d = eta[None, :] + delta @ g.T
-        sku_codes = pd.factorize(part["sku"])[0]
-        z = rng.standard_normal((n_draws, int(sku_codes.max()) + 1))[:, sku_codes]
-        eta_d += z * np.sqrt(extra_var)[None, :]
-        out[:, pos] = np.exp(eta_d)
-    return out

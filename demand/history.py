@@ -2,7 +2,8 @@
 
 The canonical table is the replay format (``date, location, sku, channel, units``) with optional
 promotion columns: ``price`` (selling price, currency/unit), ``regular_price``, ``depth`` (discount
-as a share of the regular price), ``display``, ``feature``, ``promo`` (0/1 flags) and ``category``.
+as a share of the regular price), ``display``, ``feature``, ``promo`` (0/1 flags), ``category`` and
+``stockout`` (true where on-hand was zero at day end: that day's sales are a lower bound of demand).
 Every problem is reported together, each naming the rows it was found on (0-based data rows,
 header excluded), so a planner can fix the file in one pass.
 """
@@ -19,7 +20,16 @@ import pandas as pd
 from promotwin.demand.replay import CHANNELS, REQUIRED, HistoryError, read_table
 from promotwin.scenarios.schema import Scenario
 
-OPTIONAL = ("price", "regular_price", "depth", "display", "feature", "promo", "category")
+OPTIONAL = (
+    "price",
+    "regular_price",
+    "depth",
+    "display",
+    "feature",
+    "promo",
+    "category",
+    "stockout",
+)
 KEY = ("date", "location", "sku", "channel")
 PROMO_DEPTH = 0.05  # a price at least 5% below the regular price counts as promoted
 MAX_SHOWN = 5
@@ -28,6 +38,11 @@ MAX_SHOWN = 5
 MAX_UNITS = 10**9
 SLASHED = re.compile(r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-](\d{2,4})\s*$")
 TOKENS = {"YYYY": "%Y", "YY": "%y", "MM": "%m", "DD": "%d"}
+# True/False also match 1/0 and 1.0/0.0 (equal hashes)
+STOCKOUT_VALUES = {
+    True: 1, False: 0, "1": 1, "0": 0,
+    "true": 1, "false": 0, "True": 1, "False": 0, "TRUE": 1, "FALSE": 0,
+}  # fmt: skip
 
 
 def _rows(mask: pd.Series | np.ndarray, frame: pd.DataFrame) -> str:
@@ -176,6 +191,14 @@ def validate_history(
         if bad.any():
             problems.append(f"depth outside [0, 1) in {_rows(bad, f)}: depth is the discount share")
         f["depth"] = d
+    if "stockout" in f.columns:  # on-hand zero at day end: the day's sales are censored
+        v = f["stockout"].map(STOCKOUT_VALUES)
+        if v.isna().any():
+            problems.append(
+                f"stockout not true/false in {_rows(v.isna(), f)}: "
+                "write true where on-hand was zero at day end"
+            )
+        f["stockout"] = v.fillna(0).astype(np.int64)
     for col in ("display", "feature", "promo"):
         if col in f.columns:
             v = pd.to_numeric(f[col], errors="coerce")

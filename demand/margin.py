@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from promotwin.demand.fit import FittedModel
-from promotwin.demand.forecasting import parameter_draws
+from promotwin.demand.glm_predict import parameter_draws
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,34 @@ def test_fit_then_forecast_with_planned_promotions(history: tuple, tmp_path: Pat
     assert promo > 1.5 * regular
 
 
+def test_fit_gbm_then_forecast_promotions_lift_it(history: tuple, tmp_path: Path) -> None:
+    path, sc = history
+    model = tmp_path / "gbm.json"
+    res = runner.invoke(app, ["fit", str(path), "--model", "gbm", "--out", str(model)])
+    assert res.exit_code == 0, res.output
+    assert json.loads(model.read_text())["kind"] == "gbm"
+    promos = tmp_path / "promos.yaml"
+    deal = {"id": "D", "skus": [sc.skus[0].id], "start": "2025-07-30", "end": "2025-08-05"}
+    promos.write_text(yaml.safe_dump({"promotions": [deal | {"depth": 0.4, "display": True}]}))
+    out = tmp_path / "fc.csv"
+    args = ["forecast", str(model), "--promotions", str(promos), "--days", "14", "--out", str(out)]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    fc = pd.read_csv(out)
+    first = fc[fc["sku"] == sc.skus[0].id]
+    assert (
+        first[first["promo"] > 0]["mean"].mean() > 1.3 * first[first["promo"] == 0]["mean"].mean()
+    )
+
+
+def test_fit_with_an_unknown_model_kind_exits_2(history: tuple, tmp_path: Path) -> None:
+    path, _ = history
+    res = runner.invoke(app, ["fit", str(path), "--model", "arima", "--out", str(tmp_path / "m")])
+    assert res.exit_code == 2
+    assert "glm" in res.output and "gbm" in res.output
+    assert not (tmp_path / "m").exists()
+
+
 def test_bad_history_exits_2_naming_rows(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     pd.DataFrame(

@@ -1,0 +1,425 @@
+"""A global gradient-boosted promotion forecaster (LightGBM, Poisson objective).
+
+One model over every location x SKU x channel-group series. Each row's log baseline (the
+series' mean units over its non-promoted training periods, shrunk toward its SKU's) is the
+boosting's starting score, so the trees learn multiplicative effects on top of it from:
+
+- promotion: depth, display, feature, the promotion flag, the previous and next period's flag,
+  periods since the last promotion (post-promotion dip, promotion fatigue);
+- price: the SKU's regular price and its price index (promoted price over the category's mean
+  promoted price at the same location and date: cross-price effects);
+- the category's promotion pressure: how many other SKUs are promoted, their mean depth;
+- calendar: day of year, weekday (daily data); location, SKU, channel group and category ids.
+
+Sales lags enter only through the baseline, computed on the training window: a lag beyond any
+horizon, known at forecast time however far ahead (no recursive forecasting, so no compounding
+errors over a 6-week promotion).
+
+Intervals: a negative binomial around the mean with one ``k`` for promoted and one for other
+rows, fitted by maximum likelihood on a validation window (the last ``validation_share`` of the
+training periods, held out of the first fit, which also picks the number of trees by early
+stopping), then scaled so that the window's 90% intervals cover 90%. The final model is refitted
+on the whole training window with that number of trees.
+
+Censored sales (``stockout``): the first fit leaves stocked-out rows out; their demand is then
+imputed as ``E[Y | Y >= sales]`` under the current fit and the model refitted on every row, a
+few times (EM; the first fit's promoted level is low, as only days that did not sell out remain).
+
+Reproducible bit for bit: one thread, ``deterministic``, ``force_col_wise``, a seed. The file
+is JSON with LightGBM's own text format inside, with the kind, version and features.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+from promotwin.demand.glm_design import FloatArray, prepare, series_key
+from promotwin.demand.glm_estimation import censored_mean, censored_rows
+from promotwin.demand.history import validate_history
+from promotwin.demand.replay import HistoryError
+
+GBM_FORMAT = "gbm-model/1"
+FEATURES = (
+    "location",
+    "sku",
+    "group",
+    "category",
+    "depth",
+    "display",
+    "feature",
+    "promo",
+    "promo_prev",
+    "promo_next",
+    "since_promo",
+    "regular_price",
+    "price_index",
+    "other_promoted",
+    "other_depth",
+    "day_of_year",
+    "weekday",
+)
+CATEGORICAL = ("location", "sku", "group", "category")
+SINCE_CAP = 60  # periods since the last promotion, capped (and for "never")
+EM_STEPS = 4  # imputation rounds for stocked-out rows (each a full refit)
+BASELINE_PRIOR = 4.0  # periods of the SKU's level a series' baseline is shrunk with
+
+
+@dataclass(frozen=True)
+class GbmOptions:
+    """How to fit. Defaults are LightGBM's, with a smaller learning rate and early stopping
+    (chosen as general settings, not searched on any one data set)."""
+
+    fill_zeros: bool = True  # a missing date/location/sku row means zero sales, no promotion
+    learning_rate: float = 0.05
+    num_leaves: int = 31
+    min_data_in_leaf: int = 20
+    lambda_l2: float = 1.0
+    max_rounds: int = 2000
+    early_stopping_rounds: int = 50
+    validation_share: float = 0.15  # the last share of the training periods
+    ci_level: float = 0.90
+    seed: int = 0
+    num_threads: int = 1
+
+
+@dataclass
+class GbmModel:
+    """A fitted LightGBM forecaster; ``save``/``load_model`` as a versioned JSON file."""
+
+    period_days: int
+    history_start: str
+    history_end: str
+    series: list[tuple[str, str, str]]
+    sku_category: dict[str, str]
+    pickup_share: dict[str, float]
+    levels: dict[str, list[str]]  # categorical feature -> its categories (codes are positions)
+    baseline: dict[str, float]  # "location|sku|group" -> mean units per period, not promoted
+    regular_price: dict[str, float]  # per SKU (NaN-free: SKUs without prices are absent)
+    last_promo: dict[str, str]  # "location|sku|group" -> last promoted date in the history
+    k_promoted: float
+    k_regular: float
+    rounds: int
+    booster: str  # LightGBM's model text
+    features: list[str] = field(default_factory=lambda: list(FEATURES))
+    lightgbm_version: str = ""
+    source: str = ""
+    kind: ClassVar[str] = "gbm"
+
+    def _booster(self) -> Any:
+        import lightgbm as lgb
+
+        cached = self.__dict__.get("_cached_booster")
+        if cached is None:
+            cached = lgb.Booster(model_str=self.booster)
+            self.__dict__["_cached_booster"] = cached
+        return cached
+
+    def predict(self, rows: pd.DataFrame) -> tuple[FloatArray, FloatArray]:
+        """Mean units and NB ``k`` per calendar row."""
+        x = feature_frame(rows, self, self.last_promo)
+        log_base = np.log(series_key(rows).map(self.baseline).to_numpy(np.float64))
+        if np.isnan(log_base).any():
+            unknown = sorted(set(series_key(rows)[np.isnan(log_base)]))[:5]
+            raise ValueError(
+                f"series {unknown} were not in the history the gbm model was fitted on"
+            )
+        raw = self._booster().predict(x, raw_score=True, num_threads=1)
+        mean = np.exp(np.asarray(raw, dtype=np.float64) + log_base)
+        k = np.where(rows["promo"].to_numpy() > 0, self.k_promoted, self.k_regular)
+        return mean, k.astype(np.float64)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f: getattr(self, f) for f in self.__dataclass_fields__}
+        return {"format": GBM_FORMAT, "kind": self.kind, "version": 1, **d}
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n")
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], source: str = "model file") -> GbmModel:
+        if raw.get("format") != GBM_FORMAT or raw.get("version") != 1:
+            raise ValueError(
+                f"{source}: not a gbm model this version reads (format {raw.get('format')!r}, "
+                f"version {raw.get('version')!r}; need {GBM_FORMAT} version 1): refit it"
+            )
+        d = {k: v for k, v in raw.items() if k not in ("format", "kind", "version")}
+        d["series"] = [tuple(s) for s in d["series"]]
+        try:
+            return cls(**d)
+        except TypeError as exc:
+            raise ValueError(f"{source}: damaged gbm model file ({exc})") from None
+
+
+# -- features ---------------------------------------------------------------------------------
+
+
+def _since_promo(rows: pd.DataFrame, period: int, last_promo: Mapping[str, str]) -> FloatArray:
+    """Periods since the series' previous promoted period (before this row), capped."""
+    key = series_key(rows)
+    promo_date = rows["date"].where(rows["promo"] > 0)
+    order = np.lexsort((rows["date"].to_numpy(), key.to_numpy()))
+    k_sorted = key.to_numpy()[order]
+    prev = promo_date.iloc[order].groupby(k_sorted).shift(1).groupby(k_sorted).ffill()
+    last = pd.Series(pd.NaT, index=rows.index, dtype="datetime64[ns]")
+    last.iloc[order] = prev.to_numpy()
+    if last_promo:
+        last = last.fillna(key.map({k: pd.Timestamp(v) for k, v in last_promo.items()}))
+    since = (rows["date"] - last).dt.days.to_numpy(np.float64) / period
+    return np.minimum(np.nan_to_num(since, nan=SINCE_CAP), SINCE_CAP)
+
+
+def _neighbour_promo(rows: pd.DataFrame, period: int, shift: int) -> FloatArray:
+    """The series' promotion flag ``shift`` periods away (0 where that period is not in rows)."""
+    key = series_key(rows)
+    moved = rows.assign(
+        key=key, date=rows["date"] - pd.Timedelta(days=shift * period), flag=rows["promo"]
+    )
+    lookup = moved.set_index(["key", "date"])["flag"]
+    lookup = lookup[~lookup.index.duplicated()]
+    idx = pd.MultiIndex.from_arrays([key, rows["date"]])
+    return lookup.reindex(idx).fillna(0).to_numpy(np.float64)
+
+
+def feature_frame(
+    rows: pd.DataFrame, model: GbmModel, last_promo: Mapping[str, str]
+) -> pd.DataFrame:
+    """The model's feature columns for series rows: training rows (``last_promo`` empty) or a
+    forecast calendar (``last_promo``: each series' last promoted date before it)."""
+    period = model.period_days
+    dates = pd.DatetimeIndex(rows["date"])
+    reg = np.asarray(rows["sku"].map(model.regular_price), dtype=np.float64)
+    depth = rows["depth"].to_numpy(np.float64)
+    paid = reg * (1.0 - depth)
+    promo = (rows["promo"].to_numpy() > 0).astype(np.float64)
+    keys = [rows["category"], rows["group"], rows["location"], rows["date"]]
+    g = pd.DataFrame({"paid": paid, "promo": promo, "depth": depth}).groupby(keys, sort=False)
+    count = g["promo"].transform("count").to_numpy(np.float64)
+    mean_paid = g["paid"].transform("mean").to_numpy(np.float64)
+    others = np.maximum(count - 1.0, 1.0)
+    out: dict[str, FloatArray] = {
+        c: pd.Categorical(rows[c].astype(str), categories=model.levels[c]).codes.astype(np.float64)
+        for c in CATEGORICAL
+    }
+    weekday: FloatArray = (
+        dates.day_of_week.to_numpy(np.float64) if period == 1 else np.zeros(len(rows))
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out |= {
+            "depth": depth,
+            "display": rows["display"].to_numpy(np.float64),
+            "feature": rows["feature"].to_numpy(np.float64),
+            "promo": promo,
+            "promo_prev": _neighbour_promo(rows, period, -1),
+            "promo_next": _neighbour_promo(rows, period, 1),
+            "since_promo": _since_promo(rows, period, last_promo),
+            "regular_price": reg,
+            "price_index": paid / mean_paid,
+            "other_promoted": g["promo"].transform("sum").to_numpy(np.float64) - promo,
+            "other_depth": (g["depth"].transform("sum").to_numpy(np.float64) - depth) / others,
+            "day_of_year": dates.day_of_year.to_numpy(np.float64),
+            "weekday": weekday,
+        }
+    frame = pd.DataFrame(out)[list(model.features)]
+    for c in CATEGORICAL:  # unseen ids (code -1) become LightGBM's missing value
+        frame[c] = frame[c].where(frame[c] >= 0, np.nan)
+    return frame
+
+
+# -- fitting ----------------------------------------------------------------------------------
+
+
+def _baselines(rows: pd.DataFrame, y: FloatArray) -> dict[str, float]:
+    """Per series mean units over non-promoted periods, shrunk toward the SKU x group mean by
+    ``BASELINE_PRIOR`` periods (series that were always promoted, or are short, borrow it)."""
+    frame = pd.DataFrame({"key": series_key(rows), "sg": rows["sku"] + "|" + rows["group"], "y": y})
+    regular = frame[rows["promo"].to_numpy() == 0]
+    sku_level = regular.groupby("sg")["y"].mean()
+    prior = frame.groupby("sg")["y"].mean()  # SKUs never sold unpromoted: their overall mean
+    prior.loc[sku_level.index] = sku_level
+    sg = frame.groupby("key")["sg"].first()
+    total = regular.groupby("key")["y"].sum().reindex(sg.index, fill_value=0.0)
+    n = regular.groupby("key")["y"].size().reindex(sg.index, fill_value=0)
+    level = (total + BASELINE_PRIOR * prior.reindex(sg.to_numpy()).to_numpy() + 0.5) / (
+        n + BASELINE_PRIOR
+    )
+    return {str(k): float(v) for k, v in level.items()}
+
+
+def _train(
+    x: pd.DataFrame,
+    y: FloatArray,
+    log_base: FloatArray,
+    opts: GbmOptions,
+    rounds: int,
+    valid: tuple[pd.DataFrame, FloatArray, FloatArray] | None = None,
+) -> Any:
+    import lightgbm as lgb
+
+    params = {
+        "objective": "poisson",
+        "learning_rate": opts.learning_rate,
+        "num_leaves": opts.num_leaves,
+        "min_data_in_leaf": opts.min_data_in_leaf,
+        "lambda_l2": opts.lambda_l2,
+        "num_threads": opts.num_threads,
+        "deterministic": True,
+        "force_col_wise": True,
+        "seed": opts.seed,
+        "verbose": -1,
+        "metric": "poisson",
+    }
+    cats = list(CATEGORICAL)
+    train = lgb.Dataset(x, y, init_score=log_base, categorical_feature=cats, free_raw_data=False)
+    callbacks: list[Any] = []
+    sets: list[Any] = []
+    if valid is not None:
+        vx, vy, vb = valid
+        sets = [lgb.Dataset(vx, vy, init_score=vb, categorical_feature=cats, reference=train)]
+        callbacks = [lgb.early_stopping(opts.early_stopping_rounds, verbose=False)]
+    return lgb.train(params, train, rounds, valid_sets=sets, callbacks=callbacks)
+
+
+def _nb_k(y: FloatArray, mean: FloatArray) -> float:
+    """Maximum-likelihood NB ``k`` of ``y`` around the means ``mean``."""
+    m = np.maximum(mean, 1e-9)
+
+    def nll(log_k: float) -> float:
+        k = math.exp(log_k)
+        return -float(stats.nbinom.logpmf(y, k, k / (k + m)).sum())
+
+    res = optimize.minimize_scalar(nll, bounds=(math.log(0.05), math.log(1e4)), method="bounded")
+    return float(math.exp(res.x))
+
+
+def _calibrated_k(y: FloatArray, mean: FloatArray, level: float) -> float:
+    """The ML ``k``, then scaled so the share of ``y`` inside the central ``level`` interval is
+    ``level`` (a smaller ``k`` widens the interval)."""
+    k0 = _nb_k(y, mean)
+    lo_q, hi_q = (1 - level) / 2, (1 + level) / 2
+
+    def coverage(k: float) -> float:
+        p = k / (k + mean)
+        lo = stats.nbinom.ppf(lo_q, k, p)
+        hi = stats.nbinom.ppf(hi_q, k, p)
+        return float(((y >= lo) & (y <= hi)).mean())
+
+    lo_k, hi_k = k0 / 100, k0 * 100
+    if not coverage(lo_k) >= level >= coverage(hi_k):
+        return k0
+    for _ in range(40):  # bisection on log k: coverage falls as k grows
+        mid = math.sqrt(lo_k * hi_k)
+        if coverage(mid) >= level:
+            lo_k = mid
+        else:
+            hi_k = mid
+    return float(lo_k)
+
+
+def fit_gbm(
+    history: pd.DataFrame,
+    categories: Mapping[str, str] | None = None,
+    options: GbmOptions | None = None,
+    source: str = "history",
+) -> GbmModel:
+    """Validate ``history`` and fit the gradient-boosted forecaster (see the module docstring)."""
+    import lightgbm as lgb
+
+    opts = options or GbmOptions()
+    clean = validate_history(history, source=source)
+    rows, pickup_share, period = prepare(clean, categories, opts.fill_zeros)
+    dates = np.sort(rows["date"].unique())
+    n_valid = max(1, int(round(len(dates) * opts.validation_share)))
+    if len(dates) - n_valid < 2:
+        raise HistoryError(
+            f"{source}: {len(dates)} periods are too few for the gbm model (it holds out the "
+            f"last {opts.validation_share:.0%} to calibrate): give a longer history"
+        )
+    cut = pd.Timestamp(dates[-n_valid])
+    model = _empty_model(clean, rows, pickup_share, period, source)
+    y = rows["units"].to_numpy(np.float64)
+    censored = censored_rows(rows)
+    x = feature_frame(rows, model, {})
+    is_train = (rows["date"] < cut).to_numpy()
+    # first fit: before the validation window, stocked-out rows left out; picks the rounds
+    model.baseline = _baselines(rows[is_train & ~censored], y[is_train & ~censored])
+    log_b = np.log(series_key(rows).map(model.baseline).to_numpy(np.float64))
+    log_b = np.where(np.isnan(log_b), math.log(0.5), log_b)  # series first seen in validation
+    fit_rows = is_train & ~censored
+    valid_rows = ~is_train & ~censored
+    first = _train(
+        x[fit_rows],
+        y[fit_rows],
+        log_b[fit_rows],
+        opts,
+        opts.max_rounds,
+        valid=(x[valid_rows], y[valid_rows], log_b[valid_rows]),
+    )
+    rounds = max(int(first.best_iteration or opts.max_rounds), 1)
+    pred = np.exp(first.predict(x, raw_score=True, num_threads=1) + log_b)
+    promo = rows["promo"].to_numpy() > 0
+    k_by: dict[bool, float] = {}
+    for flag in (True, False):
+        sel = valid_rows & (promo == flag)
+        if sel.sum() < 20:  # too few validation rows of this kind: use all of them
+            sel = valid_rows
+        k_by[flag] = _calibrated_k(y[sel], pred[sel], opts.ci_level)
+    k_row = np.where(promo, k_by[True], k_by[False])
+    # censored demand (EM): impute E[demand | demand >= sales] under the current fit, refit
+    for _ in range(EM_STEPS if censored.any() else 1):
+        y_full = np.where(censored, censored_mean(y, pred, 1.0 / k_row), y)
+        model.baseline = _baselines(rows, y_full)
+        log_full = np.log(series_key(rows).map(model.baseline).to_numpy(np.float64))
+        final = _train(x, y_full, log_full, opts, rounds)
+        pred = np.exp(final.predict(x, raw_score=True, num_threads=1) + log_full)
+    model.booster = final.model_to_string()
+    model.rounds = rounds
+    model.k_promoted, model.k_regular = k_by[True], k_by[False]
+    model.lightgbm_version = lgb.__version__
+    return model
+
+
+def _empty_model(
+    clean: pd.DataFrame,
+    rows: pd.DataFrame,
+    pickup_share: dict[str, float],
+    period: int,
+    source: str,
+) -> GbmModel:
+    """The model's lookup tables from the history (booster, baseline and ``k`` come later)."""
+    if "price" in clean.columns:
+        per_series = clean.groupby(["location", "sku"])["price"].max()
+        reg_price = {str(k): float(v) for k, v in per_series.groupby(level="sku").median().items()}
+    else:
+        reg_price = {}
+    last = rows[rows["promo"] > 0].assign(key=series_key).groupby("key")["date"].max()
+    return GbmModel(
+        period_days=period,
+        history_start=str(rows["date"].min().date()),
+        history_end=str(rows["date"].max().date()),
+        series=[
+            (str(a), str(b), str(c))
+            for a, b, c in rows[["location", "sku", "group"]]
+            .drop_duplicates()
+            .itertuples(index=False)
+        ],
+        sku_category={str(k): str(v) for k, v in rows.groupby("sku")["category"].first().items()},
+        pickup_share=pickup_share,
+        levels={c: sorted(rows[c].astype(str).unique()) for c in CATEGORICAL},
+        baseline={},
+        regular_price=reg_price,
+        last_promo={str(k): str(pd.Timestamp(v).date()) for k, v in last.items()},
+        k_promoted=1.0,
+        k_regular=1.0,
+        rounds=0,
+        booster="",
+        source=source,
+    )
