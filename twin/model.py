@@ -27,7 +27,7 @@ import pandas as pd
 import simpy
 
 from promotwin.arrays import FloatArray, IntArray, WorkBuffers
-from promotwin.demand.forecast import RollingForecast
+from promotwin.demand.forecaster import Forecaster, OracleForecaster, PromotionForecastScore
 from promotwin.demand.model import DayDemand, DemandModel, PromotionCells
 from promotwin.demand.replay import ReplayDemand
 from promotwin.policies.contract import (
@@ -131,6 +131,7 @@ def schedule_arrival(
 
 
 def _streams(seed: int) -> dict[str, np.random.Generator]:
+    """The run's random streams (the hidden truth's draws have their own, in DemandModel)."""
     names = ("demand", "lead_time", "fill", "forecast")
     seqs = np.random.SeedSequence(seed).spawn(len(names))
     return {n: np.random.default_rng(s) for n, s in zip(names, seqs, strict=True)}
@@ -157,6 +158,7 @@ class Twin:
         days: int | None = None,
         ledger_detail: Detail | None = None,
         history: pd.DataFrame | None = None,
+        forecaster: Forecaster | None = None,
     ):
         self.scenario = scenario
         self.policy = policy
@@ -170,14 +172,20 @@ class Twin:
             ledger_detail = "sku" if n_loc * n_sku <= SKU_DETAIL_MAX_CELLS else "summary"
         self.ledger = Ledger(ledger_detail)
         self.rng = _streams(seed)
-        self.model = DemandModel(scenario, net)
+        self.model = DemandModel(scenario, net, truth_seed=seed)
         self.replay: ReplayDemand | None = None
         if history is not None:
             self.replay = ReplayDemand(history, scenario, net)
-        self.forecast = RollingForecast(self.model, policy.horizon_days, self.rng["forecast"])
-        # the forecast's rows are a function of the date, the scenario and the seed's forecast
-        # stream alone, so equal scenarios and seeds give the same run (see PlanningSnapshot)
-        self._forecast_run = f"twin:{scenario.content_hash()}:{seed}"
+        self.forecast: Forecaster = forecaster or OracleForecaster()
+        self.forecast.start(self.model, self.rng["forecast"])
+        self.forecast_score = PromotionForecastScore.for_model(self.model, scenario.warmup_days)
+        # without sensing the forecast's rows are a function of the date, the scenario, the
+        # forecaster and the seed's forecast stream alone, so equal ones give the same run (see
+        # PlanningSnapshot); sensed rows change as sales come in: no run to share
+        f = self.forecast
+        self._forecast_run: str | None = (
+            None if f.senses else f"twin:{scenario.content_hash()}:{seed}:{f.name}:{f.model_file}"
+        )
         self.suppliers = draw_supplier_outcomes(
             net.suppliers, self.days, n_sku, self.rng["lead_time"], self.rng["fill"]
         )
@@ -307,8 +315,8 @@ class Twin:
         net = self.net
         receive(day, self.landed, self.stock, net.unit_cost, self.ledger)
         self.landed.clear()
-        forecast = self.forecast_for(day)
         demand = self.demand(day)
+        before = self.on_hand.copy() if self.forecast.senses else None
         sales = fulfil(
             day,
             demand,
@@ -318,6 +326,11 @@ class Twin:
             self.fulfilment,
             self.ledger,
         )
+        if before is not None:  # each cell's own channels sell first: min(demand, stock)
+            sold = np.minimum(demand.by_location, before)
+            self.forecast.observe(day, sold, sold >= before)  # sold out: demand censored
+        forecast = self.forecast_for(day)
+        self.forecast_score.add(day, forecast.today, demand.by_location)
         self.daily.append(
             day_record(
                 day,
@@ -343,8 +356,9 @@ class Twin:
         )
 
     def forecast_for(self, day: int) -> DayForecast:
-        """The forecast seam: the window the policy plans on and the forecast made for today."""
-        window = self.forecast.window(day)
+        """The forecast seam: the window the policy plans on (made after today's sales) and the
+        forecast made for today."""
+        window = self.forecast.window(day, self.policy.horizon_days)
         return DayForecast(window=window, today=self.forecast.today(day))
 
     def demand(self, day: int) -> DayDemand:
@@ -396,7 +410,7 @@ class Twin:
             "sku_ids": tuple(net.skus.index),
             "n_dcs": net.n_dcs,
             "serving_dc": net.serving_dc,
-            "forecast_dispersion": self.scenario.demand.dispersion,
+            "forecast_dispersion": self.forecast.dispersion,
             "baseline_mean": self.baseline_mean,
             "promotions": self.model.promotion_table(),
             "promotion_cells": {pc.promotion.id: pc.cells for pc in self.model.promotions},

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 import promotwin
+from promotwin.demand.forecaster import Forecaster
 from promotwin.demand.replay import read_history
 from promotwin.policies.contract import Policy
 from promotwin.scenarios.schema import Scenario
@@ -35,6 +36,8 @@ class RunResult:
     policy: str
     seed: int
     days: int
+    forecaster: str
+    model_file: str | None
     kpis: dict[str, float]
     daily: pd.DataFrame
     ledger: pd.DataFrame
@@ -50,6 +53,8 @@ class RunResult:
             "scenario": self.scenario,
             "scenario_hash": self.scenario_hash,
             "policy": self.policy,
+            "forecaster": self.forecaster,
+            "model_file": self.model_file,
             "seed": self.seed,
             "days": self.days,
             "version": promotwin.__version__,
@@ -65,13 +70,17 @@ def simulate(
     governance: Governance | None = None,
     ledger_detail: Detail | None = None,
     progress: Callable[[int, int], None] | None = None,
+    forecaster: Forecaster | None = None,
 ) -> RunResult:
-    """Run the twin; same scenario, policy and seed give identical results."""
+    """Run the twin; same scenario, policy, forecaster and seed give identical results
+    (``forecaster`` None: the oracle, an upper bound)."""
     t0 = time.perf_counter()
     history = read_history(scenario.demand.history) if scenario.demand.history else None
-    twin = Twin(scenario, policy, seed, governance, days, ledger_detail, history)
+    twin = Twin(scenario, policy, seed, governance, days, ledger_detail, history, forecaster)
     s_hash = scenario.content_hash()
     key = f"{s_hash}|{policy.name}|{seed}|{twin.days}|{promotwin.__version__}"
+    if forecaster is not None:  # the oracle's runs keep the ids they had before forecasters
+        key += f"|{twin.forecast.name}|{_file_hash(twin.forecast.model_file)}"
     governed = twin.governance if isinstance(twin.governance, RunGovernance) else None
     if governed is not None:  # the run id also traces the governance config
         key += f"|{governed.fingerprint()}"
@@ -86,6 +95,7 @@ def simulate(
     routed = (decisions["status"] == "routed") & (decisions["day"] >= scenario.warmup_days)
     exceptions = int(decisions.loc[routed, "lines"].sum())  # after warm-up, like every KPI
     kpis = compute_kpis(ledger, daily, exceptions, scenario.warmup_days)
+    kpis.update({k: float(np.round(v, 6)) for k, v in twin.forecast_score.kpis().items()})
     if governed is not None:
         kpis.update(governed.kpis(twin.days, scenario.warmup_days))
     t3 = time.perf_counter()
@@ -96,6 +106,8 @@ def simulate(
         policy=policy.name,
         seed=seed,
         days=twin.days,
+        forecaster=twin.forecast.name,
+        model_file=twin.forecast.model_file,
         kpis=kpis,
         daily=daily,
         ledger=ledger,
@@ -105,6 +117,13 @@ def simulate(
         dc_ids=list(net.locations.index[: net.n_dcs]),
         promo_windows=[(pc.start_day, pc.end_day) for pc in twin.model.promotions],
     )
+
+
+def _file_hash(path: str | None) -> str:
+    """The model file's content, so a refit under the same name is another run."""
+    if path is None:
+        return "-"
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
 
 
 def daily_frame(records: list[dict[str, Any]], location_ids: list[str]) -> pd.DataFrame:
