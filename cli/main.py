@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from promotwin.cli import dashboard, experiments, governance, intelligence, shadow
+from promotwin.cli import dashboard, experiments, governance, history, intelligence, shadow
 from promotwin.cli.common import check_out_dir, console, err, kpi_table, user_errors
 from promotwin.policies.registry import POLICIES, make_policy
 
@@ -34,6 +34,7 @@ def _simulate_with_progress(
     days: int | None,
     ledger: str | None,
     uplifts: dict[str, float] | None = None,
+    forecaster: Any = None,
 ) -> Any:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -59,6 +60,7 @@ def _simulate_with_progress(
             days=days,
             ledger_detail=ledger,  # type: ignore[arg-type]
             progress=lambda done, total: bar.update(task, completed=done, total=total),
+            forecaster=forecaster,
         )
 
 
@@ -67,7 +69,12 @@ def _simulate_with_progress(
 def run(
     scenario: Annotated[str, typer.Argument(help="built-in scenario name or a YAML file")],
     out: Annotated[Path, typer.Option("--out", help="folder for the run's outputs")],
-    policy: Annotated[str, typer.Option(help=f"one of: {', '.join(POLICIES)}")] = "base-stock",
+    policy: Annotated[
+        str,
+        typer.Option(
+            help=f"one of: {', '.join(POLICIES)}, or hindsight (the perfect-information bound)"
+        ),
+    ] = "base-stock",
     seed: Annotated[int, typer.Option(help="random seed (same seed, same results)")] = 0,
     days: Annotated[int | None, typer.Option(help="simulate fewer days than the horizon")] = None,
     ledger: Annotated[str | None, typer.Option(help="ledger detail: sku or summary")] = None,
@@ -76,8 +83,22 @@ def run(
         typer.Option(help="static-forecast only: CSV promotion,uplift of the pre-season plan"),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="replace a non-empty --out folder")] = False,
+    forecast: Annotated[
+        str,
+        typer.Option(
+            help="forecaster: oracle (the generator's own mean: an upper bound no retailer "
+            "has), glm or gbm (a fitted --model file)"
+        ),
+    ] = "oracle",
+    model: Annotated[
+        Path | None, typer.Option(help="fitted model file for --forecast glm/gbm (`twin fit`)")
+    ] = None,
+    sensing: Annotated[
+        bool, typer.Option(help="re-forecast running promotions from the sales seen so far")
+    ] = False,
 ) -> None:
     """Simulate SCENARIO under a policy; print KPIs and write the run's files to --out."""
+    from promotwin.demand.forecaster import make_forecaster
     from promotwin.policies.heuristics import read_uplift_file
     from promotwin.twin.run import write_outputs
 
@@ -91,10 +112,36 @@ def run(
     if days is not None and days < 1:
         raise ValueError("--days must be at least 1")
     check_out_dir(out, overwrite)
-    result = _simulate_with_progress(scenario, policy, seed, days, ledger, uplifts)
+    if policy == "hindsight":
+        if forecast != "oracle" or model is not None or sensing:
+            raise ValueError(
+                "--policy hindsight knows the demand: drop --forecast/--model/--sensing"
+            )
+        _hindsight(scenario, seed, days, out)
+        return
+    forecaster = make_forecaster(forecast, model, sensing)
+    result = _simulate_with_progress(scenario, policy, seed, days, ledger, uplifts, forecaster)
     write_outputs(result, out)
     console.print(kpi_table({policy: result.kpis}, f"{result.scenario} — run {result.run_id}"))
     console.print(f"wrote {out}/ (manifest.json, kpis.json, daily/ledger/decisions.parquet, chart)")
+
+
+def _hindsight(scenario_name: str, seed: int, days: int | None, out: Path) -> None:
+    """The perfect-information LP for the run's demand: its KPIs to --out (no forecast)."""
+    from promotwin.policies.hindsight import hindsight_bound
+    from promotwin.scenarios import load_scenario
+    from promotwin.twin.history import hindsight_inputs
+
+    scenario = load_scenario(scenario_name)
+    with err.status("solving the hindsight LP per SKU"):
+        bound = hindsight_bound(hindsight_inputs(scenario, seed, days))
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = {"scenario": scenario.name, "scenario_hash": scenario.content_hash()}
+    manifest |= {"policy": "hindsight", "forecaster": None, "seed": seed}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    (out / "kpis.json").write_text(json.dumps(bound.kpis(), indent=2) + "\n")
+    console.print(kpi_table({"hindsight": bound.kpis()}, f"{scenario.name} — lower bound"))
+    console.print(f"wrote {out}/ (manifest.json, kpis.json)")
 
 
 @app.command()
@@ -205,7 +252,7 @@ def main() -> None:  # pragma: no cover - console entry point
     app()
 
 
-for group in (experiments, governance, shadow, intelligence, dashboard):
+for group in (experiments, governance, shadow, intelligence, dashboard, history):
     group.register(app)
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
