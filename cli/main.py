@@ -87,7 +87,8 @@ def run(
         str,
         typer.Option(
             help="forecaster: oracle (the generator's own mean: an upper bound no retailer "
-            "has), glm or gbm (a fitted --model file)"
+            "has), plan (the scenario's plan, none of the hidden truth), glm or gbm (a fitted "
+            "--model file)"
         ),
     ] = "oracle",
     model: Annotated[

@@ -6,8 +6,9 @@ everything learnt in-season; each day the twin asks for ``window(day, horizon)``
 made the day before, for the forecast-error KPIs), and tells it what sold (``observe``).
 
 Built in: ``oracle`` (the generator's own mean: an upper bound, never a result to publish),
+``plan`` (the planners' own forecast: the scenario as planned, none of the hidden truth),
 ``glm`` (a fitted model file forecasting the scenario's calendar with the planned promotions),
-and ``+sensing`` on top of either (``demand/sensing.py``).
+and ``+sensing`` on top of any of them (``demand/sensing.py``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 from promotwin.demand.forecast import RollingForecast
 from promotwin.demand.model import BoolArray, DemandModel, FloatArray, IntArray
 
-FORECASTERS = ("oracle", "glm", "gbm")
+FORECASTERS = ("oracle", "plan", "glm", "gbm")
 MIN_LOG_SD = 0.05  # a prior never claims to know an uplift better than +-5%
 CALENDAR_PAD_DAYS = 60  # forecast this far past the horizon (a policy's window runs past it)
 
@@ -111,6 +112,17 @@ class OracleForecaster:
 
     def notes(self) -> tuple[str, ...]:
         return ()
+
+
+class PlanForecaster(OracleForecaster):
+    """The planners' forecast: the scenario's plan (its elasticities and lifts, none of the
+    hidden truth) with their estimation error on the uplift, drawn as the oracle draws it."""
+
+    name = "plan"
+
+    def start(self, world: DemandModel, rng: np.random.Generator) -> None:
+        plan = DemandModel(world.scenario, world.net, view="plan")
+        self._rolling = RollingForecast(plan, 1, rng)
 
 
 class FittedForecaster:
@@ -235,6 +247,10 @@ def make_forecaster(
         if model_file is not None:
             raise ForecasterError("--model applies to a learned forecaster (glm, gbm), not oracle")
         base = OracleForecaster()
+    elif name == "plan":
+        if model_file is not None:
+            raise ForecasterError("--model applies to a learned forecaster (glm, gbm), not plan")
+        base = PlanForecaster()
     elif name == "gbm":
         raise ForecasterError(
             "--forecast gbm needs the gradient-boosted model (demand/models.py), which is not "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import yaml
 
 from promotwin.demand.forecaster import (
     ForecasterError,
@@ -214,3 +215,48 @@ def test_sales_history_is_the_pre_season_ledger(appliance: Scenario) -> None:
     )
     assert frame["stockout"].isin([0, 1]).all()
     validate_history(frame)
+
+
+def test_experiment_spec_varies_the_forecaster() -> None:
+    from promotwin.experiments.runner import plan_tasks, run_one
+    from promotwin.experiments.spec import SpecError, parse_spec
+
+    spec = {
+        "name": "forecasters",
+        "scenarios": ["appliance_promo"],
+        "replications": 2,
+        "days": 35,
+        "policies": [
+            "base-stock",
+            {
+                "label": "base-stock-sensing",
+                "policy": "base-stock",
+                "forecast": "plan",
+                "sensing": True,
+            },
+        ],
+    }
+    experiment = parse_spec(yaml.safe_dump(spec))
+    tasks = {t.policy: t for t in plan_tasks(experiment)}
+    assert tasks["base-stock"].forecast == ("oracle", None, False)
+    assert tasks["base-stock-sensing"].forecast == ("plan", None, True)
+    assert tasks["base-stock"].key != tasks["base-stock-sensing"].key
+    cell = experiment.cells[0].model
+    t = tasks["base-stock-sensing"]
+    record = run_one(cell, t.policy_name, t.seed, t.days, t.forecast)
+    assert record["forecaster"] == "plan+sensing"
+    spec["policies"][1]["forecast"] = "glm"  # type: ignore[index]
+    with pytest.raises(SpecError, match="needs --model"):
+        parse_spec(yaml.safe_dump(spec))
+
+
+def test_plan_forecaster_is_the_oracle_without_the_hidden_truth(appliance: Scenario) -> None:
+    neutral = _with_truth(appliance, HiddenTruth())
+    surprise = _with_truth(appliance, _cluster_truth())
+    for scenario, same in ((neutral, True), (surprise, False)):
+        model = DemandModel(scenario, compile_network(scenario))
+        oracle, plan = make_forecaster("oracle"), make_forecaster("plan")
+        oracle.start(model, np.random.default_rng(1))
+        plan.start(model, np.random.default_rng(1))
+        day = scenario.day_of(scenario.promotions[0].start)
+        assert np.array_equal(oracle.window(day, 5), plan.window(day, 5)) == same
