@@ -124,6 +124,8 @@ def run(
     result = _simulate_with_progress(scenario, policy, seed, days, ledger, uplifts, forecaster)
     write_outputs(result, out)
     console.print(kpi_table({policy: result.kpis}, f"{result.scenario} — run {result.run_id}"))
+    for note in result.forecast_notes:
+        console.print(f"{result.forecaster}: {note}")
     console.print(f"wrote {out}/ (manifest.json, kpis.json, daily/ledger/decisions.parquet, chart)")
 
 

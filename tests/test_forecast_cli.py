@@ -52,6 +52,7 @@ def test_run_names_its_forecaster_and_scores_the_promotion(tmp_path: Path) -> No
     assert res.exit_code == 0, res.output
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["forecaster"] == "oracle+sensing" and manifest["model_file"] is None
+    assert isinstance(manifest["forecast_notes"], list)
     kpis = json.loads((out / "kpis.json").read_text())
     assert {"promo_forecast_wape", "promo_forecast_wape_region_week"} <= set(kpis)
 

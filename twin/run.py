@@ -46,6 +46,7 @@ class RunResult:
     promoted_skus: list[str] = field(default_factory=list)
     dc_ids: list[str] = field(default_factory=list)
     promo_windows: list[tuple[int, int]] = field(default_factory=list)
+    forecast_notes: tuple[str, ...] = ()  # what the forecaster sensed in-season, in words
 
     def manifest(self) -> dict[str, Any]:
         return {
@@ -55,6 +56,7 @@ class RunResult:
             "policy": self.policy,
             "forecaster": self.forecaster,
             "model_file": self.model_file,
+            "forecast_notes": list(self.forecast_notes),
             "seed": self.seed,
             "days": self.days,
             "version": promotwin.__version__,
@@ -116,6 +118,7 @@ def simulate(
         promoted_skus=list(net.skus.index[twin.promo_skus]),
         dc_ids=list(net.locations.index[: net.n_dcs]),
         promo_windows=[(pc.start_day, pc.end_day) for pc in twin.model.promotions],
+        forecast_notes=twin.forecast.notes(),
     )
 
 
