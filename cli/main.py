@@ -139,8 +139,8 @@ def _hindsight(scenario_name: str, seed: int, days: int | None, out: Path) -> No
     with err.status("solving the hindsight LP per SKU"):
         bound = hindsight_bound(hindsight_inputs(scenario, seed, days))
     out.mkdir(parents=True, exist_ok=True)
-    manifest = {"scenario": scenario.name, "scenario_hash": scenario.content_hash()}
-    manifest |= {"policy": "hindsight", "forecaster": None, "seed": seed}
+    manifest: dict[str, object] = {"scenario": scenario.name, "policy": "hindsight"}
+    manifest |= {"scenario_hash": scenario.content_hash(), "forecaster": None, "seed": seed}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     (out / "kpis.json").write_text(json.dumps(bound.kpis(), indent=2) + "\n")
     console.print(kpi_table({"hindsight": bound.kpis()}, f"{scenario.name} — lower bound"))
