@@ -67,7 +67,7 @@ def test_cut_to_limit_does_not_round_small_lines_away() -> None:
 
 def _snapshot(on_hand: int, in_transit: int = 0) -> PlanningSnapshot:
     twin = Twin(single_cell_scenario(30), BaseStockPolicy(), seed=0)
-    snap = twin.snapshot(0, twin.forecast.window(0))
+    snap = twin.snapshot(0, twin.forecast_for(0).window)
     oh = snap.on_hand.copy()
     oh[1, 0] = on_hand
     transit = snap.in_transit.copy()
@@ -119,7 +119,7 @@ def test_base_stock_keeps_forecast_terms_only_within_one_forecast_run(appliance)
     twin = Twin(appliance, BaseStockPolicy(), seed=3)
     kept = BaseStockPolicy()
     for day in range(6):
-        snap = twin.snapshot(day, twin.forecast.window(day))
+        snap = twin.snapshot(day, twin.forecast_for(day).window)
         assert _same_plan(kept.decide(snap), BaseStockPolicy().decide(snap))
     assert set(kept._days) == set(range(6, 6 + len(kept._days))) and kept._days  # kept dates
     # an edited forecast is a new array: never served from the kept terms, even under the old run
@@ -142,7 +142,7 @@ def test_static_forecast_raises_order_points_before_the_promotion(appliance) -> 
     twin = Twin(appliance, StaticForecastPolicy(), seed=0)
     policy = StaticForecastPolicy()
     start = int(twin.model.promotion_table()["start_day"].iloc[0])
-    early = twin.snapshot(2, twin.forecast.window(2))
+    early = twin.snapshot(2, twin.forecast_for(2).window)
     policy.decide(early)
     baseline = policy.planned(2)
     during = policy.planned(start + 1)
@@ -183,7 +183,7 @@ def test_uplift_file_errors_name_the_line(tmp_path) -> None:  # type: ignore[no-
 
 def test_static_plan_uses_the_uplift_file(appliance) -> None:  # type: ignore[no-untyped-def]
     twin = Twin(appliance, StaticForecastPolicy(), seed=0)
-    snap = twin.snapshot(2, twin.forecast.window(2))
+    snap = twin.snapshot(2, twin.forecast_for(2).window)
     start = int(snap.promotions["start_day"].iloc[0])
     policy = StaticForecastPolicy(uplifts={"SUMMER-COOL": 3.0})
     policy.decide(snap)
