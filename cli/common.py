@@ -39,6 +39,9 @@ KPI_ROWS = [
     ("inventory_turns", "inventory turns (per year)", "{:.1f}"),
     ("forecast_wape", "forecast WAPE", "{:.1%}"),
     ("forecast_bias", "forecast bias", "{:+.1%}"),
+    ("promo_forecast_wape", "forecast WAPE, promotion (SKU x location x day)", "{:.1%}"),
+    ("promo_forecast_wape_region_week", "forecast WAPE, promotion (SKU x region x week)", "{:.1%}"),
+    ("promo_forecast_bias", "forecast bias, promotion", "{:+.1%}"),
     ("exceptions", "exceptions", "{:,.0f}"),
 ]
 

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from promotwin import strict_json
-from promotwin.cli import dashboard, experiments, governance, intelligence, shadow
+from promotwin.cli import dashboard, experiments, governance, history, intelligence, shadow
 from promotwin.cli.common import check_days, check_seed, console, err, kpi_table, user_errors
 from promotwin.cli.outputs import check_out_dir, check_writable, exclusive
 from promotwin.policies.registry import POLICIES, make_policy
@@ -53,6 +53,7 @@ def _simulate_with_progress(
     days: int | None,
     ledger: str | None,
     uplifts: dict[str, float] | None = None,
+    forecaster: Any = None,
 ) -> Any:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -76,6 +77,7 @@ def _simulate_with_progress(
             days=days,
             ledger_detail=ledger,  # type: ignore[arg-type]
             progress=lambda done, total: bar.update(task, completed=done, total=total),
+            forecaster=forecaster,
         )
 
 
@@ -84,7 +86,12 @@ def _simulate_with_progress(
 def run(
     scenario: Annotated[str, typer.Argument(help="built-in scenario name or a YAML file")],
     out: Annotated[Path, typer.Option("--out", help="folder for the run's outputs")],
-    policy: Annotated[str, typer.Option(help=f"one of: {', '.join(POLICIES)}")] = "base-stock",
+    policy: Annotated[
+        str,
+        typer.Option(
+            help=f"one of: {', '.join(POLICIES)}, or hindsight (the perfect-information bound)"
+        ),
+    ] = "base-stock",
     seed: Annotated[int, typer.Option(help="random seed (same seed, same results)")] = 0,
     days: Annotated[int | None, typer.Option(help="simulate fewer days than the horizon")] = None,
     ledger: Annotated[str | None, typer.Option(help="ledger detail: sku or summary")] = None,
@@ -94,8 +101,23 @@ def run(
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="replace a non-empty --out folder")] = False,
     max_memory: MaxMemoryOpt = None,
+    forecast: Annotated[
+        str,
+        typer.Option(
+            help="forecaster: oracle (the generator's own mean: an upper bound no retailer "
+            "has), plan (the scenario's plan, none of the hidden truth), glm or gbm (a fitted "
+            "--model file)"
+        ),
+    ] = "oracle",
+    model: Annotated[
+        Path | None, typer.Option(help="fitted model file for --forecast glm/gbm (`twin fit`)")
+    ] = None,
+    sensing: Annotated[
+        bool, typer.Option(help="re-forecast running promotions from the sales seen so far")
+    ] = False,
 ) -> None:
     """Simulate SCENARIO under a policy; print KPIs and write the run's files to --out."""
+    from promotwin.demand.forecaster import make_forecaster
     from promotwin.demand.history import check_history
     from promotwin.policies.heuristics import read_uplift_file
     from promotwin.scenarios import load_scenario
@@ -115,14 +137,52 @@ def run(
     check_out_dir(out, overwrite)
     s = load_scenario(scenario, max_memory=_max_memory(max_memory))
     check_days(days, s.horizon_days, s.name)
-    make_policy(policy)  # an unknown policy is named before the scenario's history is read
+    forecaster = None
+    if policy == "hindsight":
+        if forecast != "oracle" or model is not None or sensing:
+            raise ValueError(
+                "--policy hindsight knows the demand: drop --forecast/--model/--sensing"
+            )
+    else:
+        make_policy(policy)  # an unknown policy is named before the scenario's history is read
+        forecaster = make_forecaster(forecast, model, sensing)
     check_history(s)
     with exclusive(out):
         check_out_dir(out, overwrite)  # again, now that no other run can fill it meanwhile
-        result = _simulate_with_progress(s, policy, seed, days, ledger, uplifts)
+        if forecaster is None:
+            _hindsight(s, seed, days, out)
+            return
+        result = _simulate_with_progress(s, policy, seed, days, ledger, uplifts, forecaster)
         write_outputs(result, out)
     console.print(kpi_table({policy: result.kpis}, f"{result.scenario} — run {result.run_id}"))
+    for note in result.forecast_notes:
+        console.print(f"{result.forecaster}: {note}")
     console.print(f"wrote {out}/ (manifest.json, kpis.json, daily/ledger/decisions.parquet, chart)")
+
+
+def _hindsight(scenario: Scenario, seed: int, days: int | None, out: Path) -> None:
+    """The perfect-information LP for the run's demand: its KPIs to --out (no forecast)."""
+    import tempfile
+
+    from promotwin.policies.hindsight import hindsight_bound
+    from promotwin.twin.history import hindsight_inputs
+
+    with err.status("solving the hindsight LP per SKU"):
+        bound = hindsight_bound(hindsight_inputs(scenario, seed, days))
+    manifest: dict[str, object] = {"scenario": scenario.name, "policy": "hindsight"}
+    manifest |= {"scenario_hash": scenario.content_hash(), "forecaster": None, "seed": seed}
+    # written beside --out and moved in place, like every run's outputs: never half a folder
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    (staging / "manifest.json").write_text(strict_json.dumps(manifest, indent=2) + "\n")
+    (staging / "kpis.json").write_text(strict_json.dumps(bound.kpis(), indent=2) + "\n")
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+    staging.rename(out)
+    console.print(kpi_table({"hindsight": bound.kpis()}, f"{scenario.name} — lower bound"))
+    console.print(f"wrote {out}/ (manifest.json, kpis.json)")
 
 
 @app.command()
@@ -242,7 +302,7 @@ def main() -> None:  # pragma: no cover - console entry point
     app()
 
 
-for group in (experiments, governance, shadow, intelligence, dashboard):
+for group in (experiments, governance, shadow, intelligence, dashboard, history):
     group.register(app)
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

@@ -1,5 +1,6 @@
-"""The forecast the twin hands to policies: the demand model's mean, with the planners' uplift
-estimates in place of the true uplifts (log-normal error per promotion x SKU, own seed stream).
+"""The oracle forecast: the demand generator's own mean, hidden truth included, with the
+planners' estimation error on the uplift (log-normal per promotion x SKU, own seed stream). It
+knows what no retailer knows (the true uplift of every cell): an upper bound, not a forecaster.
 
 Rolling: the ``[H, L, S]`` window slides one day per tick inside a ``2H`` buffer, so each tick
 computes one new day and the window is a zero-copy contiguous view; the row before the window
@@ -14,22 +15,42 @@ from promotwin.demand.model import DemandModel, FloatArray
 
 
 class RollingForecast:
-    def __init__(self, model: DemandModel, horizon: int, rng: np.random.Generator):
+    def __init__(
+        self,
+        model: DemandModel,
+        horizon: int,
+        rng: np.random.Generator | None,
+        uplifts: dict[str, FloatArray] | None = None,
+    ):
+        """``uplifts``: estimates drawn before (by another window length); else drawn from
+        ``rng`` now."""
         self.model = model
         self.horizon = max(1, horizon)
-        sigma = model.params.forecast_error
-        self.uplifts: dict[str, FloatArray] = {}
-        for pc in model.promotions:
-            error = np.exp(rng.normal(0.0, sigma, size=pc.uplift.shape)) if sigma > 0 else 1.0
-            # the estimate errs on the extra units, never turning an uplift into a drop
-            self.uplifts[pc.promotion.id] = np.where(
-                pc.uplift > 0, 1.0 + np.maximum(pc.uplift - 1.0, 0.0) * error, 0.0
-            ) + np.where(pc.uplift > 0, np.minimum(pc.uplift - 1.0, 0.0), 0.0)
+        if uplifts is None:
+            if rng is None:
+                raise ValueError(
+                    "RollingForecast needs the uplift estimates or a stream to draw them"
+                )
+            uplifts = self._estimates(model, rng)
+        self.uplifts = uplifts
         shape = (2 * self.horizon, *model.base.shape)
         self._buf = np.empty(shape, dtype=np.float64)
         self._start = 0
         self._first_day = 0
         self._filled = False
+
+    @staticmethod
+    def _estimates(model: DemandModel, rng: np.random.Generator) -> dict[str, FloatArray]:
+        sigma = model.params.forecast_error
+        uplifts: dict[str, FloatArray] = {}
+        for pc in model.promotions:
+            error = np.exp(rng.normal(0.0, sigma, size=pc.uplift.shape)) if sigma > 0 else 1.0
+            true = model.uplifts[pc.promotion.id]  # [S], or [L, S] with hidden cell deviations
+            # the estimate errs on the extra units, never turning an uplift into a drop
+            uplifts[pc.promotion.id] = np.where(
+                true > 0, 1.0 + np.maximum(true - 1.0, 0.0) * error, 0.0
+            ) + np.where(true > 0, np.minimum(true - 1.0, 0.0), 0.0)
+        return uplifts
 
     def day_mean(self, day: int, out: FloatArray | None = None) -> FloatArray:
         return self.model.mean(day, self.uplifts, out)
@@ -52,7 +73,9 @@ class RollingForecast:
 
     def today(self, day: int) -> FloatArray:
         """The forecast for ``day`` itself, made the day before (the row just before the window
-        of ``window(day)``; computed if the window started there)."""
+        of ``window(day)``, or a row of the current window; computed if neither holds it)."""
         if self._filled and self._first_day == day + 1 and self._start > 0:
             return self._buf[self._start - 1]
+        if self._filled and self._first_day <= day < self._first_day + self.horizon:
+            return self._buf[self._start + day - self._first_day]
         return self.day_mean(day)

@@ -9,6 +9,11 @@ Cannibalisation: same-category non-promoted SKUs at the same location lose ``can
 the promoted SKUs' extra units, shared in proportion to their baseline (never below 30% of it).
 Halo: complement categories gain ``halo_rate`` x the extra units the same way. After a promotion
 its cells dip by ``post_promo_dip``, recovering linearly over ``post_promo_days`` (pantry loading).
+
+Hidden truth (``demand.truth``): the demand that happens may differ from the plan. The ``truth``
+view (what the generator samples) uses the true elasticity, the cell deviations of the uplift
+(drawn once per run from the ``truth_seed`` stream, the same for every policy and forecaster)
+and the unplanned halo; the ``plan`` view is the scenario as the planners wrote it.
 """
 
 from __future__ import annotations
@@ -16,19 +21,22 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
 from promotwin.scenarios.network import Network
-from promotwin.scenarios.schema import Promotion, Scenario
+from promotwin.scenarios.schema import HiddenTruth, Promotion, Scenario
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 CANNIBALISATION_FLOOR = 0.3
+TRUTH_STREAM = 0x7472  # the hidden-truth draws' own stream, apart from the twin's streams
+View = Literal["truth", "plan"]
 
 
 @dataclass(frozen=True)
@@ -70,13 +78,21 @@ class PromotionCells:
 
 
 class DemandModel:
-    """Expected demand per day and its negative-binomial sampling, for one scenario."""
+    """Expected demand per day and its negative-binomial sampling, for one scenario.
 
-    def __init__(self, scenario: Scenario, network: Network):
+    ``view="truth"`` (the generator): the hidden truth with its draws for ``truth_seed``;
+    ``view="plan"``: the scenario as planned (no hidden deviations).
+    """
+
+    def __init__(
+        self, scenario: Scenario, network: Network, view: View = "truth", truth_seed: int = 0
+    ):
         self.scenario = scenario
         self.net = network
+        self.view = view
         p = scenario.demand
         self.params = p
+        truth = p.truth if view == "truth" else HiddenTruth()
         locs = network.locations
         baseline = network.skus["baseline"].to_numpy(np.float64)
         ecom_share = network.skus["ecommerce_share"].to_numpy(np.float64)
@@ -92,11 +108,19 @@ class DemandModel:
         self.category_onehot: FloatArray = np.zeros((network.n_skus, len(network.categories)))
         self.category_onehot[np.arange(network.n_skus), network.sku_category] = 1.0
         self.weekday: FloatArray = np.asarray(p.weekday, dtype=np.float64)
-        self.promotions = [self._resolve(pr) for pr in scenario.promotions]
+        self.promotions = [self._resolve(pr, truth.elasticity_shift) for pr in scenario.promotions]
+        halo = [(src, comps, p.halo_rate) for src, comps in p.halo.items()]
+        if truth.unplanned_halo_rate > 0:
+            halo += [(s, c, truth.unplanned_halo_rate) for s, c in truth.unplanned_halo.items()]
         self._halo = [
-            (network.categories.index(src), [network.categories.index(c) for c in comps])
-            for src, comps in p.halo.items()
+            (network.categories.index(src), [network.categories.index(c) for c in comps], rate)
+            for src, comps, rate in halo
         ]
+        # the uplift each promotion really has: [S] as resolved, or [L, S] with cell deviations
+        rng = np.random.default_rng([truth_seed, TRUTH_STREAM])
+        self.uplifts: dict[str, FloatArray] = {
+            pc.promotion.id: self._deviated(pc, truth, rng) for pc in self.promotions
+        }
         # the locations and SKUs each promotion touches (its effects never leave them): its
         # stores (and DCs), and the SKUs of its categories and of their complements
         self._rows = {
@@ -106,7 +130,7 @@ class DemandModel:
 
     # -- promotions ---------------------------------------------------------------------------
 
-    def _resolve(self, promo: Promotion) -> PromotionCells:
+    def _resolve(self, promo: Promotion, elasticity_shift: float = 0.0) -> PromotionCells:
         net, s = self.net, self.scenario
         skus = net.skus
         sku_mask = skus.index.isin(promo.skus) | skus["category"].isin(promo.categories).to_numpy()
@@ -128,7 +152,7 @@ class DemandModel:
             dcs_reached = np.unique(net.serving_dc[in_filter])
             loc_mask[dcs_reached] = True
         p = self.params
-        elasticity = skus["elasticity"].to_numpy(np.float64)
+        elasticity = skus["elasticity"].to_numpy(np.float64) + elasticity_shift
         uplift = (1.0 - promo.depth) ** elasticity
         uplift = (
             uplift * (1 + p.display_lift) ** promo.display * (1 + p.feature_lift) ** promo.feature
@@ -143,12 +167,40 @@ class DemandModel:
             waves=waves,
         )
 
+    def _deviated(
+        self, pc: PromotionCells, truth: HiddenTruth, rng: np.random.Generator
+    ) -> FloatArray:
+        """The promotion's true uplift: ``[S]``, or ``[L, S]`` where a deviation applies.
+
+        Every deviation draws its per-SKU noise whether or not it touches this promotion, so
+        the draws of one deviation do not depend on which others there are.
+        """
+        factor: FloatArray | None = None
+        locs = self.net.locations
+        is_dc = (locs["kind"] == "dc").to_numpy()
+        for dev in truth.uplift_deviations:
+            noise = np.exp(rng.normal(0.0, dev.sd, self.net.n_skus)) if dev.sd > 0 else 1.0
+            if dev.promotions and pc.promotion.id not in dev.promotions:
+                continue
+            rows = np.ones(self.net.n_locations, dtype=bool)
+            if dev.regions:
+                rows &= locs["region"].isin(dev.regions).to_numpy()
+            if dev.clusters:  # a DC has no cluster: its ecommerce rows are not in any
+                rows &= locs["cluster"].isin(dev.clusters).to_numpy() & ~is_dc
+            if dev.channels:
+                store_ch = bool({"walk_in", "pickup"} & set(dev.channels))
+                rows &= np.where(is_dc, "ecommerce" in dev.channels, store_ch)
+            if factor is None:
+                factor = np.ones_like(self.base)
+            factor[rows] *= (1.0 + dev.deviation) * noise
+        return pc.uplift if factor is None else pc.uplift * factor
+
     def _touched_skus(self, pc: PromotionCells) -> IntArray:
         """SKUs a promotion's effects can reach: every SKU of its promoted SKUs' categories
         (uplift, cannibalisation) and of their complement categories (halo)."""
         cat = self.net.sku_category
         touched = set(np.unique(cat[pc.cells.any(axis=0)]).tolist())
-        touched |= {c for src, comps in self._halo if src in touched for c in comps}
+        touched |= {c for src, comps, _ in self._halo if src in touched for c in comps}
         return np.flatnonzero(np.isin(cat, sorted(touched)))
 
     def promotion_multiplier(
@@ -156,7 +208,8 @@ class DemandModel:
     ) -> FloatArray | None:
         """Promotion effect ``[L, S]`` on ``day`` (None when no promotion touches it).
 
-        ``uplifts`` replaces each promotion's true uplift (used by forecasts made with estimates).
+        ``uplifts`` replaces each promotion's uplift (``[S]`` or ``[L, S]``; used by forecasts
+        made with estimates).
         """
         effect = self.promotion_block(day, uplifts)
         if effect is None:
@@ -192,7 +245,8 @@ class DemandModel:
         for pc in active:
             cells = pc.cells[block]
             if day <= pc.end_day:
-                uplift = (pc.uplift if uplifts is None else uplifts[pc.promotion.id])[cols]
+                uplift = (self.uplifts if uplifts is None else uplifts)[pc.promotion.id]
+                uplift = uplift[cols] if uplift.ndim == 1 else uplift[block]
                 mult = np.where(cells, mult * uplift, mult)
                 for w_start, w_end, lift in pc.waves:
                     if w_start <= day <= w_end:
@@ -222,12 +276,12 @@ class DemandModel:
         with np.errstate(divide="ignore", invalid="ignore"):
             loss = np.where(other_cat > 0, self.params.cannibalisation * extra_cat / other_cat, 0.0)
         factor = np.clip(1.0 - loss, CANNIBALISATION_FLOOR, 1.0)
-        for src, comps in self._halo:
+        for src, comps, rate in self._halo:
             for comp in comps:
                 with np.errstate(divide="ignore", invalid="ignore"):
                     gain = np.where(
                         other_cat[:, comp] > 0,
-                        self.params.halo_rate * extra_cat[:, src] / other_cat[:, comp],
+                        rate * extra_cat[:, src] / other_cat[:, comp],
                         0.0,
                     )
                 factor[:, comp] *= 1.0 + gain

@@ -29,7 +29,8 @@ import pandas as pd
 
 import promotwin
 from promotwin import strict_json
-from promotwin.experiments.spec import Experiment
+from promotwin.demand.forecaster import make_forecaster
+from promotwin.experiments.spec import Experiment, forecaster_of
 from promotwin.policies.registry import make_policy
 from promotwin.scenarios.schema import Scenario
 from promotwin.twin.run import simulate
@@ -77,6 +78,7 @@ class RunTask:
     seed: int
     days: int | None
     cell: int  # index into Experiment.cells
+    forecast: tuple[str, str | None, bool] = ("oracle", None, False)  # name, model, sensing
 
 
 def plan_tasks(experiment: Experiment) -> list[RunTask]:
@@ -89,20 +91,45 @@ def plan_tasks(experiment: Experiment) -> list[RunTask]:
         for i, cell in enumerate(experiment.cells):
             for label, name in experiment.policies:
                 ident = f"{hashes[i]}|{label}|{name}|{seed}|{spec.days}|{promotwin.__version__}"
+                forecast = forecaster_of(experiment, label)
+                if forecast != ("oracle", None, False):  # oracle runs keep their keys
+                    ident += f"|{forecast}"
                 key = hashlib.sha256(ident.encode()).hexdigest()[:20]
                 tasks.append(
-                    RunTask(key, cell.scenario, cell.variation, label, name, r, seed, spec.days, i)
+                    RunTask(
+                        key,
+                        cell.scenario,
+                        cell.variation,
+                        label,
+                        name,
+                        r,
+                        seed,
+                        spec.days,
+                        i,
+                        forecast,
+                    )
                 )
     return tasks
 
 
-def run_one(scenario: Scenario, policy_name: str, seed: int, days: int | None) -> dict[str, Any]:
+def run_one(
+    scenario: Scenario,
+    policy_name: str,
+    seed: int,
+    days: int | None,
+    forecast: tuple[str, str | None, bool] = ("oracle", None, False),
+) -> dict[str, Any]:
     """One simulation; returns what is stored for it (KPIs and provenance). Runs on workers."""
-    result = simulate(scenario, make_policy(policy_name), seed=seed, days=days)
+    forecaster = make_forecaster(*forecast)
+    result = simulate(
+        scenario, make_policy(policy_name), seed=seed, days=days, forecaster=forecaster
+    )
     return {
         "run_id": result.run_id,
         "scenario_hash": result.scenario_hash,
         "policy_name": policy_name,
+        "forecaster": result.forecaster,
+        "model_file": result.model_file,
         "seed": seed,
         "days": result.days,
         "version": promotwin.__version__,
@@ -195,7 +222,9 @@ def run_experiment(
         for task in pending:
             try:
                 cell = experiment.cells[task.cell]
-                finished(task, run_one(cell.model, task.policy_name, task.seed, task.days))
+                finished(
+                    task, run_one(cell.model, task.policy_name, task.seed, task.days, task.forecast)
+                )
             except Exception as exc:  # keep going: the other runs are still worth having
                 failures.append((task, exc))
     elif pending:
@@ -272,6 +301,7 @@ def _run_on_dask(
             t.policy_name,
             t.seed,
             t.days,
+            t.forecast,
             key=f"promotwin-run-{t.key}",
             pure=False,
             priority=1 if t.policy_name in EXPENSIVE else 0,

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from promotwin.demand.forecaster import ForecasterError, make_forecaster
 from promotwin.experiments.kpis import DEFAULT_KPIS, KPIS
 from promotwin.policies.registry import POLICIES, make_policy
 from promotwin.scenarios import config_files
@@ -61,10 +62,14 @@ class _Strict(BaseModel):
 
 
 class PolicyEntry(_Strict):
-    """A policy under its own label (e.g. the same policy twice, for a CRN check)."""
+    """A policy under its own label (e.g. the same policy twice, for a CRN check), optionally
+    with its own forecaster (``forecast``, ``model`` file, ``sensing``; default the oracle)."""
 
     label: str
     policy: str
+    forecast: str = "oracle"
+    model: str | None = None
+    sensing: bool = False
 
     @field_validator("policy")
     @classmethod
@@ -163,6 +168,22 @@ class ExperimentSpec(_Strict):
         return self
 
 
+def _model_path(model: str | None, base_dir: Path | None) -> str | None:
+    """A model file named in a spec, relative to the spec's folder."""
+    if model is None or base_dir is None or Path(model).is_absolute():
+        return model
+    return str(base_dir / model)
+
+
+def forecaster_of(experiment: Experiment, label: str) -> tuple[str, str | None, bool]:
+    """(forecast, model file, sensing) of a policy label; the oracle unless the entry says."""
+    for p in experiment.spec.policies:
+        if isinstance(p, PolicyEntry) and p.label == label:
+            base = Path(experiment.source).parent if experiment.source != "<spec>" else None
+            return p.forecast, _model_path(p.model, base), p.sensing
+    return "oracle", None, False
+
+
 def policy_labels(spec: ExperimentSpec) -> list[str]:
     return [p if isinstance(p, str) else p.label for p in spec.policies]
 
@@ -217,6 +238,12 @@ def parse_spec(text: str, source: str = "<spec>", base_dir: Path | None = None) 
 
     problems: list[Problem] = []
     policies = tuple((p, p) if isinstance(p, str) else (p.label, p.policy) for p in spec.policies)
+    for i, entry in enumerate(spec.policies):
+        if isinstance(entry, PolicyEntry):
+            try:
+                make_forecaster(entry.forecast, _model_path(entry.model, base_dir), entry.sensing)
+            except ForecasterError as exc:
+                problems.append(Problem(f"policies.{i}", str(exc)))
     for i, (_, name) in enumerate(policies):
         try:
             make_policy(name)

@@ -121,6 +121,45 @@ class Seasonality(Strict):
     peak_day: Annotated[int, Field(ge=1, le=366)] = 180
 
 
+# -- hidden truth: how true demand differs from the plan (the planners and forecasters never see
+# these; the demand generator samples them; neutral defaults leave demand as planned) -----------
+
+
+class UpliftDeviation(Strict):
+    """The true uplift is the planned one x ``(1 + deviation)`` (x a seeded log-normal draw of sd
+    ``sd`` per promotion x SKU) on the cells of these regions/clusters/channels (empty: all)."""
+
+    promotions: tuple[str, ...] = ()
+    regions: tuple[str, ...] = ()
+    clusters: tuple[str, ...] = ()
+    channels: tuple[DemandChannel, ...] = ()
+    deviation: Annotated[float, Field(gt=-1)] = Field(
+        description="relative error of the planned uplift, e.g. 0.4 for urban +40%"
+    )
+    sd: NonNegFloat = Field(0.0, description="sd of the log of a per promotion x SKU draw")
+
+
+class HiddenTruth(Strict):
+    """What the plan gets wrong: cell deviations of the uplift, elasticity, an unplanned halo."""
+
+    uplift_deviations: tuple[UpliftDeviation, ...] = ()
+    elasticity_shift: float = Field(
+        0.0, description="true own-price elasticity = planned + shift (negative: more sensitive)"
+    )
+    unplanned_halo: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict, description="category -> complements that gain, unknown to the plan"
+    )
+    unplanned_halo_rate: Fraction = 0.0
+
+    @property
+    def neutral(self) -> bool:
+        return not (
+            self.uplift_deviations
+            or self.elasticity_shift
+            or (self.unplanned_halo and self.unplanned_halo_rate)
+        )
+
+
 class DemandParams(Strict):
     """Generator parameters; or ``history`` to replay a file exactly instead."""
 
@@ -144,6 +183,9 @@ class DemandParams(Strict):
     post_promo_days: Annotated[int, Field(ge=0, le=MAX_DAYS)] = 7
     forecast_error: NonNegFloat = Field(
         0.25, description="sd of log error of the planners' uplift estimate per promotion x SKU"
+    )
+    truth: HiddenTruth = Field(
+        default_factory=HiddenTruth, description="how true demand differs from the plan (hidden)"
     )
 
     @model_validator(mode="after")

@@ -17,7 +17,7 @@ from promotwin.twin.ledger import Kind
 
 @pytest.fixture
 def model(appliance) -> DemandModel:  # type: ignore[no-untyped-def]
-    return DemandModel(appliance, compile_network(appliance))
+    return DemandModel(appliance, compile_network(appliance), view="plan")  # the formula
 
 
 def _promo(model: DemandModel):  # type: ignore[no-untyped-def]
@@ -119,7 +119,7 @@ def test_pickup_split_of_sparse_demand(model: DemandModel) -> None:
 def test_realised_uplift_matches_model_within_sampling_error(appliance) -> None:  # type: ignore[no-untyped-def]
     """Demand in the ledger (sold + lost) against the model's mean, promoted cells, promo window."""
     result = simulate(appliance, BaseStockPolicy(), 5, days=50)
-    model = DemandModel(appliance, compile_network(appliance))
+    model = DemandModel(appliance, compile_network(appliance), truth_seed=5)  # the run's truth
     pc = model.promotions[0]
     led = result.ledger
     window = led["day"].between(pc.start_day, min(pc.end_day, 49))

@@ -67,7 +67,7 @@ def test_cut_to_limit_does_not_round_small_lines_away() -> None:
 
 def _snapshot(on_hand: int, in_transit: int = 0) -> PlanningSnapshot:
     twin = Twin(single_cell_scenario(30), BaseStockPolicy(), seed=0)
-    snap = twin.snapshot(0, twin.forecast.window(0))
+    snap = twin.snapshot(0, twin.forecast_for(0).window)
     oh = snap.on_hand.copy()
     oh[1, 0] = on_hand
     transit = snap.in_transit.copy()
@@ -169,7 +169,7 @@ def test_static_forecast_raises_order_points_before_the_promotion(appliance) -> 
     twin = Twin(appliance, StaticForecastPolicy(), seed=0)
     policy = StaticForecastPolicy()
     start = int(twin.model.promotion_table()["start_day"].iloc[0])
-    early = twin.snapshot(2, twin.forecast.window(2))
+    early = twin.snapshot(2, twin.forecast_for(2).window)
     policy.decide(early)
     baseline = policy.planned(2)
     during = policy.planned(start + 1)
@@ -210,7 +210,7 @@ def test_uplift_file_errors_name_the_line(tmp_path) -> None:  # type: ignore[no-
 
 def test_static_plan_uses_the_uplift_file(appliance) -> None:  # type: ignore[no-untyped-def]
     twin = Twin(appliance, StaticForecastPolicy(), seed=0)
-    snap = twin.snapshot(2, twin.forecast.window(2))
+    snap = twin.snapshot(2, twin.forecast_for(2).window)
     start = int(snap.promotions["start_day"].iloc[0])
     policy = StaticForecastPolicy(uplifts={"SUMMER-COOL": 3.0})
     policy.decide(snap)

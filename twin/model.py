@@ -27,7 +27,7 @@ import pandas as pd
 import simpy
 
 from promotwin.arrays import FloatArray, IntArray, WorkBuffers
-from promotwin.demand.forecast import RollingForecast
+from promotwin.demand.forecaster import Forecaster, OracleForecaster, PromotionForecastScore
 from promotwin.demand.model import DayDemand, DemandModel, PromotionCells
 from promotwin.demand.replay import ReplayDemand
 from promotwin.policies.contract import (
@@ -133,6 +133,7 @@ def schedule_arrival(
 
 
 def _streams(seed: int) -> dict[str, np.random.Generator]:
+    """The run's random streams (the hidden truth's draws have their own, in DemandModel)."""
     names = ("demand", "lead_time", "fill", "forecast")
     seqs = np.random.SeedSequence(seed).spawn(len(names))
     return {n: np.random.default_rng(s) for n, s in zip(names, seqs, strict=True)}
@@ -160,6 +161,7 @@ class Twin:
         days: int | None = None,
         ledger_detail: Detail | None = None,
         history: pd.DataFrame | None = None,
+        forecaster: Forecaster | None = None,
     ):
         self.scenario = scenario
         self.policy = policy
@@ -173,11 +175,13 @@ class Twin:
             ledger_detail = "sku" if n_loc * n_sku <= SKU_DETAIL_MAX_CELLS else "summary"
         self.ledger = Ledger(ledger_detail)
         self.rng = _streams(seed)
-        self.model = DemandModel(scenario, net)
+        self.model = DemandModel(scenario, net, truth_seed=seed)
         self.replay: ReplayDemand | None = None
         if history is not None:
             self.replay = ReplayDemand(history, scenario, net)
-        self.forecast = RollingForecast(self.model, policy.horizon_days, self.rng["forecast"])
+        self.forecast: Forecaster = forecaster or OracleForecaster()
+        self.forecast.start(self.model, self.rng["forecast"])
+        self.forecast_score = PromotionForecastScore.for_model(self.model, scenario.warmup_days)
         self.suppliers = draw_supplier_outcomes(
             net.suppliers, self.days, n_sku, self.rng["lead_time"], self.rng["fill"]
         )
@@ -221,15 +225,19 @@ class Twin:
         self.decisions: list[dict[str, np.ndarray]] = []
         self.exceptions = 0
         self._static = self._static_view()
-        # a date's forecast row does not change while the date is in the window, so its terms
-        # (variance, echelon sums) are computed once, when it enters (see forecast_for)
-        self.forecast_terms = RollingTerms(
-            self._static["serving_dc"], nd, scenario.demand.dispersion
-        )
+        # a date's forecast row does not change while the date is in the window (unless the
+        # forecaster senses), so its terms (variance, echelon sums) are computed once, when it
+        # enters (see forecast_for)
+        self.forecast_terms = self._rolling_terms()
         self._throughput = net.locations["throughput"].to_numpy(np.float64)  # [L] units a day
 
         self.env = simpy.Environment()
         self.ledger.cells(0, Kind.INITIAL, self.on_hand, net.unit_cost, 0.0)
+
+    def _rolling_terms(self) -> RollingTerms:
+        return RollingTerms(
+            self._static["serving_dc"], self.net.n_dcs, self._static["forecast_dispersion"]
+        )
 
     @property
     def on_hand(self) -> IntArray:
@@ -312,8 +320,8 @@ class Twin:
         net = self.net
         receive(day, self.landed, self.stock, net.unit_cost, self.ledger)
         self.landed.clear()
-        forecast = self.forecast_for(day)
         demand = self.demand(day)
+        before = self.on_hand.copy() if self.forecast.senses else None
         sales = fulfil(
             day,
             demand,
@@ -323,6 +331,11 @@ class Twin:
             self.fulfilment,
             self.ledger,
         )
+        if before is not None:  # each cell's own channels sell first: min(demand, stock)
+            sold = np.minimum(demand.by_location, before)
+            self.forecast.observe(day, sold, sold >= before)  # sold out: demand censored
+        forecast = self.forecast_for(day)
+        self.forecast_score.add(day, forecast.today, demand.by_location)
         self.daily.append(
             day_record(
                 day,
@@ -348,9 +361,11 @@ class Twin:
         )
 
     def forecast_for(self, day: int) -> DayForecast:
-        """The forecast seam: the window the policy plans on (read-only), its per-date terms,
-        and the forecast made for today."""
-        window = read_only(self.forecast.window(day))
+        """The forecast seam: the window the policy plans on (made after today's sales,
+        read-only), its per-date terms, and the forecast made for today."""
+        window = read_only(self.forecast.window(day, self.policy.horizon_days))
+        if self.forecast.senses:  # sensing revises dates already in the window: fresh terms
+            self.forecast_terms = self._rolling_terms()
         return DayForecast(
             window=window,
             terms=self.forecast_terms.window(day + 1, window),
@@ -410,7 +425,7 @@ class Twin:
             "sku_ids": tuple(net.skus.index),
             "n_dcs": net.n_dcs,
             "serving_dc": net.serving_dc,
-            "forecast_dispersion": self.scenario.demand.dispersion,
+            "forecast_dispersion": self.forecast.dispersion,
             "baseline_mean": self.baseline_mean,
             "promotions": self.model.promotion_table(),
             "promotion_cells": {pc.promotion.id: pc.cells for pc in self.model.promotions},

@@ -17,6 +17,7 @@ import pandas as pd
 
 import promotwin
 from promotwin import strict_json
+from promotwin.demand.forecaster import Forecaster
 from promotwin.demand.replay import read_history
 from promotwin.policies.contract import Policy
 from promotwin.scenarios.schema import Scenario
@@ -35,6 +36,8 @@ class RunResult:
     policy: str
     seed: int
     days: int
+    forecaster: str
+    model_file: str | None
     kpis: dict[str, float]
     daily: pd.DataFrame
     ledger: pd.DataFrame
@@ -44,6 +47,7 @@ class RunResult:
     dc_ids: list[str] = field(default_factory=list)
     promo_windows: list[tuple[int, int]] = field(default_factory=list)
     audit: dict[str, Any] | None = None  # governed runs: the audit head after the run
+    forecast_notes: tuple[str, ...] = ()  # what the forecaster sensed in-season, in words
 
     def manifest(self) -> dict[str, Any]:
         governed = {} if self.audit is None else {"audit": self.audit}
@@ -52,6 +56,9 @@ class RunResult:
             "scenario": self.scenario,
             "scenario_hash": self.scenario_hash,
             "policy": self.policy,
+            "forecaster": self.forecaster,
+            "model_file": self.model_file,
+            "forecast_notes": list(self.forecast_notes),
             "seed": self.seed,
             "days": self.days,
             "version": promotwin.__version__,
@@ -68,13 +75,17 @@ def simulate(
     governance: Governance | None = None,
     ledger_detail: Detail | None = None,
     progress: Callable[[int, int], None] | None = None,
+    forecaster: Forecaster | None = None,
 ) -> RunResult:
-    """Run the twin; same scenario, policy and seed give identical results."""
+    """Run the twin; same scenario, policy, forecaster and seed give identical results
+    (``forecaster`` None: the oracle, an upper bound)."""
     t0 = time.perf_counter()
     history = read_history(scenario.demand.history) if scenario.demand.history else None
-    twin = Twin(scenario, policy, seed, governance, days, ledger_detail, history)
+    twin = Twin(scenario, policy, seed, governance, days, ledger_detail, history, forecaster)
     s_hash = scenario.content_hash()
     key = f"{s_hash}|{policy.name}|{seed}|{twin.days}|{promotwin.__version__}"
+    if forecaster is not None:  # the oracle's runs keep the ids they had before forecasters
+        key += f"|{twin.forecast.name}|{_file_hash(twin.forecast.model_file)}"
     governed = twin.governance if isinstance(twin.governance, RunGovernance) else None
     if governed is not None:  # the run id also traces the governance config
         key += f"|{governed.fingerprint()}"
@@ -89,6 +100,7 @@ def simulate(
     routed = (decisions["status"] == "routed") & (decisions["day"] >= scenario.warmup_days)
     exceptions = int(decisions.loc[routed, "lines"].sum())  # after warm-up, like every KPI
     kpis = compute_kpis(ledger, daily, exceptions, scenario.warmup_days)
+    kpis.update({k: float(np.round(v, 6)) for k, v in twin.forecast_score.kpis().items()})
     if governed is not None:
         kpis.update(governed.kpis(twin.days, scenario.warmup_days))
     t3 = time.perf_counter()
@@ -99,6 +111,8 @@ def simulate(
         policy=policy.name,
         seed=seed,
         days=twin.days,
+        forecaster=twin.forecast.name,
+        model_file=twin.forecast.model_file,
         kpis=kpis,
         daily=daily,
         ledger=ledger,
@@ -108,7 +122,15 @@ def simulate(
         dc_ids=list(net.locations.index[: net.n_dcs]),
         promo_windows=[(pc.start_day, pc.end_day) for pc in twin.model.promotions],
         audit=governed.audit_anchor() if governed is not None else None,
+        forecast_notes=twin.forecast.notes(),
     )
+
+
+def _file_hash(path: str | None) -> str:
+    """The model file's content, so a refit under the same name is another run."""
+    if path is None:
+        return "-"
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
 
 
 def daily_frame(records: list[dict[str, Any]], location_ids: list[str]) -> pd.DataFrame:
