@@ -11,7 +11,7 @@ import pytest
 
 from promotwin.policies.heuristics import BaseStockPolicy
 from promotwin.scenarios import Scenario
-from promotwin.testing.scenarios import small_scenario
+from promotwin.testing.scenarios import ledger_stock, small_scenario
 from promotwin.twin import model, simulate
 from promotwin.twin.ledger import Kind
 from promotwin.twin.model import Twin
@@ -56,18 +56,7 @@ def _run(
 def _assert_ledger_conserved(twin: Twin) -> None:
     """The ledger's unit movements alone rebuild every location x SKU's final stock."""
     ledger = twin.ledger.frame()
-    sign = {
-        Kind.INITIAL: 1,
-        Kind.SUPPLIER_RECEIPT: 1,
-        Kind.EXPEDITE_RECEIPT: 1,
-        Kind.RECEIPT: 1,
-        Kind.DISPATCH: -1,
-        Kind.SALE: -1,
-    }
-    stock = np.zeros_like(twin.on_hand)
-    for kind, s in sign.items():
-        rows = ledger[ledger["kind"] == int(kind)]
-        np.add.at(stock, (rows["location"], rows["sku"]), s * rows["qty"].to_numpy())
+    stock = ledger_stock(ledger, *twin.on_hand.shape)
     np.testing.assert_array_equal(stock, twin.on_hand)
     assert twin.on_hand.min() >= 0 and twin.in_transit.min() >= 0 and twin.on_order.min() >= 0
     # units in transit now = dispatched - received
