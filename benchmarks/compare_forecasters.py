@@ -3,10 +3,10 @@ numbers: every policy and forecaster of a seed meets the same demand and the sam
 
     python benchmarks/compare_forecasters.py [--scenario appliance_promo_surprise] [--reps 20]
         [--policies order-point,base-stock,optimizer] [--optimizer-reps N]
-        [--forecasters oracle,plan] [--model GLM.json] [--first-seed S] [--out runs.csv]
+        [--forecasters oracle,plan] [--model MODEL.json] [--first-seed S] [--out runs.csv]
     python benchmarks/compare_forecasters.py --summarise runs.csv more.csv
 
-Per policy x forecaster (oracle, plan, and glm with --model; each also +sensing): means of
+Per policy x forecaster (oracle, plan, and glm or gbm with --model; each also +sensing): means of
 promotion-window lost sales, total cost, average inventory value, transfer units, promotion
 forecast WAPE, and regret against the hindsight bound of the same seed; then sensing's paired
 effect against the same forecaster without it (mean difference, 95% interval, wins). Time per
@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from promotwin.demand.forecaster import make_forecaster
+from promotwin.demand.models import load_model
 from promotwin.policies.contract import ActionKind
 from promotwin.policies.hindsight import hindsight_bound
 from promotwin.policies.registry import make_policy
@@ -84,7 +85,7 @@ def main() -> None:
     ap.add_argument("--policies", default="order-point,base-stock,optimizer")
     ap.add_argument("--optimizer-reps", type=int, default=None, help="fewer seeds for optimizer")
     ap.add_argument("--forecasters", default="oracle,plan", help="each also runs +sensing")
-    ap.add_argument("--model", default=None, help="fitted GLM file: adds glm and glm+sensing")
+    ap.add_argument("--model", default=None, help="fitted model file (twin fit): adds its kind")
     ap.add_argument("--out", type=Path, default=None, help="CSV of every run")
     ap.add_argument("--summarise", type=Path, nargs="*", help="only report these runs' CSVs")
     args = ap.parse_args()
@@ -92,8 +93,9 @@ def main() -> None:
         report(pd.concat([pd.read_csv(p) for p in args.summarise]), args.scenario)
         return
     forecasts = [f for name in args.forecasters.split(",") for f in (name, f"{name}+sensing")]
-    if args.model:
-        forecasts += ["glm", "glm+sensing"]
+    if args.model:  # the model file's own kind (glm or gbm), with and without sensing
+        kind = load_model(args.model).kind
+        forecasts += [kind, f"{kind}+sensing"]
     if args.first_seed < 0 or args.reps < 1:
         ap.error("--reps must be at least 1 and --first-seed at least 0")
     rows = []

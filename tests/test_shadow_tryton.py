@@ -50,6 +50,10 @@ from promotwin.testing.tryton import (
 )
 from promotwin.twin.model import Shipment, Twin
 
+# module activation and seeding take ~30 s once per session (over 2 min on a loaded machine):
+# `pytest -m 'not slow'` leaves them out for a quick loop; `make test` runs them
+pytestmark = pytest.mark.slow
+
 ADMIN = Credentials("admin", ADMIN_PASSWORD)
 SESSION_TABLES = {"ir_session"}  # the server's own login bookkeeping, not the adapter's doing
 
