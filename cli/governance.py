@@ -18,20 +18,10 @@ from rich.console import Console
 from rich.table import Table
 
 from promotwin.policies.registry import POLICIES, make_policy
-from promotwin.workflow.identity import (
-    ENV_PASSWORD,
-    ENV_USER,
-    ENV_USERS,
-    ROLES,
-    Identity,
-    IdentityError,
-    NotAllowedError,
-    Role,
-    load_users,
-    users_path,
-)
+from promotwin.workflow.roles import ENV_PASSWORD, ENV_USER, ENV_USERS, ROLES, Role
 
 if TYPE_CHECKING:
+    from promotwin.workflow.identity import Identity
     from promotwin.workflow.store import Store
 
 # The workflow (pydantic, SQLAlchemy) and the twin are imported inside the commands, so
@@ -57,6 +47,8 @@ def _console() -> Console:
 
 def _secret(what: str, env: str, confirm: bool = False) -> str:
     """From the environment, else asked for without echo; never an argument (argv is logged)."""
+    from promotwin.workflow.identity import IdentityError
+
     value = os.environ.get(env, "")
     if value:
         return value
@@ -67,6 +59,8 @@ def _secret(what: str, env: str, confirm: bool = False) -> str:
 
 def sign_in(users: str | None, user: str | None, at_least: Role) -> Identity:
     """The signed-in user, who must hold ``at_least`` that role (exit 2 otherwise)."""
+    from promotwin.workflow.identity import IdentityError, NotAllowedError, load_users, users_path
+
     found = load_users(users_path(users))
     name = user or os.environ.get(ENV_USER, "")
     if not name:
@@ -269,6 +263,8 @@ def _limits(given: list[str]) -> dict[str, float]:
 
 def _admin_if_any(users: str | None, user: str | None) -> None:
     """Once the file has an admin, only an admin changes it."""
+    from promotwin.workflow.identity import load_users, users_path
+
     if load_users(users_path(users), missing_ok=True).admins():
         sign_in(users, user, "admin")
 
@@ -284,6 +280,8 @@ def users_add(
 ) -> None:
     """Add (or replace) a user; the password comes from $TWIN_NEW_PASSWORD or is asked twice.
     Once the file has an admin, sign in as one (--user / $TWIN_USER, $TWIN_PASSWORD)."""
+    from promotwin.workflow.identity import load_users, users_path
+
     if role not in ROLES:
         raise ValueError(f"--role must be one of {', '.join(ROLES)}, not {role!r}")
     if not name.strip() or len(name) > 64 or name != name.strip():
@@ -303,6 +301,8 @@ def users_remove(
     user: UserOpt = None,
 ) -> None:
     """Remove a user (signed in as an admin once the file has one)."""
+    from promotwin.workflow.identity import load_users, users_path
+
     path = users_path(users)
     _admin_if_any(users, user)
     load_users(path).without_user(name).save()
@@ -311,6 +311,8 @@ def users_remove(
 
 def users_list(users: UsersOpt = None) -> None:
     """Users, roles and approval limits (never the password hashes)."""
+    from promotwin.workflow.identity import load_users, users_path
+
     found = load_users(users_path(users))
     table = Table(title=f"users in {found.path}")
     for col in ("user", "role", "approval limits"):

@@ -24,7 +24,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import yaml
 from argon2 import PasswordHasher
@@ -33,12 +33,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from promotwin.scenarios.config_files import ConfigError, Problem, parse_yaml_model
 from promotwin.workflow.config import OWNERS, Owner
+from promotwin.workflow.roles import ENV_PASSWORD, ENV_USER, ENV_USERS, ROLES, Role
 
-ENV_USERS = "TWIN_USERS"
-ENV_USER = "TWIN_USER"
-ENV_PASSWORD = "TWIN_PASSWORD"
-Role = Literal["viewer", "planner", "approver", "admin"]
-ROLES: tuple[Role, ...] = ("viewer", "planner", "approver", "admin")
 MIN_PASSWORD = 8
 
 
