@@ -14,6 +14,10 @@ from promotwin.twin.model import Twin
 DAYS = 50  # the promotion runs on days 28-48
 SEEDS = (0, 1)  # benchmarks/compare_policies.py runs 10 seeds over the whole horizon
 
+# six 50-day optimizer-and-baseline runs (~160 s) and a 32-day optimizer run (~40 s): CI runs them
+# (`make test-slow`); `make test` leaves them out to stay under 5 minutes
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def runs(appliance_module):  # type: ignore[no-untyped-def]

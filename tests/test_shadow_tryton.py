@@ -50,8 +50,8 @@ from promotwin.testing.tryton import (
 )
 from promotwin.twin.model import Shipment, Twin
 
-# module activation and seeding take ~30 s once per session (over 2 min on a loaded machine):
-# `pytest -m 'not slow'` leaves them out for a quick loop; `make test` runs them
+# module activation and seeding take ~30-70 s once per session: CI runs them (`make test-slow`);
+# `make test` leaves them out to stay under 5 minutes
 pytestmark = pytest.mark.slow
 
 ADMIN = Credentials("admin", ADMIN_PASSWORD)
