@@ -4,12 +4,14 @@ dates never guessed, store checks that let good stores through."""
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import math
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -193,9 +195,9 @@ def _twin(*args: str) -> subprocess.Popen[str]:
     )
 
 
-def test_a_second_writer_exits_2_naming_the_holder(tmp_path: Path) -> None:
-    """A real process holds --out; a real `twin run` to the same folder stops at once."""
-    out = tmp_path / "run"
+@contextlib.contextmanager
+def _held(out: Path) -> Iterator[subprocess.Popen[str]]:
+    """Another real process holding ``out``'s lock until the block ends."""
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -211,16 +213,23 @@ def test_a_second_writer_exits_2_naming_the_holder(tmp_path: Path) -> None:
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        second = _twin("run", str(DATA / "good_scenario.yaml"), "--out", str(out), "--days", "5")
-        _, err = second.communicate(timeout=120)
-        assert second.returncode == 2, err
-        assert f"pid {holder.pid}" in err and "being written" in err
-        assert not out.exists()
+        yield holder
     finally:
         assert holder.stdin is not None
         holder.stdin.write("\n")
         holder.stdin.flush()
         holder.wait(timeout=30)
+
+
+def test_a_second_writer_exits_2_naming_the_holder(tmp_path: Path) -> None:
+    """A real process holds --out; a real `twin run` to the same folder stops at once."""
+    out = tmp_path / "run"
+    with _held(out) as holder:
+        second = _twin("run", str(DATA / "good_scenario.yaml"), "--out", str(out), "--days", "5")
+        _, err = second.communicate(timeout=120)
+        assert second.returncode == 2, err
+        assert f"pid {holder.pid}" in err and "being written" in err
+        assert not out.exists()
     assert not lock_path(out).exists()
 
 
@@ -228,19 +237,6 @@ def test_a_second_writer_exits_2_naming_the_holder(tmp_path: Path) -> None:
 def test_experiment_folders_and_fit_outputs_have_one_writer(command: str, tmp_path: Path) -> None:
     """A held experiment folder or model file: compare (resume included) and fit exit 2."""
     out = tmp_path / ("exp" if command == "compare" else "model.json")
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, pathlib; from promotwin.cli.outputs import exclusive\n"
-            "with exclusive(pathlib.Path(sys.argv[1])):\n"
-            "    print('held', flush=True); sys.stdin.readline()",
-            str(out),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
     history = tmp_path / "h.csv"
     pd.DataFrame(
         {
@@ -256,17 +252,11 @@ def test_experiment_folders_and_fit_outputs_have_one_writer(command: str, tmp_pa
         "compare": ["compare", "appliance_policies", "--out", str(out), "--workers", "1"],
         "fit": ["fit", str(history), "--out", str(out)],
     }[command]
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    with _held(out) as holder:
         result = runner.invoke(app, args)
         assert result.exit_code == 2, result.output
         assert f"pid {holder.pid}" in " ".join(result.output.split())
         assert not out.exists()
-    finally:
-        assert holder.stdin is not None
-        holder.stdin.write("\n")
-        holder.stdin.flush()
-        holder.wait(timeout=30)
 
 
 def test_two_concurrent_runs_one_result_never_lost(tmp_path: Path) -> None:
