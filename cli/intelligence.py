@@ -109,7 +109,8 @@ def register(app: typer.Typer) -> None:
         assumed = (
             f"missing {unit}s were left out of the fit (--weekly)"
             if weekly
-            else f"a {unit} without a row for a location x SKU was read as zero sales"
+            else f"a {unit} without a row for a location x SKU was read as zero sales, from "
+            f"its first row on (before it, the SKU was not listed yet there: left out)"
         )
         console.print(f"assumed: {assumed}", highlight=False)
 

@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from promotwin import strict_json
 from promotwin.cli.main import app
 from promotwin.cli.outputs import OutputError, check_store, exclusive, lock_path
+from promotwin.demand.glm_design import prepare
 from promotwin.demand.history import validate_history, weekly_gaps
 from promotwin.demand.replay import HistoryError
 from promotwin.scenarios import ScenarioError, parse_scenario
@@ -168,6 +169,19 @@ def test_weekly_gaps_are_listed_and_a_late_series_is_not_a_gap() -> None:
     clean = validate_history(pd.concat([early, late], ignore_index=True))
     gaps = weekly_gaps(clean)
     assert len(gaps) == 1 and "S1 / K1 / walk_in: 2 missing week(s)" in gaps[0]
+
+
+def test_a_day_before_a_series_first_row_is_not_listed_yet_not_zero_sales() -> None:
+    days = pd.date_range("2026-01-05", periods=20, freq="D").strftime("%Y-%m-%d")
+    early = _history(list(days[[0, 1, 2, 5, 6, 19]]))  # days 3, 4 and 7-18 sold nothing
+    late = _history(list(days[12:])).assign(sku="K2")  # listed from day 12 on
+    rows, _, period = prepare(validate_history(pd.concat([early, late], ignore_index=True)))
+    assert period == 1
+    per_sku = rows.groupby("sku")["date"].agg(["min", "count"])
+    assert per_sku.loc["K1", "count"] == 20 and per_sku.loc["K2", "count"] == 8
+    assert per_sku.loc["K2", "min"] == pd.Timestamp(days[12])
+    k1 = rows[rows["sku"] == "K1"].set_index("date")["units"]
+    assert (k1.loc[pd.Timestamp(days[3])], k1.loc[pd.Timestamp(days[10])]) == (0, 0)
 
 
 def test_fit_with_weekly_gaps_refused_unless_weekly(tmp_path: Path) -> None:
