@@ -69,11 +69,10 @@ def prepare(
     if fill_zeros:
         # a period without a row is zero sales from a series' first row on; before it the
         # product was not listed yet there, which is no evidence of zero demand
-        first = rows.groupby(["location", "sku", "group", "category"], as_index=False)["date"].min()
+        series = ["location", "sku", "group", "category"]
+        listed = rows.groupby(series)["date"].min().rename("listed").reset_index()
         dates = pd.date_range(rows["date"].min(), rows["date"].max(), freq=f"{period}D")
-        grid = first.rename(columns={"date": "listed"}).merge(
-            pd.DataFrame({"date": dates}), how="cross"
-        )
+        grid = listed.merge(pd.DataFrame({"date": dates}), how="cross")
         grid = grid[grid["date"] >= grid["listed"]].drop(columns="listed")
         rows = grid.merge(rows.drop(columns="category"), on=keys, how="left")
         fill = {"units": 0, "depth": 0.0, "display": 0, "feature": 0, "promo": 0, "stockout": 0}
