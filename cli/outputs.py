@@ -31,17 +31,31 @@ def nearest_existing(path: Path) -> Path:
     return path
 
 
+def read_only(path: Path) -> bool:
+    """True if this user cannot write ``path``, or nobody may by its permission bits.
+
+    The second test matters for root, whom ``os.access`` always lets write: a file somebody
+    marked read-only (``chmod a-w``, e.g. to freeze an audit store) is not ours to change.
+    """
+    return not os.access(path, os.W_OK) or not path.stat().st_mode & 0o222
+
+
 def check_writable(path: Path, option: str, want: str) -> None:
     """Refuse ``path`` (``want``: "folder" or "file") if it cannot be created or written.
 
     Catches, before any work: a destination under a file, the wrong kind of thing already
-    there, and a folder this user cannot write to (probed by creating a temporary file there).
+    there, a file marked read-only, and a folder this user cannot write to (probed by creating
+    a temporary file there).
     """
     if path.exists():
         if want == "folder" and not path.is_dir():
             raise OutputError(f"{option} {path} is a file: {option} needs a folder")
         if want == "file" and path.is_dir():
             raise OutputError(f"{option} {path} is a folder: {option} needs a file name")
+        if want == "file" and read_only(path):
+            raise OutputError(
+                f"{option} {path} is read-only: make it writable (chmod u+w) or choose another file"
+            )
     base = nearest_existing(path.parent if want == "file" or not path.exists() else path)
     if not base.is_dir():
         raise OutputError(
@@ -169,9 +183,10 @@ def _check_sqlite_path(path: Path, option: str, create: bool) -> None:
                 f"{option} {path} is not a SQLite database: give the store's file or a new "
                 "file name"
             )
-        if not os.access(path, os.W_OK):
+        if read_only(path):
             raise OutputError(
-                f"{option} {path} is read-only: make it writable or copy it somewhere writable"
+                f"{option} {path} is read-only: make it writable (chmod u+w) or copy it "
+                "somewhere writable"
             )
     elif not create:
         raise OutputError(f"{option}: no store at {path}; check the path (a run creates one)")

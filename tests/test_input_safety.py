@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -20,7 +21,7 @@ from typer.testing import CliRunner
 
 from promotwin import strict_json
 from promotwin.cli.main import app
-from promotwin.cli.outputs import OutputError, check_store, exclusive, lock_path
+from promotwin.cli.outputs import OutputError, check_store, check_writable, exclusive, lock_path
 from promotwin.demand.glm_design import prepare
 from promotwin.demand.history import validate_history, weekly_gaps
 from promotwin.demand.replay import HistoryError
@@ -308,3 +309,100 @@ def test_good_stores_pass_the_store_check(tmp_path: Path) -> None:
     with pytest.raises(OutputError, match="not a SQLite database"):
         check_store(str(DATA / "good_scenario.yaml"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["db.sqlite"]
+
+
+def _hold_write_lock(paths: list[str], seconds: float, holding: Any) -> None:
+    """Another process: hold a write transaction on every SQLite file in ``paths``."""
+    import sqlite3
+
+    cons = [sqlite3.connect(p, isolation_level=None) for p in paths]
+    for con in cons:
+        con.execute("BEGIN IMMEDIATE")
+    holding.set()
+    time.sleep(seconds)
+    for con in cons:
+        con.execute("COMMIT")
+
+
+def test_sqlite_stores_wait_for_a_busy_writer_longer_than_sqlites_default(tmp_path: Path) -> None:
+    """sqlite3 gives up after 5 s by default ("database is locked"); our stores wait longer, so
+    a second writer (a shadow run beside a governed run) queues instead of losing its write."""
+    import multiprocessing as mp
+
+    from promotwin.shadow.mapping import IdMapping
+    from promotwin.shadow.store import RunStore
+    from promotwin.workflow.store import AuditEvent, Store
+
+    governance, shadow = Store(tmp_path / "g.sqlite"), RunStore(tmp_path / "s.sqlite")
+    ctx = mp.get_context("spawn")
+    holding = ctx.Event()
+    paths = [str(tmp_path / "g.sqlite"), str(tmp_path / "s.sqlite")]
+    holder = ctx.Process(target=_hold_write_lock, args=(paths, 6.0, holding))
+    holder.start()
+    assert holding.wait(timeout=60)
+    started = time.perf_counter()
+    with governance.begin() as conn:
+        governance.append(conn, [AuditEvent("r1", "proposed", "waiting-writer", 0)])
+    row = pd.DataFrame(
+        [("product", "7", "K-7", "K7")], columns=["kind", "erp_id", "code", "twin_id"]
+    )
+    shadow.save_mapping("erp", IdMapping.from_frame(row))
+    waited = time.perf_counter() - started
+    holder.join(timeout=30)
+    assert holder.exitcode == 0
+    assert waited > 5.0  # it really waited past sqlite3's default
+    assert list(governance.audit_frame()["actor"]) == ["waiting-writer"]
+    assert governance.verify().ok
+    assert shadow.load_mapping("erp").entries["product"] == {"7": "K7"}
+
+
+def test_a_store_file_marked_read_only_is_refused_even_for_root(tmp_path: Path) -> None:
+    from promotwin.workflow.store import Store
+
+    path = tmp_path / "frozen.sqlite"
+    Store(path)
+    path.chmod(0o444)  # root may still write it; the user said nobody should
+    with pytest.raises(OutputError, match=r"read-only: make it writable \(chmod u\+w\)"):
+        check_store(str(path), create=False)
+    with pytest.raises(OutputError, match="read-only"):
+        check_writable(path, "--out", "file")
+
+
+@contextlib.contextmanager
+def _silent_server() -> Iterator[int]:
+    """A TCP server that accepts connections and never says a word (a hung PostgreSQL)."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                accepted.append(listener.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        for conn in accepted:
+            conn.close()
+        listener.close()
+
+
+def test_a_postgresql_server_that_never_answers_is_refused_in_seconds() -> None:
+    with _silent_server() as port:
+        started = time.perf_counter()
+        with pytest.raises(OutputError, match="cannot reach the PostgreSQL server") as info:
+            check_store(f"postgresql://twin:secret@127.0.0.1:{port}/twin")
+        elapsed = time.perf_counter() - started
+    assert elapsed < 15, elapsed
+    assert "secret" not in str(info.value) and "check the host, port" in str(info.value)
