@@ -41,6 +41,22 @@ def command(
     return cmd
 
 
+def check_sources(experiments: Path | None, store: str | None, shadow_store: Path | None) -> None:
+    """Refuse, before the server starts, what the pages could only show as an error later."""
+    from promotwin.cli.outputs import OutputError, check_store
+
+    if experiments is not None and not experiments.is_dir():
+        what = "a file" if experiments.exists() else "not there"
+        raise OutputError(
+            f"--experiments {experiments} is {what}: give a `twin compare` output folder "
+            "or a folder of them"
+        )
+    if store is not None:
+        check_store(store, create=False)
+    if shadow_store is not None:
+        check_store(shadow_store, "--shadow-store", create=False)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``dashboard`` to the ``twin`` app."""
     from promotwin.cli.common import console, user_errors
@@ -65,6 +81,7 @@ def register(app: typer.Typer) -> None:
         """Start the dashboards (planner, leadership, shadow, exceptions & audit) on 127.0.0.1."""
         if port is not None and not 1 <= port <= 65535:
             raise ValueError(f"--port must be between 1 and 65535, not {port}")
+        check_sources(experiments, store, shadow_store)
         env = dict(os.environ)
         for key, value in (
             ("experiments", experiments),

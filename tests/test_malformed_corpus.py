@@ -8,6 +8,7 @@ case: it is reserved for real bugs. The whole corpus runs in-process, in under 3
 from __future__ import annotations
 
 import copy
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -629,6 +630,26 @@ ARGUMENTS: list[tuple[str, list[str], list[str]]] = [
         ["--store", "unsupported"],
     ),
     (
+        "dashboard_store_text_file",
+        ["dashboard", "--store", "{g.yaml}"],
+        ["--store", "not a SQLite database"],
+    ),
+    (
+        "dashboard_store_missing",
+        ["dashboard", "--store", "{none.sqlite}"],
+        ["--store", "no store"],
+    ),
+    (
+        "dashboard_shadow_store_folder",
+        ["dashboard", "--shadow-store", "{d}"],
+        ["--shadow-store", "folder"],
+    ),
+    (
+        "dashboard_experiments_missing",
+        ["dashboard", "--experiments", "{none.sqlite}"],
+        ["--experiments", "not there"],
+    ),
+    (
         "exceptions_store_missing",
         ["exceptions", "list", "--store", "{none.sqlite}"],
         ["--store", "no store"],
@@ -782,6 +803,10 @@ def _fill(arg: str, root: Path) -> str:
     return arg
 
 
+def _no_server(*_args: object) -> None:
+    raise AssertionError("a bad input started the dashboard server")
+
+
 def test_corpus_is_large_and_covers_every_format() -> None:
     kinds = {c.name.split("/")[0] for c in CASES}
     assert len(CASES) >= 150, len(CASES)
@@ -795,6 +820,7 @@ def test_malformed_corpus_exit_2_named_nothing_written(
     # Typer rebuilds its click command on every invoke (~0.2 s); build it once for the corpus.
     command = typer.main.get_command(app)
     monkeypatch.setattr(typer.testing, "_get_command", lambda _app: command)
+    monkeypatch.setattr(os, "execve", _no_server)  # a `twin dashboard` case let through
     t0 = time.perf_counter()
     failures = []
     for i, case in enumerate(CASES):
