@@ -193,6 +193,28 @@ def test_exceptions_page_sign_in_approve_and_audit(
     assert list(audit["detail"]) == ["as approver (signed in by password)"]
 
 
+def test_a_changed_or_removed_user_applies_to_a_signed_in_session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    approval_store(tmp_path / "a.sqlite")
+    users_file = _users(tmp_path / "users.yaml")
+    monkeypatch.setenv("TWIN_USERS", str(users_file))
+    at = page(EXCEPTIONS, store=str(tmp_path / "a.sqlite"))
+    at.text_input(key="user").set_value("ann")
+    at.text_input(key="password").set_value("ann's long password")
+    at.button(key="sign_in").click().run()
+    assert any("Signed in as ann as approver" in c.value for c in at.caption)
+    users = load_users(users_file)
+    users.with_user("ann", "viewer", "ann's long password", {}).save()  # an admin demotes her
+    at.button(key="approve").click().run()
+    assert not at.exception and "role is viewer" in at.error[0].value
+    assert len(table(at, "value_at_risk")) == 4
+    load_users(users_file).without_user("ann").save()  # ... then removes her
+    at.run()
+    assert "no longer in the users file" in at.warning[0].value
+    assert not [b for b in at.button if b.key == "approve"]
+
+
 def test_exceptions_page_without_users_offers_no_decision(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -169,6 +169,12 @@ class Users:
             )
         return entry.identity(name, f"header {header}")
 
+    def current(self, identity: Identity) -> Identity | None:
+        """``identity`` as this users file has it now: the role and limits an admin set since
+        the sign-in, or None once the user was removed (a session outlives neither)."""
+        entry = self.file.users.get(identity.name)
+        return None if entry is None else entry.identity(identity.name, identity.method)
+
     def admins(self) -> list[str]:
         return [n for n, e in self.file.users.items() if e.role == "admin"]
 

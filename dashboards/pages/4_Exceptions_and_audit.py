@@ -22,6 +22,15 @@ def _signed_in() -> Identity | None:
         st.error(fmt.plain_error(exc))
         return None
     identity: Identity | None = proxied or st.session_state.get("identity")
+    if identity is not None and proxied is None:
+        # the users file is read on every page run: a removed user is signed out at once and
+        # a changed role or limit applies to the next decision, not the next sign-in
+        identity = users.current(identity)
+        if identity is None:
+            del st.session_state["identity"]
+            st.warning("You were signed out: your user is no longer in the users file.")
+            return None
+        st.session_state["identity"] = identity
     if identity is not None:
         s1, s2 = st.columns([3, 1])
         s1.caption(f"Signed in as {identity.name} {identity.signature()}.")
