@@ -9,6 +9,7 @@ Arrays are indexed ``[location, sku]`` with DCs first (``[:n_dcs]``) then stores
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, field, fields
 from enum import IntEnum
 from typing import Any, Protocol, runtime_checkable
@@ -44,6 +45,12 @@ def read_only(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
     view = a.view()
     view.flags.writeable = False
     return view
+
+
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    """A dataclass's field names (looked up once per class, not once per snapshot)."""
+    return tuple(f.name for f in fields(cls))
 
 
 def _freeze_arrays(obj: object, names: tuple[str, ...]) -> None:
@@ -117,7 +124,7 @@ class PlanningSnapshot:
             self.forecast_mean, self.forecast_dispersion, self.serving_dc
         ):
             object.__setattr__(self, "forecast_terms", None)
-        _freeze_arrays(self, tuple(f.name for f in fields(self)))
+        _freeze_arrays(self, _field_names(type(self)))
         object.__setattr__(
             self,
             "promotion_cells",
@@ -258,9 +265,14 @@ class PlanBuilder:
             return
         code = self._reasons.setdefault(reason, len(self._reasons))
         every = bool(keep.all())  # the usual case: no selection, views until build()
+        n = len(q) if every else int(np.count_nonzero(keep))
 
         def col(x: npt.ArrayLike, dtype: type) -> npt.NDArray:
-            a: npt.NDArray = np.broadcast_to(np.asarray(x, dtype=dtype), q.shape)
+            if np.ndim(x) == 0:  # a scalar fills its column (no broadcast view: 8 a call)
+                return np.full(n, x, dtype)
+            a: npt.NDArray = np.asarray(x, dtype=dtype)
+            if a.shape != q.shape:
+                a = np.broadcast_to(a, q.shape)
             return a if every else a[keep]
 
         self._parts.append(
