@@ -9,7 +9,6 @@ Arrays are indexed ``[location, sku]`` with DCs first (``[:n_dcs]``) then stores
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from dataclasses import dataclass, field, fields
 from enum import IntEnum
 from typing import Any, Protocol, runtime_checkable
@@ -47,10 +46,15 @@ def read_only(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
     return view
 
 
-@functools.cache
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def _field_names(cls: type) -> tuple[str, ...]:
     """A dataclass's field names (looked up once per class, not once per snapshot)."""
-    return tuple(f.name for f in fields(cls))
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
 
 
 def _freeze_arrays(obj: object, names: tuple[str, ...]) -> None:

@@ -153,7 +153,7 @@ def add_purchases(
         skus,
         qty[dcs, skus],
         s.unit_cost[skus],
-        confidence if np.ndim(confidence) == 0 else confidence[dcs, skus],
+        confidence[dcs, skus] if isinstance(confidence, np.ndarray) else confidence,
         reason,
     )
 
