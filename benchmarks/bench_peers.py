@@ -254,6 +254,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3, help="alternated runs per engine and size")
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--peer-python", default=None, help="interpreter that has the peers")
+    parser.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES))
     parser.add_argument("--json", default=None, help="also write the results to this file")
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -262,8 +263,10 @@ def main() -> None:
         print(json.dumps(WORKERS[engine](int(n), int(days), int(seed))))
         return
 
-    engines = [e for e in ENGINES if _available(e, _python_for(e, args.peer_python))]
-    missing = sorted(set(ENGINES) - set(engines))
+    if "promotwin" not in args.engines:
+        parser.error("--engines: promotwin is the baseline of every ratio; keep it")
+    engines = [e for e in args.engines if _available(e, _python_for(e, args.peer_python))]
+    missing = sorted(set(args.engines) - set(engines))
     print(f"1 supplier -> 1 DC -> N stores, 1 SKU, {args.days} days, Poisson({DEMAND_MEAN:g}),")
     print(f"(s, S) everywhere; {args.reps} alternated runs per engine; median CPU and wall s")
     if missing:
