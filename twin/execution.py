@@ -315,19 +315,19 @@ def dispatch(
     sent = groups.lines(executed) > 0
     if not sent.any():
         return executed, []
-    bounds = np.zeros(len(routes) + 1, np.int64)
-    np.cumsum(np.add.reduceat(sent, groups.starts[:-1], dtype=np.int64), out=bounds[1:])
     if groups.order is None and sent.all():  # the usual day: every line as it came
+        bounds = groups.starts  # each route's lines all sent
         sku_all, q_all, dest = plan.sku, executed, plan.destination
         first_kind = plan.kind[groups.first_lines()]
     else:
+        bounds = np.zeros(len(routes) + 1, np.int64)
+        np.cumsum(np.add.reduceat(sent, groups.starts[:-1], dtype=np.int64), out=bounds[1:])
         line = np.flatnonzero(sent) if groups.order is None else groups.order[sent]
         sku_all, q_all, dest = plan.sku[line], executed[line], plan.destination[line]
         first_kind = plan.kind[line[np.minimum(bounds[:-1], len(line) - 1)]]
-    route = np.repeat(np.arange(len(routes)), np.diff(bounds))
     value_all = q_all * net.unit_cost[sku_all]
     lane_cost = np.array([lane[r][1] for r in routes])
-    cost_all = q_all * lane_cost[route]
+    cost_all = q_all * np.repeat(lane_cost, np.diff(bounds))
     premium = np.zeros(len(q_all))
     np.add.at(stock.in_transit.ravel(), dest * n_sku + sku_all, q_all)
     origins, destinations = np.divmod(groups.keys, n_loc)
@@ -337,8 +337,9 @@ def dispatch(
     # a route carries one kind (a DC->store lane ships, every other lane transfers)
     shipping = (first_kind == SHIPMENT).tolist()
     scheduled: list[Scheduled] = []
+    edges = bounds.tolist()
     for g, (o, d) in enumerate(routes):
-        a, b = bounds[g], bounds[g + 1]
+        a, b = edges[g], edges[g + 1]
         if a == b:
             continue
         transit = lane[(o, d)][0]
