@@ -9,8 +9,9 @@ the DC (s = 100 N, S = 200 N: 5 and 10 days of the stores' demand), with the sam
 Each engine runs it in a subprocess of its own (alternated: Promotwin, SupplyNetPy, stockpyl,
 then again), and reports CPU and wall seconds of the simulation proper (the network built
 before the clock starts, results read after it stops) and the stores' fill rate (units sold /
-units demanded). Ratios are per size, against the peers measured in the same run: peer CPU s /
-Promotwin CPU s (above 1: Promotwin is faster).
+units demanded). Ratios are per size, against the peers measured in the same run: their CPU s
+/ Promotwin's (above 1: Promotwin is faster). ``--baseline-tree DIR`` also runs an earlier
+Promotwin from a source tree (``git archive main | tar -x -C DIR``), alternated with this one.
 
 Nothing is installed here. The peers are used when importable, by this interpreter or by the
 one named with ``--peer-python`` (their workers import no Promotwin), e.g.::
@@ -48,6 +49,7 @@ DC_S_DAYS, DC_BIG_S_DAYS = 5, 10  # the DC's, in days of the stores' total deman
 DEMAND_MEAN = 20.0  # Poisson units a store a day
 LANE_DAYS, SUPPLIER_DAYS = 1, 3
 ENGINES = ("promotwin", "supplynetpy", "stockpyl")
+BASELINE = "promotwin-baseline"  # --baseline-tree: an earlier Promotwin, for before/after
 BLAS_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -230,8 +232,12 @@ def _available(engine: str, python: str) -> bool:
     return subprocess.run(probe, capture_output=True, check=False).returncode == 0
 
 
-def _run(engine: str, python: str, n: int, days: int, seed: int) -> dict[str, Any]:
+def _run(
+    engine: str, python: str, n: int, days: int, seed: int, tree: str | None = None
+) -> dict[str, Any]:
     env = {**os.environ, **{v: "1" for v in BLAS_THREAD_VARS}}  # one core each
+    if tree is not None:  # an earlier Promotwin: its source tree first on the path
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [tree, env.get("PYTHONPATH")]))
     cmd = [python, __file__, "--worker", engine, str(n), str(days), str(seed)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     if proc.returncode != 0:
@@ -255,6 +261,12 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--peer-python", default=None, help="interpreter that has the peers")
     parser.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES))
+    parser.add_argument(
+        "--baseline-tree",
+        default=None,
+        help="also run the Promotwin of this source tree (e.g. `git archive main | tar -x -C "
+        "/tmp/base`), alternated with this one",
+    )
     parser.add_argument("--json", default=None, help="also write the results to this file")
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -267,6 +279,8 @@ def main() -> None:
         parser.error("--engines: promotwin is the baseline of every ratio; keep it")
     engines = [e for e in args.engines if _available(e, _python_for(e, args.peer_python))]
     missing = sorted(set(args.engines) - set(engines))
+    if args.baseline_tree is not None:
+        engines.insert(0, BASELINE)
     print(f"1 supplier -> 1 DC -> N stores, 1 SKU, {args.days} days, Poisson({DEMAND_MEAN:g}),")
     print(f"(s, S) everywhere; {args.reps} alternated runs per engine; median CPU and wall s")
     if missing:
@@ -276,8 +290,14 @@ def main() -> None:
         results[n] = {e: [] for e in engines}
         for rep in range(args.reps):
             for engine in engines:  # alternated: each rep runs every engine once, in turn
-                python = _python_for(engine, args.peer_python)
-                results[n][engine].append(_run(engine, python, n, args.days, seed=rep + 1))
+                if engine == BASELINE:
+                    run = _run(
+                        "promotwin", sys.executable, n, args.days, rep + 1, args.baseline_tree
+                    )
+                else:
+                    python = _python_for(engine, args.peer_python)
+                    run = _run(engine, python, n, args.days, seed=rep + 1)
+                results[n][engine].append(run)
 
     rows = []
     for n, by_engine in results.items():
@@ -304,7 +324,7 @@ def main() -> None:
                 ]
             )
     header = ["run", "CPU s", "wall s", "k node·days/CPU s", "CPU ms/day", "fill rate"]
-    header += ["peer/ours CPU", "peer/ours wall"]
+    header += ["theirs/ours CPU", "theirs/ours wall"]
     print()
     print(_table(rows, header))
     if args.json:
