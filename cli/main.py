@@ -115,6 +115,14 @@ def run(
     sensing: Annotated[
         bool, typer.Option(help="re-forecast running promotions from the sales seen so far")
     ] = False,
+    shards: Annotated[
+        int | None,
+        typer.Option(help="split the run into this many SKU-group shards on a Dask cluster"),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="with --shards: a Dask scheduler (tcp://HOST:PORT; default local)"),
+    ] = None,
 ) -> None:
     """Simulate SCENARIO under a policy; print KPIs and write the run's files to --out."""
     from promotwin.demand.forecaster import make_forecaster
@@ -137,6 +145,11 @@ def run(
     check_out_dir(out, overwrite)
     s = load_scenario(scenario, max_memory=_max_memory(max_memory))
     check_days(days, s.horizon_days, s.name)
+    if shards is not None or scheduler is not None:
+        if model is not None or sensing or uplift_file is not None:
+            raise ValueError("--shards runs without --model, --sensing or --uplift-file")
+        _sharded(s, policy, out, overwrite, seed, days, shards, scheduler, forecast, ledger)
+        return
     forecaster = None
     if policy == "hindsight":
         if forecast != "oracle" or model is not None or sensing:
@@ -158,6 +171,35 @@ def run(
     for note in result.forecast_notes:
         console.print(f"{result.forecaster}: {note}")
     console.print(f"wrote {out}/ (manifest.json, kpis.json, daily/ledger/decisions.parquet, chart)")
+
+
+def _sharded(
+    s: Scenario,
+    policy: str,
+    out: Path,
+    overwrite: bool,
+    seed: int,
+    days: int | None,
+    shards: int | None,
+    scheduler: str | None,
+    forecast: str,
+    ledger: str | None,
+) -> None:
+    """``twin run --shards K``: one run split by SKU group (``experiments.shards``)."""
+    from promotwin.experiments.shards import run_sharded, shard_specs
+
+    if shards is None:
+        raise ValueError("--scheduler applies with --shards K: add --shards")
+    if policy == "hindsight" or forecast not in ("oracle", "plan"):
+        raise ValueError("--shards runs a policy with --forecast oracle or plan")
+    make_policy(policy)
+    shard_specs(s, shards, seed)  # a split that cannot be made is named before any work
+    with exclusive(out):
+        check_out_dir(out, overwrite)
+        with err.status(f"simulating {shards} shard(s)"):
+            run = run_sharded(s, policy, out, shards, seed, days, scheduler, None, forecast, ledger)
+    console.print(kpi_table({policy: run.kpis}, f"{s.name} — run {run.run_id}, {shards} shards"))
+    console.print(f"wrote {out}/ (manifest.json, kpis.json, daily/ledger/decisions.parquet)")
 
 
 def _hindsight(scenario: Scenario, seed: int, days: int | None, out: Path) -> None:

@@ -46,6 +46,17 @@ def read_only(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
     return view
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    """A dataclass's field names (looked up once per class, not once per snapshot)."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
+
+
 def _freeze_arrays(obj: object, names: tuple[str, ...]) -> None:
     """Replace the named array fields of a frozen dataclass by read-only views."""
     for name in names:
@@ -117,7 +128,7 @@ class PlanningSnapshot:
             self.forecast_mean, self.forecast_dispersion, self.serving_dc
         ):
             object.__setattr__(self, "forecast_terms", None)
-        _freeze_arrays(self, tuple(f.name for f in fields(self)))
+        _freeze_arrays(self, _field_names(type(self)))
         object.__setattr__(
             self,
             "promotion_cells",
@@ -258,9 +269,14 @@ class PlanBuilder:
             return
         code = self._reasons.setdefault(reason, len(self._reasons))
         every = bool(keep.all())  # the usual case: no selection, views until build()
+        n = len(q) if every else int(np.count_nonzero(keep))
 
         def col(x: npt.ArrayLike, dtype: type) -> npt.NDArray:
-            a: npt.NDArray = np.broadcast_to(np.asarray(x, dtype=dtype), q.shape)
+            if np.ndim(x) == 0:  # a scalar fills its column (no broadcast view: 8 a call)
+                return np.full(n, x, dtype)
+            a: npt.NDArray = np.asarray(x, dtype=dtype)
+            if a.shape != q.shape:
+                a = np.broadcast_to(a, q.shape)
             return a if every else a[keep]
 
         self._parts.append(

@@ -8,7 +8,8 @@ snapshot (``PlanningSnapshot.forecast_terms``); without them, a policy computes 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -58,12 +59,21 @@ def forecast_day(row: FloatArray, n_dcs: int, assign: FloatArray, dispersion: fl
 class ForecastTerms:
     """The terms of every date of a forecast window, and what they were computed from: a
     snapshot keeps them only while its ``forecast_mean``, dispersion and serving DCs are these
-    very objects (a what-if that replaces any of them drops the terms)."""
+    very objects (a what-if that replaces any of them drops the terms).
+
+    ``days`` is worked out on first use (a policy that reads no terms, order-point, costs
+    none): use it while the window is current, in the tick that handed it over."""
 
     mean: FloatArray  # the [H, L, S] window the terms belong to
     dispersion: float
     serving_dc: IntArray
-    days: tuple[ForecastDay, ...]  # one per window row
+    rolling: RollingTerms = field(repr=False, compare=False)
+    first_date: int = 0  # the date of the window's first row
+
+    @functools.cached_property
+    def days(self) -> tuple[ForecastDay, ...]:
+        """One per window row."""
+        return self.rolling.days(self.first_date, self.mean)
 
     def fits(self, mean: FloatArray, dispersion: float, serving_dc: IntArray) -> bool:
         return mean is self.mean and dispersion == self.dispersion and serving_dc is self.serving_dc
@@ -81,15 +91,20 @@ class RollingTerms:
         self._days: dict[int, ForecastDay] = {}
 
     def window(self, first_date: int, mean: FloatArray) -> ForecastTerms:
-        """Terms of ``mean`` (rows for days ``first_date..first_date+H-1``)."""
+        """Terms of ``mean`` (rows for days ``first_date..first_date+H-1``), computed when
+        first read."""
         h = len(mean)
         for d in [d for d in self._days if not first_date <= d < first_date + h]:
             del self._days[d]  # left the window (a snapshot still holding it keeps it intact)
+        return ForecastTerms(mean, self.dispersion, self.serving_dc, self, first_date)
+
+    def days(self, first_date: int, mean: FloatArray) -> tuple[ForecastDay, ...]:
+        """The terms of each row of ``mean``: kept ones, the others computed now."""
         days = []
-        for j in range(h):
+        for j in range(len(mean)):
             day = self._days.get(first_date + j)
             if day is None:
                 day = forecast_day(mean[j], self.n_dcs, self.assign, self.dispersion)
                 self._days[first_date + j] = day
             days.append(day)
-        return ForecastTerms(mean, self.dispersion, self.serving_dc, tuple(days))
+        return tuple(days)

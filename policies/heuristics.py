@@ -107,6 +107,8 @@ def add_store_shipments(
 ) -> None:
     """One shipment line per store cell with ``qty > 0``; ``confidence`` per cell or for all."""
     stores, skus = np.nonzero(qty)
+    if not len(stores):  # nothing to ship today
+        return
     conf = confidence if isinstance(confidence, float) else confidence[stores, skus]
     add_store_lines(plan, s, stores, skus, qty[stores, skus], conf, reason)
 
@@ -134,9 +136,16 @@ def add_store_lines(
 
 
 def add_purchases(
-    plan: PlanBuilder, s: PlanningSnapshot, qty: IntArray, confidence: FloatArray, reason: str
+    plan: PlanBuilder,
+    s: PlanningSnapshot,
+    qty: IntArray,
+    confidence: FloatArray | float,
+    reason: str,
 ) -> None:
+    """One purchase line per DC cell with ``qty > 0``; ``confidence`` per cell or for all."""
     dcs, skus = np.nonzero(qty)
+    if not len(dcs):  # nothing to order today
+        return
     plan.add(
         ActionKind.PURCHASE,
         s.sku_supplier[skus],
@@ -144,7 +153,7 @@ def add_purchases(
         skus,
         qty[dcs, skus],
         s.unit_cost[skus],
-        confidence[dcs, skus],
+        confidence[dcs, skus] if isinstance(confidence, np.ndarray) else confidence,
         reason,
     )
 
@@ -364,9 +373,7 @@ def min_max_plan(
     ship = fair_share(need, s.on_hand[:nd], s.serving_dc[nd:])
     add_store_shipments(plan, s, ship, confidence, f"{why}: store position at or below min")
     order = points.order(position[:nd], slice(0, nd))
-    add_purchases(
-        plan, s, order, np.full(order.shape, confidence), f"{why}: DC position at or below min"
-    )
+    add_purchases(plan, s, order, confidence, f"{why}: DC position at or below min")
     return plan.build()
 
 

@@ -25,6 +25,9 @@ from promotwin.scenarios.network import Network
 from promotwin.twin.ledger import Kind, Ledger
 
 CONCENTRATION = 50.0  # beta concentration of a supplier's daily fill fraction
+# action kinds as plain ints: compared once per route or plan on every day
+PURCHASE, EXPEDITE = int(ActionKind.PURCHASE), int(ActionKind.EXPEDITE)
+SHIPMENT = int(ActionKind.SHIPMENT)
 
 
 class PlanError(ValueError):
@@ -173,9 +176,31 @@ def group_lines(key: IntArray) -> Groups:
 
 
 @dataclass(frozen=True)
+class SupplierTerms:
+    """The suppliers' columns execution reads, as arrays (read from the frame once a run, not
+    once per order day)."""
+
+    moq: FloatArray  # [V] units per line
+    capacity: FloatArray  # [V] units per day
+    lead_mean: FloatArray  # [V] days
+    expedite_lead_time: IntArray  # [V] days
+    order_cost: FloatArray  # [V] currency per order
+
+    @classmethod
+    def of(cls, suppliers: pd.DataFrame) -> SupplierTerms:
+        return cls(
+            moq=suppliers["moq"].to_numpy(),
+            capacity=suppliers["capacity"].to_numpy(),
+            lead_mean=suppliers["lead_mean"].to_numpy(),
+            expedite_lead_time=suppliers["expedite_lead_time"].to_numpy(),
+            order_cost=suppliers["order_cost"].to_numpy(),
+        )
+
+
+@dataclass(frozen=True)
 class Limits:
-    """What execution checks a plan against: the network, its lanes, the suppliers' drawn
-    outcomes, and the outbound throughput of each location today (units)."""
+    """What execution checks a plan against: the network, its lanes, the suppliers' terms and
+    drawn outcomes, and the outbound throughput of each location today (units)."""
 
     net: Network
     lanes: Lanes
@@ -183,6 +208,7 @@ class Limits:
     expedite_premium: FloatArray  # [S] extra currency per expedited unit
     throughput: FloatArray  # [L] units a day today (DCs' disruptions applied)
     supplier_delay: IntArray  # [V] extra lead days today (disruptions)
+    terms: SupplierTerms
 
 
 def execute(
@@ -195,11 +221,12 @@ def execute(
     scheduled: list[Scheduled] = []
     if not len(plan):
         return executed, scheduled
-    supply = (plan.kind == ActionKind.PURCHASE) | (plan.kind == ActionKind.EXPEDITE)
-    if supply.any():
+    supply = (plan.kind == PURCHASE) | (plan.kind == EXPEDITE)
+    n_supply = int(np.count_nonzero(supply))
+    if n_supply:
         executed[supply], orders = place_orders(day, plan.select(supply), limits, stock.on_order)
         scheduled += orders
-    if (~supply).any():
+    if n_supply < len(plan):
         executed[~supply], sent = dispatch(day, plan.select(~supply), limits, stock, ledger)
         scheduled += sent
     return executed, scheduled
@@ -217,12 +244,10 @@ def place_orders(
         )
     if (plan.origin != net.sku_supplier[plan.sku]).any():
         raise PlanError(f"{plan.policy}: a purchase names a supplier that does not supply the SKU")
-    sup = net.suppliers
-    qty = np.maximum(plan.qty, sup["moq"].to_numpy()[plan.origin]).astype(np.int64)
-    qty = cut_to_limit(qty, plan.origin, sup["capacity"].to_numpy())
-    lead_mean = sup["lead_mean"].to_numpy()
-    expedite_lt = sup["expedite_lead_time"].to_numpy()
-    order_cost = sup["order_cost"].to_numpy()
+    terms = limits.terms
+    qty = np.maximum(plan.qty, terms.moq[plan.origin]).astype(np.int64)
+    qty = cut_to_limit(qty, plan.origin, terms.capacity)
+    lead_mean, expedite_lt, order_cost = terms.lead_mean, terms.expedite_lead_time, terms.order_cost
     outcomes = limits.suppliers
     day_idx = min(day, outcomes.lead_days.shape[1] - 1)
     # what each line's supplier will deliver (the day's fill fraction, rounding noise per SKU)
@@ -231,7 +256,7 @@ def place_orders(
     delivered = np.minimum(np.floor(qty * fill + rounding), qty).astype(np.int64)
     placed = qty > 0
     np.add.at(on_order, (plan.destination[placed], plan.sku[placed]), qty[placed])
-    key = (plan.kind * len(sup) + plan.origin) * net.n_dcs + plan.destination
+    key = (plan.kind * len(order_cost) + plan.origin) * net.n_dcs + plan.destination
     groups = group_lines(key[placed])
     by_order = groups.lines(np.flatnonzero(placed))
     scheduled: list[Scheduled] = []
@@ -239,7 +264,7 @@ def place_orders(
         lines = by_order[a:b]
         first = lines[0]
         v, d = int(plan.origin[first]), int(plan.destination[first])
-        expedite = plan.kind[first] == ActionKind.EXPEDITE
+        expedite = plan.kind[first] == EXPEDITE
         if expedite:
             lead = planned = int(expedite_lt[v])
         else:
@@ -270,7 +295,7 @@ def dispatch(
     n_loc, n_sku = net.n_locations, net.n_skus
     # one group per (origin, destination) route, checked once each, not once per line
     groups = group_lines(plan.origin * n_loc + plan.destination)
-    routes = [(int(k) // n_loc, int(k) % n_loc) for k in groups.keys]
+    routes = [divmod(k, n_loc) for k in groups.keys.tolist()]
     missing = [r for r in routes if r not in lane]
     if missing:
         names = net.locations.index
@@ -280,7 +305,9 @@ def dispatch(
     qty = cut_to_limit(plan.qty, flat, stock.on_hand.ravel())
     qty = cut_to_limit(qty, plan.origin, np.minimum(limits.throughput, UNLIMITED))
     caps = np.array([lane[r][2] for r in routes])
-    executed = cut_to_limit(qty, groups.of_line(), caps)
+    # lanes are rarely full: when the day's units fit the smallest lane, no line is cut
+    fits = qty.sum() <= caps.min()
+    executed = qty if fits else cut_to_limit(qty, groups.of_line(), caps)
     # whole units summed in floating point are exact; only the origins' rows can move
     moved = np.bincount(flat, executed).astype(np.int64)
     stock.on_hand.ravel()[: len(moved)] -= moved
@@ -288,19 +315,19 @@ def dispatch(
     sent = groups.lines(executed) > 0
     if not sent.any():
         return executed, []
-    bounds = np.zeros(len(routes) + 1, np.int64)
-    np.cumsum(np.add.reduceat(sent, groups.starts[:-1], dtype=np.int64), out=bounds[1:])
     if groups.order is None and sent.all():  # the usual day: every line as it came
+        bounds = groups.starts  # each route's lines all sent
         sku_all, q_all, dest = plan.sku, executed, plan.destination
         first_kind = plan.kind[groups.first_lines()]
     else:
+        bounds = np.zeros(len(routes) + 1, np.int64)
+        np.cumsum(np.add.reduceat(sent, groups.starts[:-1], dtype=np.int64), out=bounds[1:])
         line = np.flatnonzero(sent) if groups.order is None else groups.order[sent]
         sku_all, q_all, dest = plan.sku[line], executed[line], plan.destination[line]
         first_kind = plan.kind[line[np.minimum(bounds[:-1], len(line) - 1)]]
-    route = np.repeat(np.arange(len(routes)), np.diff(bounds))
     value_all = q_all * net.unit_cost[sku_all]
     lane_cost = np.array([lane[r][1] for r in routes])
-    cost_all = q_all * lane_cost[route]
+    cost_all = q_all * np.repeat(lane_cost, np.diff(bounds))
     premium = np.zeros(len(q_all))
     np.add.at(stock.in_transit.ravel(), dest * n_sku + sku_all, q_all)
     origins, destinations = np.divmod(groups.keys, n_loc)
@@ -308,10 +335,11 @@ def dispatch(
         day, Kind.DISPATCH, origins, destinations, bounds, sku_all, q_all, value_all, cost_all
     )
     # a route carries one kind (a DC->store lane ships, every other lane transfers)
-    shipping = first_kind == ActionKind.SHIPMENT
+    shipping = (first_kind == SHIPMENT).tolist()
     scheduled: list[Scheduled] = []
+    edges = bounds.tolist()
     for g, (o, d) in enumerate(routes):
-        a, b = bounds[g], bounds[g + 1]
+        a, b = edges[g], edges[g + 1]
         if a == b:
             continue
         transit = lane[(o, d)][0]

@@ -225,6 +225,8 @@ def ledger_dc_rows(
     ledger: Ledger,
 ) -> None:
     """Ecommerce sold and lost at the DCs (their rows, a few of them: as arrays)."""
+    if not (ecom.any() or unmet.any()):  # no ecommerce today (or none at all): no line to write
+        return
     net = rules.net
     nd = net.n_dcs
     price = net.price * (1.0 - pricing.depth[:nd]) if pricing.active else net.price

@@ -1,4 +1,5 @@
-"""The ledger: every unit movement, appended as array chunks, one tidy DataFrame at the end.
+"""The ledger: every unit movement, written into preallocated column blocks, one tidy DataFrame
+at the end.
 
 Columns: ``day, kind, location, counterparty, sku, channel, promoted, qty, value, cost, lines``.
 ``value`` is the goods' worth (revenue at the selling price for sales and lost sales, purchase
@@ -66,10 +67,24 @@ class Kind(IntEnum):
     FUNDING = 8  # vendor funding earned on promoted units sold: moves no unit
 
 
+FIRST_BLOCK_ROWS = 4096  # rows the column blocks start with; they double when full
+
+
+def _per(unit: npt.ArrayLike, *index: npt.NDArray) -> npt.ArrayLike:
+    """A per-unit value or cost at the recorded lines: a scalar as it is (it broadcasts), else
+    the array at ``index`` (no broadcast view is made: a day writes a dozen of these)."""
+    return unit if np.ndim(unit) == 0 else np.asarray(unit)[index[-np.ndim(unit) :]]
+
+
 class Ledger:
     def __init__(self, detail: Detail):
         self.detail = detail
-        self._chunks: list[dict[str, npt.NDArray]] = []  # column arrays, one chunk per call
+        # column blocks, preallocated and doubled when full: a line costs slice writes, not
+        # eleven fresh arrays per call and one concatenation of thousands of chunks at the end
+        self._columns: dict[str, npt.NDArray] = {
+            c: np.empty(FIRST_BLOCK_ROWS, DTYPES[c]) for c in COLUMNS
+        }
+        self._rows = 0
 
     def cells(
         self,
@@ -90,8 +105,6 @@ class Ledger:
         needed rather than as full arrays by the caller. ``promoted`` flags the cells of active
         promotions (lines are split by it); ``promoted_only`` records those cells alone.
         """
-        value_per = np.broadcast_to(unit_value, qty.shape)
-        cost_per = np.broadcast_to(unit_cost, qty.shape)
         if self.detail == "sku":
             if promoted_only:
                 assert promoted is not None
@@ -104,16 +117,18 @@ class Ledger:
                 day,
                 kind,
                 loc + location_offset,
-                np.full(len(loc), -1),
+                -1,
                 sku,
                 channel,
-                np.zeros(len(loc), bool) if promoted is None else promoted[loc, sku],
+                False if promoted is None else promoted[loc, sku],
                 q,
-                q * value_per[loc, sku],
-                q * cost_per[loc, sku],
-                np.ones(len(loc), np.int64),
+                q * _per(unit_value, loc, sku),
+                q * _per(unit_cost, loc, sku),
+                1,
             )
             return
+        value_per = np.broadcast_to(unit_value, qty.shape)
+        cost_per = np.broadcast_to(unit_cost, qty.shape)
         groups: list[tuple[bool, npt.NDArray[np.bool_] | None]] = [(False, None)]
         if promoted is not None:
             groups = [(True, promoted)] if promoted_only else [(False, ~promoted), (True, promoted)]
@@ -137,23 +152,23 @@ class Ledger:
         ``where.skus[i]``), as ``cells()`` does for a whole array: for arrays that are mostly
         zero. ``unit_value`` and ``unit_cost`` are per listed cell or scalars; ``promoted``
         flags them all."""
-        value_per = np.broadcast_to(unit_value, qty.shape)
-        cost_per = np.broadcast_to(unit_cost, qty.shape)
         if self.detail == "sku":
             keep = qty != 0
             q = qty[keep]
+            if not len(q):
+                return
             self._append(
                 day,
                 kind,
                 where.rows[keep] + location_offset,
-                np.full(len(q), -1),
+                -1,
                 where.skus[keep],
                 channel,
-                np.full(len(q), promoted),
+                promoted,
                 q,
-                q * value_per[keep],
-                q * cost_per[keep],
-                np.ones(len(q), np.int64),
+                q * _per(unit_value, keep),
+                q * _per(unit_cost, keep),
+                1,
             )
             return
         starts, row_ids = where.runs
@@ -162,8 +177,8 @@ class Ledger:
         # rows are sorted, so each row's cells are one run: sums by run, no scatter
         sums = (
             np.add.reduceat(qty, starts),
-            np.add.reduceat(qty * value_per, starts),
-            np.add.reduceat(qty * cost_per, starts),
+            np.add.reduceat(qty * np.broadcast_to(unit_value, qty.shape), starts),
+            np.add.reduceat(qty * np.broadcast_to(unit_cost, qty.shape), starts),
             np.add.reduceat(qty != 0, starts, dtype=np.int64),
         )
         self._summary(day, kind, row_ids + location_offset, channel, promoted, sums)
@@ -187,10 +202,10 @@ class Ledger:
             day,
             kind,
             where,
-            np.full(len(rows), -1),
-            np.full(len(rows), -1),
+            -1,
+            -1,
             channel,
-            np.full(len(rows), promoted),
+            promoted,
             q_sum[rows],
             value[rows],
             cost[rows],
@@ -214,8 +229,13 @@ class Ledger:
         counts = np.diff(bounds)
         if self.detail == "sku":
             keep = qty != 0
+            if keep.all():  # the usual shipment: every line moves units
+                at, party = np.repeat(location, counts), np.repeat(counterparty, counts)
+                self._append(day, kind, at, party, sku, NO_CHANNEL, False, qty, value, cost, 1)
+                return
             at = np.repeat(location, counts)[keep]
-            n = len(at)
+            if not len(at):
+                return
             self._append(
                 day,
                 kind,
@@ -223,11 +243,11 @@ class Ledger:
                 np.repeat(counterparty, counts)[keep],
                 sku[keep],
                 NO_CHANNEL,
-                np.zeros(n, bool),
+                False,
                 qty[keep],
                 value[keep],
                 cost[keep],
-                np.ones(n, np.int64),
+                1,
             )
             return
         full = counts > 0
@@ -236,15 +256,14 @@ class Ledger:
             return
         lines = np.add.reduceat(qty != 0, starts)
         sent = lines > 0
-        n = int(sent.sum())
         self._append(
             day,
             kind,
             location[full][sent],
             counterparty[full][sent],
-            np.full(n, -1),
+            -1,
             NO_CHANNEL,
-            np.zeros(n, bool),
+            False,
             np.add.reduceat(qty, starts)[sent],
             np.add.reduceat(value, starts)[sent],
             np.add.reduceat(cost, starts)[sent],
@@ -256,36 +275,45 @@ class Ledger:
         day: int,
         kind: Kind,
         location: npt.NDArray,
-        counterparty: npt.NDArray,
-        sku: npt.NDArray,
+        counterparty: npt.ArrayLike,
+        sku: npt.ArrayLike,
         channel: int,
-        promoted: npt.NDArray,
+        promoted: npt.ArrayLike,
         qty: npt.NDArray,
         value: npt.NDArray,
         cost: npt.NDArray,
-        lines: npt.NDArray,
+        lines: npt.ArrayLike,
     ) -> None:
+        """Write lines into the column blocks (scalars fill their column for every line)."""
         n = len(location)
-        self._chunks.append(
-            {
-                "day": np.full(n, day, DTYPES["day"]),
-                "kind": np.full(n, int(kind), DTYPES["kind"]),
-                "location": location.astype(DTYPES["location"]),
-                "counterparty": counterparty.astype(DTYPES["counterparty"]),
-                "sku": sku.astype(DTYPES["sku"]),
-                "channel": np.full(n, channel, DTYPES["channel"]),
-                "promoted": promoted.astype(DTYPES["promoted"]),
-                "qty": qty.astype(DTYPES["qty"]),
-                "value": value.astype(DTYPES["value"]),
-                "cost": cost.astype(DTYPES["cost"]),
-                "lines": lines.astype(DTYPES["lines"]),
-            }
-        )
+        a, b = self._rows, self._rows + n
+        if b > len(self._columns["day"]):
+            self._grow(b)
+        cols = self._columns
+        cols["day"][a:b] = day
+        cols["kind"][a:b] = int(kind)
+        cols["location"][a:b] = location
+        cols["counterparty"][a:b] = counterparty
+        cols["sku"][a:b] = sku
+        cols["channel"][a:b] = channel
+        cols["promoted"][a:b] = promoted
+        cols["qty"][a:b] = qty
+        cols["value"][a:b] = value
+        cols["cost"][a:b] = cost
+        cols["lines"][a:b] = lines
+        self._rows = b
+
+    def _grow(self, rows: int) -> None:
+        size = max(rows, 2 * len(self._columns["day"]))
+        for c, old in self._columns.items():
+            new = np.empty(size, old.dtype)
+            new[: self._rows] = old[: self._rows]
+            self._columns[c] = new
 
     def frame(self) -> pd.DataFrame:
-        if not self._chunks:
+        if not self._rows:
             return pd.DataFrame({c: pd.Series(dtype=np.int64) for c in COLUMNS})
-        return pd.DataFrame({c: np.concatenate([ch[c] for ch in self._chunks]) for c in COLUMNS})
+        return pd.DataFrame({c: self._columns[c][: self._rows] for c in COLUMNS})  # copied
 
 
 @dataclass(frozen=True)

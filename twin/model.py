@@ -46,6 +46,7 @@ from promotwin.twin.execution import (
     PlanError,
     Shipment,
     Stock,
+    SupplierTerms,
     draw_supplier_outcomes,
     execute,
     lane_map,
@@ -113,21 +114,21 @@ def disruption(
     switch(False)
 
 
-def schedule_arrival(
+def schedule_arrivals(
     env: simpy.Environment,
     open_shipments: dict[int, Shipment],
     landed: list[Shipment],
-    sid: int,
-    shipment: Shipment,
+    sids: list[int],
     arrive_at: float,
 ) -> None:
-    """Keep ``shipment`` open until ``arrive_at`` (a day's start), then move it to ``landed``
-    for that day's tick to book with the day's other receipts. A callback on one timeout, not
-    a process: one event per shipment."""
-    open_shipments[sid] = shipment
+    """At ``arrive_at`` (a day's start), move the open shipments ``sids`` (sent together,
+    landing together) to ``landed``, in the order sent, for that day's tick to book with the
+    day's other receipts. A callback on one timeout, not a process: one event per batch of
+    shipments a tick sends that land on the same day (a tick's shipments on 1-day lanes are
+    one event, not one each)."""
 
     def land(_event: simpy.Event) -> None:
-        landed.append(open_shipments.pop(sid))
+        landed.extend(open_shipments.pop(sid) for sid in sids)
 
     env.timeout(arrive_at - env.now).callbacks.append(land)
 
@@ -209,6 +210,8 @@ class Twin:
         self.dc_factor: FloatArray = np.ones(nd)
         self.supplier_delay: IntArray = np.zeros(len(net.suppliers), np.int64)
         self.lanes = lane_map(net.lanes)
+        self._supplier_terms = SupplierTerms.of(net.suppliers)
+        self._limits: Limits | None = None
         self.fulfilment = FulfilmentRules(
             net=net,
             ship_from_store=(
@@ -307,6 +310,7 @@ class Twin:
 
     def _dc(self, d: int, factor: float, on: bool) -> None:
         self.dc_factor[d] = factor if on else 1.0
+        self._limits = None  # today's throughput changed
 
     def _delay(self, v: int, extra: int, on: bool) -> None:
         self.supplier_delay[v] = extra if on else 0
@@ -353,8 +357,7 @@ class Twin:
         review = self.governance.review(plan, snapshot)
         self.exceptions += len(review.routed)
         executed, scheduled = execute(day, review.approved, self.limits(), self.stock, self.ledger)
-        for shipment, days in scheduled:
-            self._schedule(shipment, day + max(days, 1))
+        self._schedule_all([(shipment, day + max(days, 1)) for shipment, days in scheduled])
         self.governance.record_execution(day, review.approved, executed)
         self.decisions += decision_lines(
             day, review.approved, executed, review.routed, self.ledger.detail, net.n_locations
@@ -378,20 +381,34 @@ class Twin:
         return self.model.sample(day, self.rng["demand"])
 
     def limits(self) -> Limits:
-        """Today's physical limits for execution (disruptions applied)."""
-        throughput = self._throughput.copy()
-        throughput[: self.net.n_dcs] *= self.dc_factor
-        return Limits(
-            net=self.net,
-            lanes=self.lanes,
-            suppliers=self.suppliers,
-            expedite_premium=self._static["expedite_premium"],
-            throughput=throughput,
-            supplier_delay=self.supplier_delay,
-        )
+        """Today's physical limits for execution (disruptions applied): made again only when a
+        DC's capacity changes (the supplier delays are read from the live array)."""
+        if self._limits is None:
+            throughput = self._throughput.copy()
+            throughput[: self.net.n_dcs] *= self.dc_factor
+            self._limits = Limits(
+                net=self.net,
+                lanes=self.lanes,
+                suppliers=self.suppliers,
+                expedite_premium=self._static["expedite_premium"],
+                throughput=throughput,
+                supplier_delay=self.supplier_delay,
+                terms=self._supplier_terms,
+            )
+        return self._limits
 
     def _schedule(self, shipment: Shipment, arrive_at: float) -> None:
-        schedule_arrival(self.env, self.open, self.landed, next(self._ids), shipment, arrive_at)
+        self._schedule_all([(shipment, arrive_at)])
+
+    def _schedule_all(self, arrivals: list[tuple[Shipment, float]]) -> None:
+        """Schedule shipments sent together: one event per day on which some of them land."""
+        by_day: dict[float, list[int]] = {}
+        for shipment, arrive_at in arrivals:
+            sid = next(self._ids)
+            self.open[sid] = shipment  # in the order sent: what snapshots list as inbound
+            by_day.setdefault(arrive_at, []).append(sid)
+        for arrive_at, sids in by_day.items():
+            schedule_arrivals(self.env, self.open, self.landed, sids, arrive_at)
 
     # -- the policy's view -----------------------------------------------------------------------
 
