@@ -439,10 +439,17 @@ def _add_lines(
     conf = need_probability(o, dest, sku, days)
     promo = o.promoted[dest, sku].astype(np.int64)
     stock = o.stockout_day[dest, sku]
-    key = np.stack([promo, days, stock, lead], axis=1)
-    uniq, inv = np.unique(key, axis=0, return_inverse=True)
-    for i, (p, dd, so, ld) in enumerate(uniq.tolist()):
-        m = inv.ravel() == i
+    # one reason per (promoted, days, stockout day, lead time), in that lexicographic order:
+    # the four small non-negative integers packed into one code (np.unique on rows is slow)
+    fields = np.stack([promo, days, stock, lead]).astype(np.int64)
+    base = int(fields.max()) + 1
+    code = ((fields[0] * base + fields[1]) * base + fields[2]) * base + fields[3]
+    uniq, first, inv = np.unique(code, return_index=True, return_inverse=True)
+    order = np.argsort(inv, kind="stable")
+    bounds = np.searchsorted(inv[order], np.arange(len(uniq) + 1))
+    for i, j in enumerate(first.tolist()):
+        m = order[bounds[i] : bounds[i + 1]]
+        p, dd, so, ld = fields[:, j].tolist()
         text = _reason(kind, bool(p), int(dd), int(so), T, int(ld))
         plan.add(kind, origin[m], dest[m], sku[m], qty[m], unit_cost[m], conf[m], text)
 
