@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -13,7 +13,7 @@ import streamlit as st
 
 from promotwin.dashboards import fmt
 from promotwin.scenarios import Scenario, library_names, load_scenario
-from promotwin.twin.outlook import PlannerResult, PromoSettings, project
+from promotwin.twin.outlook import PlannerCache, PlannerResult, PromoSettings, project
 
 ENV_EXPERIMENTS = "PROMOTWIN_EXPERIMENTS"  # a `twin compare` folder, or a folder of them
 ENV_STORE = "PROMOTWIN_STORE"  # the approval store (governance)
@@ -52,6 +52,13 @@ def scenario(ref: str) -> Scenario:
     return _scenario(ref, mtime)
 
 
+@st.cache_resource(show_spinner=False)
+def planner_cache() -> PlannerCache:
+    """Results and plan traces shared by the planner's sessions (re-simulation from the day
+    the promotion first matters; see :mod:`promotwin.twin.outlook`)."""
+    return PlannerCache()
+
+
 @st.cache_data(show_spinner=False, max_entries=128)
 def _project(
     ref: str,
@@ -68,9 +75,20 @@ def _project(
     seed: int,
     days_before: int,
     quantile: float,
+    _progress: Callable[[int, int], None] | None = None,  # not part of the cache key
 ) -> PlannerResult:
     settings = PromoSettings(depth, start, end, channels, display, feature, ecommerce_cap)
-    return project(scenario(ref), promotion, settings, policy, seed, days_before, quantile)
+    return project(
+        scenario(ref),
+        promotion,
+        settings,
+        policy,
+        seed,
+        days_before,
+        quantile,
+        cache=planner_cache(),
+        progress=_progress,
+    )
 
 
 def planned(
@@ -81,8 +99,10 @@ def planned(
     seed: int,
     days_before: int,
     quantile: float,
+    progress: Callable[[int, int], None] | None = None,
 ) -> PlannerResult:
-    """:func:`promotwin.twin.outlook.project`, cached per setting."""
+    """:func:`promotwin.twin.outlook.project`, cached per setting; ``progress(day, days)``
+    while it simulates."""
     path = Path(ref)
     mtime = path.stat().st_mtime if path.suffix in (".yaml", ".yml") and path.is_file() else 0.0
     s = settings
@@ -101,4 +121,5 @@ def planned(
         seed,
         days_before,
         quantile,
+        progress,
     )
