@@ -3,7 +3,6 @@ error messages instead of tracebacks. Only the pages import this module."""
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -59,38 +58,6 @@ def planner_cache() -> PlannerCache:
     return PlannerCache()
 
 
-@st.cache_data(show_spinner=False, max_entries=128)
-def _project(
-    ref: str,
-    mtime: float,
-    promotion: str,
-    depth: float,
-    start: dt.date,
-    end: dt.date,
-    channels: tuple[str, ...],
-    display: bool,
-    feature: bool,
-    ecommerce_cap: float | None,
-    policy: str,
-    seed: int,
-    days_before: int,
-    quantile: float,
-    _progress: Callable[[int, int], None] | None = None,  # not part of the cache key
-) -> PlannerResult:
-    settings = PromoSettings(depth, start, end, channels, display, feature, ecommerce_cap)
-    return project(
-        scenario(ref),
-        promotion,
-        settings,
-        policy,
-        seed,
-        days_before,
-        quantile,
-        cache=planner_cache(),
-        progress=_progress,
-    )
-
-
 def planned(
     ref: str,
     promotion: str,
@@ -101,25 +68,17 @@ def planned(
     quantile: float,
     progress: Callable[[int, int], None] | None = None,
 ) -> PlannerResult:
-    """:func:`promotwin.twin.outlook.project`, cached per setting; ``progress(day, days)``
-    while it simulates."""
-    path = Path(ref)
-    mtime = path.stat().st_mtime if path.suffix in (".yaml", ".yml") and path.is_file() else 0.0
-    s = settings
-    return _project(
-        ref,
-        mtime,
+    """:func:`promotwin.twin.outlook.project`, cached per setting by the planner cache (not
+    ``st.cache_data``: ``progress`` updates a bar the page owns); ``progress(day, days)`` while
+    it simulates."""
+    return project(
+        scenario(ref),
         promotion,
-        round(s.depth, 4),
-        s.start,
-        s.end,
-        tuple(s.channels),
-        s.display,
-        s.feature,
-        s.ecommerce_cap,
+        settings,
         policy,
         seed,
         days_before,
         quantile,
-        progress,
+        cache=planner_cache(),
+        progress=progress,
     )
