@@ -81,6 +81,30 @@ def test_policies_with_a_frozen_plan_are_never_replayed(appliance: Scenario) -> 
     assert again.replayed_days == 0 and not cache.traces
 
 
+@pytest.mark.slow
+def test_optimizer_replay_within_tolerance_of_the_full_run(appliance: Scenario) -> None:
+    """The optimizer's first live tick starts from a crash basis instead of yesterday's: it may
+    pick another optimum of the same LP, and the runs drift apart a little afterwards.
+
+    Measured (seed 0, depth 45%, 14 of 59 days replayed): total cost -0.85%, fill rate +0.7%,
+    promotion fill rate +0.96%, gross margin +0.19%, promotion lost sales -1.4%; the stated
+    tolerance is 2% (5% on promotion lost sales). Expedite cost differs by ~20% (a few k on a
+    1.7 M total) and is not compared.
+    """
+    promo, current = _settings(appliance, appliance.promotions[0].depth)
+    _, deeper = _settings(appliance, 0.45)
+    cache = PlannerCache()
+    project(appliance, promo, current, "optimizer", 0, cache=cache)
+    replayed = project(appliance, promo, deeper, "optimizer", 0, cache=cache)
+    full = project(appliance, promo, deeper, "optimizer", 0)
+    assert replayed.replayed_days == appliance.day_of(current.start) - 14
+    for key in ("total_cost", "fill_rate", "promo_fill_rate", "gross_margin"):
+        assert replayed.kpis[key] == pytest.approx(full.kpis[key], rel=0.02), key
+    assert replayed.kpis["promo_lost_sales_units"] == pytest.approx(
+        full.kpis["promo_lost_sales_units"], rel=0.05
+    )
+
+
 def test_time_left_in_words() -> None:
     assert time_left(0, 10, 0.0) == "estimating time left"
     assert time_left(5, 10, 10.0) == "about 10 s left"
