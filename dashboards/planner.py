@@ -76,6 +76,17 @@ def side_by_side(current: PlannerResult, variant_: PlannerResult) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
+def time_left(done: int, total: int, elapsed: float) -> str:
+    """How long the rest will take at the pace so far, in words (``done`` of ``total`` steps in
+    ``elapsed`` seconds)."""
+    if done <= 0 or elapsed <= 0:
+        return "estimating time left"
+    left = elapsed / done * max(total - done, 0)
+    if left < 1:
+        return "under a second left"
+    return f"about {left:.0f} s left" if left < 90 else f"about {left / 60:.0f} min left"
+
+
 def sweep(
     scenario: Scenario,
     promotion_id: str,

@@ -3,9 +3,8 @@ error messages instead of tracebacks. Only the pages import this module."""
 
 from __future__ import annotations
 
-import datetime as dt
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import streamlit as st
 
 from promotwin.dashboards import fmt
 from promotwin.scenarios import Scenario, library_names, load_scenario
-from promotwin.twin.outlook import PlannerResult, PromoSettings, project
+from promotwin.twin.outlook import PlannerCache, PlannerResult, PromoSettings, project
 
 ENV_EXPERIMENTS = "PROMOTWIN_EXPERIMENTS"  # a `twin compare` folder, or a folder of them
 ENV_STORE = "PROMOTWIN_STORE"  # the approval store (governance)
@@ -52,25 +51,11 @@ def scenario(ref: str) -> Scenario:
     return _scenario(ref, mtime)
 
 
-@st.cache_data(show_spinner=False, max_entries=128)
-def _project(
-    ref: str,
-    mtime: float,
-    promotion: str,
-    depth: float,
-    start: dt.date,
-    end: dt.date,
-    channels: tuple[str, ...],
-    display: bool,
-    feature: bool,
-    ecommerce_cap: float | None,
-    policy: str,
-    seed: int,
-    days_before: int,
-    quantile: float,
-) -> PlannerResult:
-    settings = PromoSettings(depth, start, end, channels, display, feature, ecommerce_cap)
-    return project(scenario(ref), promotion, settings, policy, seed, days_before, quantile)
+@st.cache_resource(show_spinner=False)
+def planner_cache() -> PlannerCache:
+    """Results and plan traces shared by the planner's sessions (re-simulation from the day
+    the promotion first matters; see :mod:`promotwin.twin.outlook`)."""
+    return PlannerCache()
 
 
 def planned(
@@ -81,24 +66,19 @@ def planned(
     seed: int,
     days_before: int,
     quantile: float,
+    progress: Callable[[int, int], None] | None = None,
 ) -> PlannerResult:
-    """:func:`promotwin.twin.outlook.project`, cached per setting."""
-    path = Path(ref)
-    mtime = path.stat().st_mtime if path.suffix in (".yaml", ".yml") and path.is_file() else 0.0
-    s = settings
-    return _project(
-        ref,
-        mtime,
+    """:func:`promotwin.twin.outlook.project`, cached per setting by the planner cache (not
+    ``st.cache_data``: ``progress`` updates a bar the page owns); ``progress(day, days)`` while
+    it simulates."""
+    return project(
+        scenario(ref),
         promotion,
-        round(s.depth, 4),
-        s.start,
-        s.end,
-        tuple(s.channels),
-        s.display,
-        s.feature,
-        s.ecommerce_cap,
+        settings,
         policy,
         seed,
         days_before,
         quantile,
+        cache=planner_cache(),
+        progress=progress,
     )

@@ -3,6 +3,13 @@
 Pipeline per tick: (built once) templates -> groups -> HiGHS instances; each tick:
 capacity shares -> push bounds/costs -> solve (warm-started) -> extract day-0 decisions.
 
+Groups are solved on a thread pool (HiGHS releases the GIL while it solves); every group has
+its own HiGHS instance and the results are merged in group order, so plans do not depend on
+the number of workers or on scheduling. A group without a basis (the first tick, or after a
+failed solve) starts from a crash basis: every SKU of a supplier has the same LP structure, so
+the optimal basis of one representative SKU, copied into every SKU block of the group, is a
+valid starting basis close to each SKU's optimum (measured: a third of the cold solve's time).
+
 Decomposition: SKUs are split into groups (by supplier, at most ``max_cells`` location x SKU
 cells each). Groups only interact through shared capacities (DC throughput, lane and supplier
 capacity per day). Coordination: every group is first solved with shared capacities relaxed
@@ -17,7 +24,10 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import highspy
 import numpy as np
@@ -35,6 +45,9 @@ from promotwin.optimization.types import (
 )
 
 INF = highspy.kHighsInf
+BASIC = highspy.HighsBasisStatus.kBasic
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 _STATUS = {
     highspy.HighsModelStatus.kOptimal: TerminationStatus.OPTIMAL,
     highspy.HighsModelStatus.kModelEmpty: TerminationStatus.OPTIMAL,
@@ -170,6 +183,7 @@ class SubProblem:
         h = quiet_highs()
         h.setOptionValue("solver", "simplex")
         h.setOptionValue("simplex_strategy", 1)  # dual simplex: warm starts after bound changes
+        h.setOptionValue("threads", 1)  # the model runs groups in parallel, one thread each
         lp = highspy.HighsLp()
         lp.num_col_ = self.n_cols
         lp.num_row_ = self.n_rows
@@ -187,6 +201,12 @@ class SubProblem:
         self._all_cols = np.arange(self.n_cols, dtype=np.int32)
         self._all_rows = np.arange(self.n_rows, dtype=np.int32)
         self._constant = 0.0
+        self._costs: FloatArray | None = None  # last pushed, to push only when they change
+        self.has_basis = False  # a basis from an earlier solve (or a crash basis) is loaded
+
+    @property
+    def suppliers(self) -> list[int]:
+        return [c.template.supplier for c in self.chunks]
 
     def set_time_limit(self, seconds: float) -> None:
         self.time_limit = float(seconds)
@@ -228,7 +248,10 @@ class SubProblem:
                 + (x.order_cost * t.w_order + lane_w)[None]
             )
             costs.append(cost.ravel())
-        self.highs.changeColsCost(self.n_cols, self._all_cols, np.concatenate(costs))
+        new_costs = np.concatenate(costs)
+        if self._costs is None or not np.array_equal(new_costs, self._costs):
+            self.highs.changeColsCost(self.n_cols, self._all_cols, new_costs)
+            self._costs = new_costs
         self._constant = float((x.lost_sale_cost[sk] * x.demand[:, :, sk].sum(axis=(0, 1))).sum())
 
     def shared_capacity(self, x: TickInputs) -> FloatArray:
@@ -274,10 +297,36 @@ class SubProblem:
         seconds = time.perf_counter() - t0
         info = self.highs.getInfo()
         objective = float(info.objective_function_value) + self._constant
+        self.has_basis = status.ok
         if not status.ok:
-            self.highs.clearSolver()  # next tick starts cold rather than from a broken basis
+            self.highs.clearSolver()  # next tick starts afresh rather than from a broken basis
             objective = float("nan")
         return status, objective, int(info.simplex_iteration_count), seconds
+
+    def sku_basis(self) -> tuple[list[highspy.HighsBasisStatus], list[highspy.HighsBasisStatus]]:
+        """The solved basis of a one-SKU subproblem: column and balance-row statuses."""
+        if len(self.skus) != 1:
+            raise ValueError("sku_basis() is for one-SKU subproblems")
+        basis = self.highs.getBasis()
+        return list(basis.col_status), list(basis.row_status)[: self.n_local]
+
+    def set_crash_basis(
+        self,
+        sku_bases: dict[int, tuple[list[highspy.HighsBasisStatus], list[highspy.HighsBasisStatus]]],
+    ) -> None:
+        """Start from each supplier's one-SKU basis copied into every SKU block, shared rows'
+        slacks basic: as many basic variables as rows and block-triangular, so a valid basis."""
+        cols: list[highspy.HighsBasisStatus] = []
+        rows: list[highspy.HighsBasisStatus] = []
+        for c in self.chunks:
+            col, row = sku_bases[c.template.supplier]
+            cols += col * c.n
+            rows += row * c.n
+        basis = highspy.HighsBasis()
+        basis.col_status = cols
+        basis.row_status = rows + [BASIC] * (self.n_rows - self.n_local)
+        basis.valid = True
+        self.has_basis = self.highs.setBasis(basis) == highspy.HighsStatus.kOk
 
     def extract(self, out: dict[str, FloatArray]) -> None:
         """Add today's decisions and planned lost sales of this group into ``out`` arrays."""
@@ -301,7 +350,9 @@ class SubProblem:
 class ReplenishmentModel:
     """The whole tick model: templates built once, groups in persistent HiGHS instances.
 
-    ``groups=None`` means one monolithic subproblem over all SKUs.
+    ``groups=None`` means one monolithic subproblem over all SKUs. ``workers`` threads solve the
+    groups (1: in the calling thread); the plans are the same for any number of workers.
+    ``crash_start``: a group without a basis starts from its suppliers' one-SKU bases.
     """
 
     def __init__(
@@ -311,6 +362,8 @@ class ReplenishmentModel:
         groups: list[IntArray] | None = None,
         *,
         time_limit: float = 30.0,
+        workers: int = 1,
+        crash_start: bool = True,
     ):
         t0 = time.perf_counter()
         self.net = net
@@ -327,23 +380,44 @@ class ReplenishmentModel:
         self.subproblems = [
             SubProblem(g, self.templates, self.sku_supplier, net, time_limit) for g in groups
         ]
+        self.time_limit = float(time_limit)
+        self.workers = max(1, int(workers))
+        self.crash_start = crash_start
+        self._pool: ThreadPoolExecutor | None = None
         self.build_seconds = time.perf_counter() - t0
         self._unreported_build = self.build_seconds
 
     def set_time_limit(self, seconds: float) -> None:
+        self.time_limit = float(seconds)
         for p in self.subproblems:
             p.set_time_limit(seconds)
+
+    def close(self) -> None:
+        """Stop the worker threads (a closed model still solves, in the calling thread)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        self.workers = 1
+
+    def _map(self, fn: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
+        """``fn`` over ``items`` on the worker threads, results in the items' order."""
+        if self.workers == 1 or len(items) < 2:
+            return [fn(i) for i in items]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="highs")
+        return list(self._pool.map(fn, items))
 
     def solve(self, x: TickInputs) -> SolveResult:
         """Push this tick's data, solve every group (coordinating shared capacity), extract."""
         net = self.net
         S = len(self.sku_supplier)
         t0 = time.perf_counter()
-        for p in self.subproblems:
-            p.push(x)
+        self._map(lambda p: p.push(x), self.subproblems)
         if len(self.subproblems) == 1:  # monolithic: the whole capacity, one solve
             only = self.subproblems[0]
             only.set_shared_capacity(only.shared_capacity(x))
+        if self.crash_start and not all(p.has_basis for p in self.subproblems):
+            self._crash_basis(x)
         t1 = time.perf_counter()
         results = self._run_all()
         solve_seconds = sum(r.solve_seconds for r in results)
@@ -400,11 +474,39 @@ class ReplenishmentModel:
         )
 
     def _run_all(self) -> list[GroupResult]:
-        results = []
-        for p in self.subproblems:
+        def run(p: SubProblem) -> GroupResult:
             status, obj, iters, sec = p.run()
-            results.append(GroupResult(p.skus, status, obj, sec, iters, p.n_cols, p.n_rows))
-        return results
+            return GroupResult(p.skus, status, obj, sec, iters, p.n_cols, p.n_rows)
+
+        return self._map(run, self.subproblems)
+
+    def _crash_basis(self, x: TickInputs) -> None:
+        """Load a crash basis into every group that has none (see the module docstring).
+
+        Each supplier's representative is its SKU of median planned demand, solved alone with
+        shared capacities relaxed (the first pass relaxes them too).
+        """
+        cold = [p for p in self.subproblems if not p.has_basis]
+        suppliers = sorted({v for p in cold for v in p.suppliers})
+        demand = x.demand.sum(axis=(0, 1))
+
+        def representative_basis(
+            v: int,
+        ) -> tuple[list[highspy.HighsBasisStatus], list[highspy.HighsBasisStatus]] | None:
+            skus = np.flatnonzero(self.sku_supplier == v)
+            rep = skus[np.argsort(demand[skus], kind="stable")[len(skus) // 2]]
+            one = SubProblem(
+                np.array([rep]), self.templates, self.sku_supplier, self.net, self.time_limit
+            )
+            one.push(x)
+            status, *_ = one.run()
+            return one.sku_basis() if status.ok else None
+
+        found = dict(zip(suppliers, self._map(representative_basis, suppliers), strict=True))
+        bases = {v: b for v, b in found.items() if b is not None}
+        for p in cold:
+            if all(v in bases for v in p.suppliers):
+                p.set_crash_basis(bases)
 
     def _split_shared_capacity(self, x: TickInputs) -> tuple[bool, list[FloatArray]]:
         """Split each shared capacity in proportion to the groups' relaxed usage of it.

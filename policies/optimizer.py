@@ -19,6 +19,7 @@ the lines' reasons start with ``"fallback: "`` and :attr:`OptimizerPolicy.last_f
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,6 +67,7 @@ class OptimizerPolicy:
     ``max_cells_per_group``: SKUs are solved in groups of at most this many location x SKU
     cells (capacity shared by volume); ``None`` solves one monolithic LP. ``max_store_transfers``
     keeps each store's cheapest store->store lanes only (candidate transfer lanes).
+    ``workers`` threads solve the groups (the plans do not depend on it).
     """
 
     name: str = "optimizer"
@@ -73,6 +75,8 @@ class OptimizerPolicy:
     service_quantile: float = 0.98
     max_cells_per_group: int | None = 4000
     time_limit: float = 20.0  # seconds per subproblem
+    workers: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
+    crash_start: bool = True  # the first solve starts from a representative SKU's basis
     transfer_epochs: int = 3
     max_store_transfers: int = 2
     store_holding_factor: float = 1.05
@@ -94,6 +98,8 @@ class OptimizerPolicy:
         self.last_failure = None
         self.failures = []
         self.last_result = None
+        if self._model is not None:
+            self._model.close()
         self._model = None
         self._model_key = ()
 
@@ -124,8 +130,15 @@ class OptimizerPolicy:
                 if self.max_cells_per_group is None
                 else make_sku_groups(s.sku_supplier, s.n_locations, self.max_cells_per_group)
             )
+            if self._model is not None:
+                self._model.close()
             self._model = ReplenishmentModel(
-                net, s.sku_supplier, groups, time_limit=self.time_limit
+                net,
+                s.sku_supplier,
+                groups,
+                time_limit=self.time_limit,
+                workers=self.workers,
+                crash_start=self.crash_start,
             )
             self._model_key = key
         self._model.set_time_limit(self.time_limit)
@@ -426,10 +439,17 @@ def _add_lines(
     conf = need_probability(o, dest, sku, days)
     promo = o.promoted[dest, sku].astype(np.int64)
     stock = o.stockout_day[dest, sku]
-    key = np.stack([promo, days, stock, lead], axis=1)
-    uniq, inv = np.unique(key, axis=0, return_inverse=True)
-    for i, (p, dd, so, ld) in enumerate(uniq.tolist()):
-        m = inv.ravel() == i
+    # one reason per (promoted, days, stockout day, lead time), in that lexicographic order:
+    # the four small non-negative integers packed into one code (np.unique on rows is slow)
+    fields = np.stack([promo, days, stock, lead]).astype(np.int64)
+    base = int(fields.max()) + 1
+    code = ((fields[0] * base + fields[1]) * base + fields[2]) * base + fields[3]
+    uniq, first, inv = np.unique(code, return_index=True, return_inverse=True)
+    order = np.argsort(inv, kind="stable")
+    bounds = np.searchsorted(inv[order], np.arange(len(uniq) + 1))
+    for i, j in enumerate(first.tolist()):
+        m = order[bounds[i] : bounds[i + 1]]
+        p, dd, so, ld = fields[:, j].tolist()
         text = _reason(kind, bool(p), int(dd), int(so), T, int(ld))
         plan.add(kind, origin[m], dest[m], sku[m], qty[m], unit_cost[m], conf[m], text)
 

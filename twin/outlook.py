@@ -17,13 +17,24 @@ display/feature, ecommerce wave cap) and a policy:
 One twin run serves both the projection and the readiness snapshot, so a change of depth costs
 one short simulation (about 1 s for the appliance scenario). The planner page and
 ``twin readiness`` both call this module.
+
+Re-simulation (the planner page): with a :class:`PlannerCache`, the first run of a (scenario,
+promotion, policy, seed, run length) keeps the plans its policy made each day. Until the
+promotion can first affect a decision (its start, earlier or later setting, minus the policy's
+forecast horizon) the twin's state does not depend on the promotion's settings, so a later run
+with other settings replays those plans instead of asking the policy (no solves) and hands over
+to the policy from that day. Runs differ from a full run only through what the policy remembers
+from the replayed days (the optimizer's warm start; see :data:`REPLAYABLE`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import threading
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -111,6 +122,7 @@ class PlannerResult:
     readiness: ReadinessReport
     readiness_note: str  # when the readiness snapshot was taken
     seconds: float
+    replayed_days: int = 0  # leading days whose plans came from a traced run (no policy call)
 
 
 # -- scenario variants --------------------------------------------------------------------------
@@ -376,9 +388,13 @@ class SnapshotRecorder:
         self.snapshot = None
         start_run(self.inner, context)
 
-    def decide(self, s: PlanningSnapshot) -> Plan:
+    def observe(self, s: PlanningSnapshot) -> None:
+        """Keep ``s`` if it is the day to record (without asking the inner policy)."""
         if s.day == self.as_of:
             self.snapshot = dataclasses.replace(s, forecast_mean=s.forecast_mean.copy())
+
+    def decide(self, s: PlanningSnapshot) -> Plan:
+        self.observe(s)
         h = self.inner.horizon_days
         if s.horizon > h:
             s = dataclasses.replace(s, forecast_mean=s.forecast_mean[:h])
@@ -415,6 +431,114 @@ def before_launch(
     recorder = launch_recorder(scenario, promotion_id, make_policy(policy), days_before)
     simulate(scenario, recorder, seed=seed, days=recorder.as_of + 1)
     return recorder.recorded()
+
+
+# -- re-simulation from the day the promotion first matters -------------------------------------
+
+# policies whose decision on a day depends on a promotion only through the forecast window
+# (``horizon_days`` ahead): base-stock is stateless across days (replayed runs are identical);
+# the optimizer keeps a warm-start basis, so its first live tick starts from a crash basis and
+# may pick another optimum of the same LP (replayed runs are within a tolerance, tested)
+REPLAYABLE = frozenset({"base-stock", "optimizer"})
+
+
+@dataclass(frozen=True)
+class PlanTrace:
+    """The plans a full run's policy made each day, and the promotion start it ran with."""
+
+    plans: dict[int, Plan]
+    promotion_start: int  # day index
+
+
+@dataclass
+class TracingPolicy:
+    """Runs ``inner`` (a :class:`SnapshotRecorder`) and keeps each day's plan."""
+
+    inner: SnapshotRecorder
+    name: str = field(init=False)
+    horizon_days: int = field(init=False)
+    plans: dict[int, Plan] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.name = self.inner.name
+        self.horizon_days = self.inner.horizon_days
+
+    def start(self, context: RunContext) -> None:
+        self.plans = {}
+        self.inner.start(context)
+
+    def decide(self, s: PlanningSnapshot) -> Plan:
+        plan = self.inner.decide(s)
+        self.plans[s.day] = plan
+        return plan
+
+
+@dataclass
+class ReplayPolicy:
+    """The traced plans on days before ``live_from``, then ``inner`` decides."""
+
+    inner: SnapshotRecorder
+    trace: PlanTrace
+    live_from: int  # first day the promotion's settings can change a decision
+    name: str = field(init=False)
+    horizon_days: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.name = self.inner.name
+        self.horizon_days = self.inner.horizon_days
+
+    def start(self, context: RunContext) -> None:
+        self.inner.start(context)
+
+    def decide(self, s: PlanningSnapshot) -> Plan:
+        if s.day < self.live_from:
+            self.inner.observe(s)
+            return self.trace.plans[s.day]
+        return self.inner.decide(s)
+
+
+TraceKey = tuple[str, str, str, int, int, int]
+
+
+@dataclass
+class PlannerCache:
+    """Plan traces and results of :func:`project`, least recently used dropped first.
+
+    Results are keyed by (scenario hash, promotion, settings, policy, seed, days before launch,
+    quantile); traces by (scenario hash, promotion, policy, seed, run length, days before).
+    """
+
+    max_results: int = 128
+    max_traces: int = 16
+    results: OrderedDict[tuple[object, ...], PlannerResult] = field(default_factory=OrderedDict)
+    traces: OrderedDict[TraceKey, PlanTrace] = field(default_factory=OrderedDict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # page sessions
+
+    def result(self, key: tuple[object, ...]) -> PlannerResult | None:
+        with self._lock:
+            found = self.results.get(key)
+            if found is not None:
+                self.results.move_to_end(key)
+            return found
+
+    def keep_result(self, key: tuple[object, ...], result: PlannerResult) -> None:
+        with self._lock:
+            self.results[key] = result
+            while len(self.results) > self.max_results:
+                self.results.popitem(last=False)
+
+    def trace(self, key: TraceKey) -> PlanTrace | None:
+        with self._lock:
+            found = self.traces.get(key)
+            if found is not None:
+                self.traces.move_to_end(key)
+            return found
+
+    def keep_trace(self, key: TraceKey, trace: PlanTrace) -> None:
+        with self._lock:
+            self.traces[key] = trace
+            while len(self.traces) > self.max_traces:
+                self.traces.popitem(last=False)
 
 
 def launch_readiness(
@@ -463,22 +587,44 @@ def project(
     seed: int = 0,
     days_before: int = 7,
     quantile: float = 0.8,
+    cache: PlannerCache | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> PlannerResult:
-    """Everything the planner page shows for ``settings`` (see the module docstring)."""
+    """Everything the planner page shows for ``settings`` (see the module docstring).
+
+    ``cache``: reuse an identical request's result, and re-simulate from the day the promotion
+    first matters when a run of the same scenario, promotion, policy and seed is traced.
+    ``progress(day, days)`` is called after each simulated day.
+    """
     t0 = time.perf_counter()
+    scenario_hash = scenario.content_hash()
+    result_key = (scenario_hash, promotion_id, settings, policy, seed, days_before, quantile)
+    if cache is not None and (found := cache.result(result_key)) is not None:
+        return found
     s = variant(scenario, promotion_id, settings)
     net = compile_network(s)
     start, end = s.day_of(settings.start), s.day_of(settings.end)
     days = min(s.horizon_days, end + s.demand.post_promo_days + 1)
     recorder = launch_recorder(s, promotion_id, make_policy(policy), days_before)
-    run = simulate(s, recorder, seed=seed, days=days)
+    trace_key: TraceKey = (scenario_hash, promotion_id, policy, seed, days, days_before)
+    trace = cache.trace(trace_key) if cache is not None and policy in REPLAYABLE else None
+    runner: Policy = recorder
+    if trace is not None:
+        live_from = min(trace.promotion_start, start) - recorder.inner.horizon_days
+        runner = ReplayPolicy(recorder, trace, live_from)
+    elif cache is not None and policy in REPLAYABLE:
+        runner = TracingPolicy(recorder)
+    run = simulate(s, runner, seed=seed, days=days, progress=progress)
+    replayed = max(0, min(runner.live_from, days)) if isinstance(runner, ReplayPolicy) else 0
+    if isinstance(runner, TracingPolicy) and cache is not None:
+        cache.keep_trace(trace_key, PlanTrace(runner.plans, start))
     lost = _lost_units(run.ledger, net, start, end)
     stockouts = _stockout_days(run.daily, net, start, end)
     snap = recorder.recorded()
     report = launch_readiness(s, promotion_id, snap, quantile, net)
     kpis = {k: float(run.kpis.get(k, np.nan)) for k in PROJECTION_KPIS}
     kpis["readiness"] = report.score
-    return PlannerResult(
+    result = PlannerResult(
         scenario=s.name,
         promotion=promotion_id,
         settings=settings,
@@ -493,7 +639,11 @@ def project(
         readiness=report,
         readiness_note=f"as of {snap.date} (day {snap.day}, {start - snap.day} days before launch)",
         seconds=time.perf_counter() - t0,
+        replayed_days=replayed,
     )
+    if cache is not None:
+        cache.keep_result(result_key, result)
+    return result
 
 
 def _lost_units(ledger: pd.DataFrame, net: Network, start: int, end: int) -> pd.DataFrame:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import time
+from collections.abc import Callable
 
 import matplotlib.pyplot as plt
 import streamlit as st
@@ -79,9 +81,24 @@ with ui.plain_errors():
         feature,
         cap_pct / 100 if promo.ecommerce_waves and cap_pct < round(top_wave * 100) else None,
     )
-    with st.spinner("Simulating the promotion…"):
-        base = ui.planned(ref, promo_id, current, policy, seed, days_before, 0.8)
-        result = ui.planned(ref, promo_id, settings, policy, seed, days_before, 0.8)
+    bar = st.progress(0.0, text="Simulating the promotion…")
+
+    def simulating(label: str) -> Callable[[int, int], None]:
+        began = time.perf_counter()
+
+        def show(day: int, days: int) -> None:
+            left = planner.time_left(day, days, time.perf_counter() - began)
+            bar.progress(day / days, text=f"Simulating {label}: day {day} of {days}, {left}")
+
+        return show
+
+    base = ui.planned(
+        ref, promo_id, current, policy, seed, days_before, 0.8, simulating("the current plan")
+    )
+    result = ui.planned(
+        ref, promo_id, settings, policy, seed, days_before, 0.8, simulating("this variant")
+    )
+    bar.empty()
 
     table = planner.side_by_side(base, result)
     lead = {r["key"]: r for r in table.to_dict("records")}
@@ -266,8 +283,11 @@ with ui.plain_errors():
         if st.button("Run depth sweep", key="sweep"):
             bar = st.progress(0.0, text="Simulating depths…")
 
+            began = time.perf_counter()
+
             def show_progress(i: int, n: int) -> None:
-                bar.progress(i / n, text=f"depth {i}/{n}")
+                left = planner.time_left(i, n, time.perf_counter() - began)
+                bar.progress(i / n, text=f"depth {i}/{n}, {left}")
 
             st.session_state[repr(sweep_key)] = planner.sweep(
                 scenario,
