@@ -1,7 +1,7 @@
 """``twin shadow``: the twin's policies on live ERP data, compared with what the ERP did.
 
     twin shadow --erp tryton --url http://127.0.0.1:8000/DB --policy base-stock --once
-    twin shadow runs | show RUN_ID | counterfactual ... | map ... | export ... | schema
+    twin shadow runs | show RUN_ID | layout ... | counterfactual ... | map ... | export ... | schema
 
 Credentials come from TWIN_ERP_USER / TWIN_ERP_PASSWORD or an INI file (``--credentials`` or
 TWIN_ERP_CONFIG, section ``[erp]``), never from the command line.
@@ -87,7 +87,9 @@ def _print_result(result: Any) -> None:
     from promotwin.cli.common import console
 
     run = result.run
-    colour = {"ok": "green", "partial": "yellow", "failed": "red"}[run.status]
+    colour = {"ok": "green", "degraded": "magenta", "partial": "yellow", "failed": "red"}[
+        run.status
+    ]
     console.print(
         f"[{colour}]{run.status}[/] run {run.run_id} — {run.policy} on {run.source}, "
         f"as of {run.as_of or '–'}: {run.n_recommendations} recommendation(s), "
@@ -121,6 +123,7 @@ def _run(
     time_limit: float,
     add_new: bool,
     max_runs: int | None,
+    allow_degraded: bool,
 ) -> None:
     from promotwin.shadow import RetryPolicy, ShadowRunner
     from promotwin.shadow.runner import parse_every
@@ -138,6 +141,7 @@ def _run(
         retry=RetryPolicy(time_limit=time_limit),
         write_drafts=write_drafts,
         add_new=add_new,
+        allow_degraded=allow_degraded,
     )
     try:
         if period is None:
@@ -145,6 +149,14 @@ def _run(
             _print_result(result)
             if result.run.status == "failed":
                 raise typer.Exit(1)
+            if result.run.status == "degraded" and not allow_degraded:
+                from promotwin.cli.common import console
+
+                console.print(
+                    "  exit 3: the run is degraded (its recommendations are not meaningful); "
+                    "fix the reasons above or pass --allow-degraded"
+                )
+                raise typer.Exit(3)
         else:
             runner.run_every(period, max_runs=max_runs, on_run=_print_result)
     finally:
@@ -181,6 +193,10 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--add-new", help="map ERP items missing from the id mapping")
         ] = False,
         max_runs: Annotated[int | None, typer.Option(help="stop --every after N runs")] = None,
+        allow_degraded: Annotated[
+            bool,
+            typer.Option("--allow-degraded", help="exit 0, not 3, when the run is degraded"),
+        ] = False,
     ) -> None:
         """Pull a snapshot, run the policy and governance, store and compare (default: once)."""
         if ctx.invoked_subcommand is not None:
@@ -201,6 +217,7 @@ def register(app: typer.Typer) -> None:
             time_limit,
             add_new,
             max_runs,
+            allow_degraded,
         )
 
     @shadow.command("runs")
@@ -246,8 +263,26 @@ def register(app: typer.Typer) -> None:
         if run is None:
             raise ValueError(f"no run {run_id!r} in {store}: see `twin shadow runs`")
         console.print(strict_json.dumps(run.__dict__, indent=2, default=str), highlight=False)
+        for w in rs.warnings(run_id).itertuples(False):
+            mark = "degrading" if w.degrading else "warning"
+            console.print(f"{mark} [{w.code}]: {w.message}", highlight=False, markup=False)
         recs = rs.recommendations(run_id)
-        console.print(recs.drop(columns=["run_id"]).head(50).to_string(index=False))
+        console.print(f"{len(recs)} recommendation(s)")
+        if len(recs):
+            console.print(recs.drop(columns=["run_id"]).head(50).to_string(index=False))
+        for against in rs.comparisons(run_id):
+            found = rs.comparison(run_id, against)
+            assert found is not None
+            summary, lines = found
+            console.print(
+                f"vs ERP ({against}): agreement {summary['agreement_rate']:.0%}, both ordered "
+                f"{summary['both']}, policy only {summary['policy_only']}, ERP only "
+                f"{summary['erp_only']}, units {summary['policy_units']:.0f} vs "
+                f"{summary['erp_units']:.0f}",
+                highlight=False,
+            )
+            if len(lines):
+                console.print(lines.head(50).to_string(index=False))
         if out is not None:
             recs.to_csv(out, index=False)
             console.print(f"wrote {out}")
@@ -328,6 +363,73 @@ def register(app: typer.Typer) -> None:
             console.print(f"[yellow]{issue}[/]", highlight=False)
         if export is not None:
             frame.to_csv(export, index=False)
+            console.print(f"wrote {export}")
+
+    @shadow.command("layout")
+    @user_errors
+    def layout_cmd(
+        erp: Erp = "tryton",
+        url: Url = None,
+        store: Store = DEFAULT_STORE,
+        credentials: CredFile = None,
+        export: Annotated[Path | None, typer.Option(help="write the layout CSV here")] = None,
+        load: Annotated[
+            Path | None, typer.Option("--import", help="replace the kept layout from a CSV")
+        ] = None,
+    ) -> None:
+        """Location roles: one row per ERP warehouse (erp_code, role, serving_dc, supplied_by).
+
+        Without a kept layout, prints the one proposed from the ERP's structure with reasons;
+        --import replaces the kept layout (checked first), --export writes it as CSV."""
+        import pandas as pd
+
+        from promotwin.shadow import layout as roles
+
+        imported = None
+        if load is not None:
+            try:
+                raw = pd.read_csv(load, dtype=str, keep_default_na=False)
+            except (OSError, ValueError) as exc:
+                raise ValueError(f"--import {load}: cannot read the CSV ({exc})") from None
+            imported = roles.validate(raw, where=str(load))
+        adapter = _adapter(erp, url, credentials, timeout=30.0)
+        try:
+            rs = _run_store(store)
+            state = adapter.read_state(None)
+        finally:
+            adapter.close()
+        proposed = roles.to_layout(state["locations"])
+        if imported is not None and load is not None:
+            unknown = sorted(set(imported["erp_code"]) - set(proposed["erp_code"]))
+            if unknown:
+                raise ValueError(
+                    f"--import {load}: erp_code(s) {unknown} are not warehouses of the ERP "
+                    f"(it has {sorted(proposed['erp_code'])})"
+                )
+            imported["reason"] = f"imported from {load.name}"
+            rs.save_layout(adapter.name, imported)
+        kept = rs.load_layout(adapter.name)
+        shown = kept if kept is not None else proposed
+        title = "layout kept in the run store" if kept is not None else "proposed layout"
+        table = Table(title=f"{title} ({adapter.name})")
+        for col in ("erp_code", "role", "serving_dc", "supplied_by", "reason"):
+            table.add_column(col)
+        for r in shown[["erp_code", "role", "serving_dc", "supplied_by", "reason"]].itertuples(
+            False
+        ):
+            cells = [str(v) for v in r]
+            table.add_row(cells[0], cells[1] or "[red]?[/]", *cells[2:])
+        console.print(table)
+        for r in shown[shown["role"] == ""].itertuples(False):
+            console.print(
+                f"[yellow]ambiguous warehouse {r.erp_code}: left out of every run until given a "
+                "role (edit the exported CSV, then --import it)[/]",
+                highlight=False,
+            )
+        if kept is None:
+            console.print("not kept yet: the first shadow run keeps it, or --import one")
+        if export is not None:
+            shown[[*roles.COLUMNS, "reason"]].to_csv(export, index=False)
             console.print(f"wrote {export}")
 
     @shadow.command("export")

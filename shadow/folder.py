@@ -3,8 +3,9 @@
 For ERPs without a connector. The folder holds ``manifest.json`` (``{"as_of": "YYYY-MM-DD",
 "history_days": 28, "source": "..."}``) and one file per table, ``<table>.csv`` or
 ``<table>.parquet`` (``erpdata.STATE_TABLES`` / ``ACTION_TABLES``; ``schema.json`` documents
-them as JSON Schema). Missing optional tables are read as empty. "Drafts" are written as CSV files
-into ``outbox/`` in the folder — the folder's ERP picks them up; nothing else is ever written.
+them as JSON Schema). Missing optional tables are read as empty. "Drafts" are written as CSV
+files ``outbox/<idempotency key>.csv`` in the folder — the folder's ERP picks them up; nothing
+else is ever written.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from promotwin import strict_json
-from promotwin.shadow.adapter import DraftLine, ErpDataError
+from promotwin.shadow.adapter import DraftOrder, ErpDataError
 from promotwin.shadow.erpdata import (
     ACTION_TABLES,
     STATE_TABLES,
@@ -124,22 +125,18 @@ class SnapshotFolderAdapter:
         out["date"] = dates[(dates >= start) & (dates <= end)]
         return out
 
-    def write_drafts(self, lines: list[DraftLine], reference: str) -> pd.DataFrame:
+    def find_draft(self, key: str) -> str | None:
+        """``outbox/<key>.csv`` if it was written."""
+        name = f"outbox/{key}.csv"
+        return name if (self.folder / name).exists() else None
+
+    def create_draft(self, order: DraftOrder, description: str) -> str:
+        """Write the order's lines as ``outbox/<key>.csv`` (atomically) for the folder's ERP."""
         outbox = self.folder / "outbox"
         outbox.mkdir(exist_ok=True)
-        frame = pd.DataFrame([vars(x) for x in lines])
-        name = "".join(c if c.isalnum() or c in "-_" else "_" for c in reference)
-        _atomic_csv(frame, outbox / f"{name}.csv")
-        return pd.DataFrame(
-            {
-                "erp_model": "outbox",
-                "erp_id": f"outbox/{name}.csv",
-                "supplier": frame.get("supplier", pd.Series(dtype=object)),
-                "destination": frame.get("destination", pd.Series(dtype=object)),
-                "product": frame.get("product", pd.Series(dtype=object)),
-                "qty": frame.get("qty", pd.Series(dtype=float)),
-            }
-        )
+        frame = pd.DataFrame([vars(x) for x in order.lines]).assign(description=description)
+        _atomic_csv(frame, outbox / f"{order.key}.csv")
+        return f"outbox/{order.key}.csv"
 
     def close(self) -> None:
         pass

@@ -10,6 +10,7 @@ with the reason; a run never raises into the scheduler loop and never writes hal
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import time
@@ -23,12 +24,14 @@ import pandas as pd
 
 from promotwin.policies.contract import ActionKind, Plan, RunContext, start_run
 from promotwin.policies.registry import make_policy
-from promotwin.shadow.adapter import DraftLine, ErpAdapter, ErpError, ErpTimeout
+from promotwin.shadow.adapter import DraftLine, ErpAdapter, ErpError, ErpTimeout, draft_orders
 from promotwin.shadow.compare import compare
-from promotwin.shadow.erpdata import ErpActions
+from promotwin.shadow.erpdata import ErpActions, ErpState
+from promotwin.shadow.layout import apply as apply_layout
+from promotwin.shadow.layout import to_layout as layout_of
 from promotwin.shadow.mapping import IdMapping
-from promotwin.shadow.snapshot import BuiltSnapshot, SnapshotOptions, build_snapshot
-from promotwin.shadow.store import RunRecord, RunStore
+from promotwin.shadow.snapshot import BuiltSnapshot, DataWarning, SnapshotOptions, build_snapshot
+from promotwin.shadow.store import DRAFT_COLUMNS, RunRecord, RunStore
 from promotwin.workflow.governance import AutoApprove, Governance
 
 log = logging.getLogger("shadow")
@@ -85,6 +88,31 @@ class ShadowResult:
     drafts: pd.DataFrame = field(default_factory=pd.DataFrame)
     built: BuiltSnapshot | None = None
     issues: tuple[str, ...] = ()
+
+
+def run_status(warnings: list[DataWarning]) -> str:
+    """``degraded`` when the inputs make the recommendations meaningless, ``partial`` when
+    something was left out or not done, else ``ok``."""
+    if any(w.degrading for w in warnings):
+        return "degraded"
+    return "partial" if warnings else "ok"
+
+
+def default_as_of(adapter: ErpAdapter) -> dt.date:
+    """The date a run reads when none is given: the adapter's own (a snapshot folder's), else
+    today."""
+    as_of = getattr(adapter, "as_of", None)
+    return as_of if isinstance(as_of, dt.date) else dt.date.today()
+
+
+def _as_date(value: object) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
+
+
+def _draft_price(built: BuiltSnapshot, sku: int, unit_cost: float) -> float:
+    """The supplier's price list for the SKU, else its unit cost (currency per unit)."""
+    price = float(built.supplier_price[sku])
+    return price if np.isfinite(price) and price > 0 else unit_cost
 
 
 def recommendation_frame(plan: Plan, status: str, built: BuiltSnapshot) -> pd.DataFrame:
@@ -165,6 +193,7 @@ class ShadowRunner:
         options: SnapshotOptions | None = None,
         write_drafts: bool = False,
         add_new: bool = False,
+        allow_degraded: bool = False,
     ):
         make_policy(policy)  # fail fast on an unknown name
         self.adapter = adapter
@@ -175,6 +204,7 @@ class ShadowRunner:
         self.options = options or SnapshotOptions()
         self.write_drafts = write_drafts
         self.add_new = add_new
+        self.allow_degraded = allow_degraded  # write drafts even when the run is degraded
 
     def run_once(self, as_of: dt.date | None = None) -> ShadowResult:
         """One shadow run; always returns (a failed run is recorded with its reason)."""
@@ -207,13 +237,14 @@ class ShadowRunner:
             state = with_retries(
                 lambda: self.adapter.read_state(as_of), self.retry, attempts, deadline
             )
+            state, layout, layout_notes = self._apply_layout(state)
             mapping = self.store.load_mapping(source)
             built = build_snapshot(state, mapping, self.options, self.add_new)
             snap = built.snapshot
             policy = make_policy(self.policy)
             start_run(policy, RunContext(snap.seed, days=1, start_date=snap.date))
             plan = policy.decide(snap)
-            issues = list(built.issues)
+            warnings = [*layout_notes, *built.warnings]
             if built.no_supplier.any():  # nobody to order from: drop those purchases
                 supply = (plan.kind == ActionKind.PURCHASE) | (plan.kind == ActionKind.EXPEDITE)
                 drop = supply & built.no_supplier[plan.sku]
@@ -253,54 +284,135 @@ class ShadowRunner:
                 comparisons[f"previous:{prev.run_id}"] = (period.summary, period.lines)
 
             drafts = pd.DataFrame()
-            if self.write_drafts:
-                drafts, issue = self._drafts(recs, run_id)
-                if issue:
-                    issues.append(issue)
-            status = "partial" if issues else "ok"
+            if self.write_drafts and run_status(warnings) == "degraded" and not self.allow_degraded:
+                warnings.append(
+                    DataWarning(
+                        "drafts-not-written",
+                        "no drafts written: the run is degraded (allow it with --allow-degraded)",
+                    )
+                )
+            elif self.write_drafts:
+                drafts, problems = self._drafts(recs, built, run_id, attempts, deadline)
+                warnings += [p for p in problems if p.code == "drafts-stopped"]
+            status = run_status(warnings)
             run = record(
                 status,
-                "; ".join(issues),
+                "; ".join(w.message for w in sorted(warnings, key=lambda w: not w.degrading)),
                 as_of=str(state.as_of),
                 snapshot_hash=built.digest,
                 state_digest=state.digest(),
                 n=len(recs),
             )
-            self.store.record(run, recs, comparisons, drafts, (source, mapping))
+            self.store.record(
+                run,
+                recs,
+                comparisons,
+                drafts,
+                (source, mapping),
+                [(w.code, w.degrading, w.message) for w in warnings],
+            )
+            self.store.save_layout(source, layout)
             log.info("shadow run %s: %s, %d recommendation(s)", run_id, status, len(recs))
-            return ShadowResult(run, recs, comparisons, drafts, built, tuple(issues))
+            return ShadowResult(
+                run, recs, comparisons, drafts, built, tuple(w.message for w in warnings)
+            )
         except ErpError as exc:
             reason = f"{type(exc).__name__}: {exc}"
         except Exception as exc:  # noqa: BLE001 - recorded, the scheduler loop carries on
             log.exception("shadow run %s failed", run_id)
             reason = f"internal error: {type(exc).__name__}: {exc}"
-        run = record("failed", reason, as_of=str(as_of) if as_of else None)
+        run = record("failed", reason, as_of=str(as_of or default_as_of(self.adapter)))
         self.store.record(run)
         log.warning("shadow run %s failed: %s", run_id, reason)
         return ShadowResult(run)
 
-    def _drafts(self, recs: pd.DataFrame, run_id: str) -> tuple[pd.DataFrame, str]:
-        """Draft purchases for approved supply lines; never retried (a retry could duplicate)."""
+    def _apply_layout(self, state: ErpState) -> tuple[ErpState, pd.DataFrame, list[DataWarning]]:
+        """The state with the location roles kept in the run store; the first run keeps the
+        adapter's proposal (ambiguous warehouses stay without a role until given one)."""
+        kept = self.store.load_layout(state.source)
+        if kept is None:
+            return state, layout_of(state["locations"]), []
+        locations, notes = apply_layout(state["locations"], kept)
+        known = set(kept["erp_code"])
+        added = layout_of(locations[~locations["code"].isin(known)])
+        layout = pd.concat([kept, added], ignore_index=True)
+        tables = {**state.tables, "locations": locations}
+        return (
+            dataclasses.replace(state, tables=tables),
+            layout,
+            [DataWarning("layout-note", n) for n in notes],
+        )
+
+    def _drafts(
+        self,
+        recs: pd.DataFrame,
+        built: BuiltSnapshot,
+        run_id: str,
+        attempts: Attempts,
+        deadline: float,
+    ) -> tuple[pd.DataFrame, list[DataWarning]]:
+        """Draft purchases for approved supply lines, each written at most once.
+
+        Per draft: its idempotency key is recorded in the run store first; the ERP is asked for
+        the key (a read, retried); only if absent is the draft created, in one call that nothing
+        retries; after a fault the key is looked up again (reconciled): the ERP may have saved
+        the draft before the connection dropped."""
         buy = recs[recs["kind"].isin(["purchase", "expedite"]) & (recs["status"] == "approved")]
+        sku_index = {k: i for i, k in enumerate(built.snapshot.sku_ids)}
         lines = [
             DraftLine(
                 supplier=str(r["erp_origin"]),
                 destination=str(r["erp_destination"]),
                 product=str(r["erp_product"]),
                 qty=float(r["qty"]),
-                unit_price=float(r["unit_cost"]),
-                delivery_date=r["due_date"],
+                unit_price=_draft_price(built, sku_index[r["sku"]], float(r["unit_cost"])),
+                delivery_date=_as_date(r["due_date"]),
             )
             for r in buy.to_dict("records")
             if r["erp_origin"]
         ]
-        if not lines:
-            return pd.DataFrame(), ""
-        try:
-            return self.adapter.write_drafts(lines, f"promotwin shadow {run_id}"), ""
-        except ErpError as exc:
-            created = getattr(exc, "created", pd.DataFrame())
-            return created, f"draft writing stopped after {len(created)} line(s): {exc}"
+        source, notes, rows = self.adapter.name, [], []
+        existing = 0
+        for order in draft_orders(lines):
+            self.store.intend_draft(source, run_id, order)
+
+            def find(key: str = order.key) -> str | None:
+                return self.adapter.find_draft(key)
+
+            try:
+                erp_id = with_retries(find, self.retry, attempts, deadline)
+                if erp_id is not None:
+                    existing += 1
+                    self.store.settle_draft(order.key, "existing", erp_id)
+                    continue
+                try:
+                    erp_id = self.adapter.create_draft(order, f"promotwin shadow {run_id}")
+                except ErpError as exc:
+                    erp_id = with_retries(find, self.retry, attempts, deadline)
+                    if erp_id is None:
+                        raise
+                    notes.append(f"draft {order.key} reconciled after a fault ({exc})")
+            except ErpError as exc:
+                self.store.settle_draft(order.key, "not-created", None)
+                notes.append(f"draft writing stopped at {order.key}: {exc}")
+                break
+            self.store.settle_draft(order.key, "created", erp_id)
+            rows += [
+                {
+                    "erp_model": "purchase.purchase",
+                    "erp_id": erp_id,
+                    "supplier": x.supplier,
+                    "destination": x.destination,
+                    "product": x.product,
+                    "qty": x.qty,
+                }
+                for x in order.lines
+            ]
+        warnings = [DataWarning("drafts-stopped", n) for n in notes if "stopped" in n]
+        warnings += [DataWarning("draft-reconciled", n) for n in notes if "reconciled" in n]
+        if existing:
+            log.info("%d draft(s) already in the ERP under their keys: not written again", existing)
+        return pd.DataFrame(rows, columns=DRAFT_COLUMNS), warnings
 
     def run_every(
         self,

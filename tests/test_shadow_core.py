@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import subprocess
@@ -242,6 +243,92 @@ def test_write_drafts_to_folder_outbox(tmp_path: Path) -> None:
     outbox = list((folder / "outbox").glob("*.csv"))
     assert len(outbox) == 1 and len(pd.read_csv(outbox[0])) == len(buys)
     assert len(store.drafts(result.run.run_id)) == len(buys)
+    # the same recommendation again: found under its key, not written twice
+    again = ShadowRunner(
+        SnapshotFolderAdapter(folder), store, "base-stock", write_drafts=True
+    ).run_once()
+    assert again.run.status == "ok" and len(again.drafts) == 0
+    assert list((folder / "outbox").glob("*.csv")) == outbox
+    keys = store.draft_keys()
+    assert keys["state"].tolist() == ["created"] and keys["run_id"].iloc[0] == result.run.run_id
+
+
+def test_degraded_run_no_sales_cost_zero_and_failed_runs_keep_as_of(tmp_path: Path) -> None:
+    state = small_state()
+    tables = dict(state.tables)
+    tables["sales"] = tables["sales"].iloc[0:0]
+    tables["products"] = tables["products"].assign(unit_cost=[0.0, 2.0])
+    folder = write_folder(ErpState.build(AS_OF, "test", **tables), tmp_path / "snap")
+    store = RunStore(tmp_path / "s.sqlite")
+    result = ShadowRunner(
+        SnapshotFolderAdapter(folder), store, "base-stock", write_drafts=True
+    ).run_once()
+    assert result.run.status == "degraded"
+    codes = set(store.warnings(result.run.run_id)["code"])
+    assert {"no-sales-history", "cost-missing", "drafts-not-written"} <= codes
+    assert "all forecasts are 0" in result.run.reason and "['A']" in result.run.reason
+    assert not (folder / "outbox").exists()  # a degraded run writes no drafts
+    failed = ShadowRunner(
+        FlakyFolder(folder, 99), store, "base-stock", retry=RetryPolicy(attempts=1)
+    ).run_once()
+    assert failed.run.status == "failed" and failed.run.as_of == str(AS_OF)
+
+
+def test_layout_csv_checked_row_by_row_and_applied() -> None:
+    from promotwin.shadow import layout
+
+    rows = pd.DataFrame(
+        {
+            "erp_code": ["DC", "S1", "S1", "S2"],
+            "role": ["dc", "store", "store", "shop"],
+            "serving_dc": ["", "XX", "DC", ""],
+            "supplied_by": ["supplier", "dc", "dc", "supplier"],
+        }
+    )
+    with pytest.raises(ValueError) as err:
+        layout.validate(rows, "layout.csv")
+    text = str(err.value)
+    assert "'S1' appears more than once" in text and "line 3 (S1)" in text and "'XX'" in text
+    assert "line 5 (S2): role 'shop'" in text
+    good = layout.validate(rows.drop(index=[1, 3]).assign(role=["dc", "store"]))
+    # the state's S1 (erp 2) becomes a store buying direct: planned like a DC, its own demand
+    good.loc[good["erp_code"] == "S1", ["serving_dc", "supplied_by"]] = ["", "supplier"]
+    locations, notes = layout.apply(small_state()["locations"], good)
+    assert notes == []
+    tables = {**small_state().tables, "locations": locations}
+    built = build_snapshot(ErpState.build(AS_OF, "test", **tables), IdMapping())
+    s = built.snapshot
+    assert s.location_ids == ("DC", "S1") and s.n_dcs == 2
+    assert built.warnings == ()
+    assert s.serving_dc.tolist() == [0, 1]  # S1 is replenished by its own purchases
+
+
+def test_store_made_before_degraded_runs_is_migrated(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    old = RunStore(tmp_path / "new.sqlite")
+    result = ShadowRunner(
+        SnapshotFolderAdapter(write_folder(small_state(), tmp_path / "snap")), old, "base-stock"
+    ).run_once()
+    con = sqlite3.connect(path)
+    con.executescript(
+        "CREATE TABLE runs (run_id TEXT PRIMARY KEY, started TEXT NOT NULL, finished TEXT NOT "
+        "NULL, status TEXT NOT NULL CHECK (status IN ('ok', 'partial', 'failed')), reason TEXT "
+        "NOT NULL, source TEXT NOT NULL, policy TEXT NOT NULL, as_of TEXT, snapshot_hash TEXT, "
+        "state_digest TEXT, n_recommendations INTEGER NOT NULL, attempts INTEGER NOT NULL, "
+        "write_drafts INTEGER NOT NULL, seconds REAL NOT NULL);"
+    )
+    con.execute(
+        "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", tuple(vars(result.run).values())
+    )
+    con.commit()
+    con.close()
+    store = RunStore(path)
+    assert store.runs()["run_id"].tolist() == [result.run.run_id]
+    degraded = dataclasses.replace(result.run, run_id="later", status="degraded")
+    store.record(degraded)
+    assert store.runs()["status"].tolist() == ["ok", "degraded"]
 
 
 def test_same_plan_as_policy_on_the_snapshot(tmp_path: Path) -> None:
