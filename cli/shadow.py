@@ -9,8 +9,10 @@ TWIN_ERP_CONFIG, section ``[erp]``), never from the command line.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -72,6 +74,20 @@ def _adapter(erp: str, url: str | None, credentials: Path | None, timeout: float
             ) from None
         return TrytonAdapter(url, load_credentials(credentials), timeout=timeout)
     raise ValueError(f"--erp {erp!r}: use tryton or folder")
+
+
+@contextlib.contextmanager
+def _erp_faults() -> Iterator[None]:
+    """An ERP fault outside a shadow run (after the retries): what happened, exit 1."""
+    from promotwin.shadow import ErpError
+
+    try:
+        yield
+    except ErpError as exc:
+        from promotwin.cli.common import err
+
+        err.print(f"[red]ERP fault:[/] {type(exc).__name__}: {exc}", highlight=False)
+        raise typer.Exit(1) from None
 
 
 def _date(text: str | None) -> dt.date | None:
@@ -298,23 +314,29 @@ def register(app: typer.Typer) -> None:
         store: Store = DEFAULT_STORE,
         credentials: CredFile = None,
         seed: int = 0,
+        time_limit: TimeLimit = 120.0,
     ) -> None:
         """Replay START..END in the twin: the ERP's actual actions vs the policy, same demand."""
         from promotwin.shadow import ErpState, build_snapshot
         from promotwin.shadow.counterfactual import counterfactual
+        from promotwin.shadow.runner import apply_kept_layout, read_erp
         from promotwin.shadow.snapshot import sales_history
 
         first, last = _date(start), _date(end)
         assert first is not None and last is not None
-        adapter = _adapter(erp, url, credentials, timeout=30.0)
+        if last < first:
+            raise ValueError(f"--end {last} is before --start {first}")
+        adapter = _adapter(erp, url, credentials, timeout=min(30.0, time_limit))
+        rs = _run_store(store)
         try:
-            rs = _run_store(store)
             mapping = rs.load_mapping(adapter.name)
-            state = adapter.read_state(first - dt.timedelta(days=1))
+            with _erp_faults():
+                raw = read_erp(lambda: adapter.read_state(first - dt.timedelta(days=1)), time_limit)
+                actions = read_erp(lambda: adapter.read_actions(first, last), time_limit)
+                sales = read_erp(lambda: adapter.read_sales(first, last), time_limit)
+            state = apply_kept_layout(rs, raw)[0]
             built = build_snapshot(state, mapping)
             rs.save_mapping(adapter.name, mapping)
-            actions = adapter.read_actions(first, last)
-            sales = adapter.read_sales(first, last)
             history = sales_history(ErpState.build(last, adapter.name, sales=sales), mapping)
             cats = dict(
                 zip(state["products"]["erp_id"], state["products"]["category"], strict=True)
@@ -441,14 +463,22 @@ def register(app: typer.Typer) -> None:
         as_of: Annotated[str | None, typer.Option("--as-of", help="YYYY-MM-DD")] = None,
         credentials: CredFile = None,
         fmt: Annotated[str, typer.Option("--format", help="csv or parquet")] = "csv",
+        time_limit: TimeLimit = 120.0,
     ) -> None:
         """Write the ERP's canonical tables as a snapshot folder (for `--erp folder`)."""
         from promotwin.shadow import write_folder
+        from promotwin.shadow.runner import read_erp
 
-        adapter = _adapter(erp, url, credentials, timeout=30.0)
+        if fmt not in ("csv", "parquet"):
+            raise ValueError(f"--format {fmt!r}: use csv or parquet")
+        day = _date(as_of)
+        adapter = _adapter(erp, url, credentials, timeout=min(30.0, time_limit))
         try:
-            state = adapter.read_state(_date(as_of))
-            actions = adapter.read_actions(state.as_of, state.as_of)
+            with _erp_faults():
+                state = read_erp(lambda: adapter.read_state(day), time_limit)
+                actions = read_erp(
+                    lambda: adapter.read_actions(state.as_of, state.as_of), time_limit
+                )
         finally:
             adapter.close()
         write_folder(state, out, actions, fmt)

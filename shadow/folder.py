@@ -27,8 +27,13 @@ from promotwin.shadow.erpdata import (
     ErpState,
     json_schema,
 )
+from promotwin.shadow.folder_schema import validate_tables
 
 REQUIRED_TABLES = ("locations", "products", "stock")
+
+
+class SnapshotFolderError(ErpDataError, ValueError):
+    """A snapshot folder that cannot be used: bad input (exit 2), said before any run."""
 
 
 def _read_table(folder: Path, name: str) -> pd.DataFrame | None:
@@ -59,10 +64,11 @@ class SnapshotFolderAdapter:
     """Reads a snapshot folder (a state as of one date, plus optional action tables)."""
 
     def __init__(self, folder: str | Path):
+        """Read and check the whole folder now: a bad folder is refused before any run."""
         self.folder = Path(folder)
         self.name = f"folder:{self.folder.resolve()}"
         if not (self.folder / "manifest.json").exists():
-            raise ErpDataError(
+            raise SnapshotFolderError(
                 f"{self.folder}: no manifest.json; a snapshot folder needs one with "
                 '{"as_of": "YYYY-MM-DD"} (see `twin shadow schema`)'
             )
@@ -70,9 +76,26 @@ class SnapshotFolderAdapter:
         try:
             self.as_of = dt.date.fromisoformat(str(self.manifest["as_of"]))
         except (KeyError, ValueError):
-            raise ErpDataError(
+            raise SnapshotFolderError(
                 f"{self.folder}/manifest.json: as_of must be a date YYYY-MM-DD"
             ) from None
+        raw = {
+            name: frame
+            for name in (*STATE_TABLES, *ACTION_TABLES)
+            if (frame := _read_table(self.folder, name)) is not None
+        }
+        missing = [name for name in REQUIRED_TABLES if name not in raw]
+        if missing:
+            raise SnapshotFolderError(
+                f"{self.folder}: missing table(s) {missing} (.csv or .parquet)"
+            )
+        problems = validate_tables(raw)
+        if problems:
+            raise SnapshotFolderError(
+                f"{self.folder}: {len(problems)} problem(s): " + "; ".join(problems)
+            )
+        spec = {**STATE_TABLES, **ACTION_TABLES}
+        self._tables = {name: _typed(frame, spec[name]) for name, frame in raw.items()}
 
     def read_state(self, as_of: dt.date | None = None, history_days: int = 28) -> ErpState:
         if as_of is not None and as_of != self.as_of:
@@ -80,35 +103,21 @@ class SnapshotFolderAdapter:
                 f"{self.folder} holds a snapshot as of {self.as_of}, not {as_of}: "
                 "drop --as-of or export a folder for that date"
             )
-        tables = {}
-        missing = []
-        for name, spec in STATE_TABLES.items():
-            frame = _read_table(self.folder, name)
-            if frame is None:
-                if name in REQUIRED_TABLES:
-                    missing.append(name)
-                continue
-            tables[name] = _typed(frame, spec)
-        if missing:
-            raise ErpDataError(f"{self.folder}: missing table(s) {missing} (.csv or .parquet)")
-        try:
-            return ErpState.build(
-                self.as_of,
-                self.name,
-                int(self.manifest.get("history_days", history_days)),
-                (),
-                **tables,
-            )
-        except ValueError as exc:
-            raise ErpDataError(f"{self.folder}: {exc}") from None
+        tables = {name: self._tables[name] for name in STATE_TABLES if name in self._tables}
+        return ErpState.build(
+            self.as_of,
+            self.name,
+            int(self.manifest.get("history_days", history_days)),
+            (),
+            **tables,
+        )
 
     def read_actions(self, start: dt.date, end: dt.date) -> ErpActions:
         tables = {}
         for name, spec in ACTION_TABLES.items():
-            frame = _read_table(self.folder, name)
-            if frame is None:
+            if name not in self._tables:
                 continue
-            frame = _typed(frame, spec)
+            frame = self._tables[name]
             date_col = "date" if "date" in spec else "order_date"
             dates = pd.to_datetime(frame[date_col]).dt.date
             tables[name] = frame[(dates >= start) & (dates <= end)]
@@ -116,14 +125,12 @@ class SnapshotFolderAdapter:
 
     def read_sales(self, start: dt.date, end: dt.date) -> pd.DataFrame:
         """The ``sales`` table between ``start`` and ``end`` (inclusive)."""
-        frame = _read_table(self.folder, "sales")
-        if frame is None:
+        if "sales" not in self._tables:
             return pd.DataFrame(columns=list(STATE_TABLES["sales"]))
-        frame = _typed(frame, STATE_TABLES["sales"])
+        frame = self._tables["sales"]
         dates = pd.to_datetime(frame["date"]).dt.date
-        out = frame[(dates >= start) & (dates <= end)].copy()
-        out["date"] = dates[(dates >= start) & (dates <= end)]
-        return out
+        keep = (dates >= start) & (dates <= end)
+        return frame[keep].assign(date=dates[keep])
 
     def find_draft(self, key: str) -> str | None:
         """``outbox/<key>.csv`` if it was written."""

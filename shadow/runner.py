@@ -40,9 +40,10 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff on transient ERP faults, within ``time_limit`` seconds overall."""
+    """Exponential backoff on transient ERP faults, within ``time_limit`` seconds overall;
+    ``attempts`` caps the tries too (None: as many as the time limit allows)."""
 
-    attempts: int = 5
+    attempts: int | None = None
     initial_delay: float = 0.5
     max_delay: float = 8.0
     time_limit: float = 120.0
@@ -68,7 +69,9 @@ def with_retries(
             return func()
         except ErpError as exc:
             left = deadline - time.monotonic()
-            if not exc.transient or attempts.count >= retry.attempts:
+            if not exc.transient or (
+                retry.attempts is not None and attempts.count >= retry.attempts
+            ):
                 raise
             if left <= delay:
                 raise ErpTimeout(
@@ -103,6 +106,33 @@ def default_as_of(adapter: ErpAdapter) -> dt.date:
     today."""
     as_of = getattr(adapter, "as_of", None)
     return as_of if isinstance(as_of, dt.date) else dt.date.today()
+
+
+def apply_kept_layout(
+    store: RunStore, state: ErpState
+) -> tuple[ErpState, pd.DataFrame, list[DataWarning]]:
+    """The state with the location roles kept in the run store for its source, the layout to
+    keep, and notes; without a kept layout, the adapter's proposal (ambiguous warehouses stay
+    without a role until given one)."""
+    kept = store.load_layout(state.source)
+    if kept is None:
+        return state, layout_of(state["locations"]), []
+    locations, notes = apply_layout(state["locations"], kept)
+    added = layout_of(locations[~locations["code"].isin(set(kept["erp_code"]))])
+    layout = pd.concat([kept, added], ignore_index=True)
+    tables = {**state.tables, "locations": locations}
+    return (
+        dataclasses.replace(state, tables=tables),
+        layout,
+        [DataWarning("layout-note", n) for n in notes],
+    )
+
+
+def read_erp(func: Callable[[], T], time_limit: float) -> T:
+    """One read outside a shadow run (export, counterfactual), retried like a run's reads."""
+    return with_retries(
+        func, RetryPolicy(time_limit=time_limit), Attempts(), time.monotonic() + time_limit
+    )
 
 
 def _as_date(value: object) -> dt.date:
@@ -237,7 +267,7 @@ class ShadowRunner:
             state = with_retries(
                 lambda: self.adapter.read_state(as_of), self.retry, attempts, deadline
             )
-            state, layout, layout_notes = self._apply_layout(state)
+            state, layout, layout_notes = apply_kept_layout(self.store, state)
             mapping = self.store.load_mapping(source)
             built = build_snapshot(state, mapping, self.options, self.add_new)
             snap = built.snapshot
@@ -325,23 +355,6 @@ class ShadowRunner:
         self.store.record(run)
         log.warning("shadow run %s failed: %s", run_id, reason)
         return ShadowResult(run)
-
-    def _apply_layout(self, state: ErpState) -> tuple[ErpState, pd.DataFrame, list[DataWarning]]:
-        """The state with the location roles kept in the run store; the first run keeps the
-        adapter's proposal (ambiguous warehouses stay without a role until given one)."""
-        kept = self.store.load_layout(state.source)
-        if kept is None:
-            return state, layout_of(state["locations"]), []
-        locations, notes = apply_layout(state["locations"], kept)
-        known = set(kept["erp_code"])
-        added = layout_of(locations[~locations["code"].isin(known)])
-        layout = pd.concat([kept, added], ignore_index=True)
-        tables = {**state.tables, "locations": locations}
-        return (
-            dataclasses.replace(state, tables=tables),
-            layout,
-            [DataWarning("layout-note", n) for n in notes],
-        )
 
     def _drafts(
         self,

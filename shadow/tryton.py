@@ -64,6 +64,35 @@ def redact(url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, host, parts.path, parts.query, ""))
 
 
+RPC_SCHEMES = ("http", "https", "jsonrpc+http", "jsonrpc+https")
+
+
+def check_url(url: str, database: str | None = None) -> None:
+    """A configuration error in the URL raises ``ValueError`` (before any run is recorded)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username or parts.password:
+        raise ValueError(
+            "put ERP credentials in TWIN_ERP_USER / TWIN_ERP_PASSWORD or a --credentials "
+            "file, not in the URL"
+        )
+    if parts.scheme == "trytond":
+        if not (parts.netloc or parts.path.strip("/")):
+            raise ValueError(f"{redact(url)}: name the database: trytond://DB?config=FILE")
+        return
+    if parts.scheme not in RPC_SCHEMES:
+        raise ValueError(
+            f"unsupported Tryton URL scheme {parts.scheme!r} in {redact(url)}: use "
+            "http://host:port/DB (XML-RPC), jsonrpc+http://host:port/DB or "
+            "trytond://DB?config=FILE"
+        )
+    if not parts.hostname:
+        raise ValueError(f"{redact(url)}: no host: http://host:port/DBNAME")
+    if not (database or parts.path.strip("/")):
+        raise ValueError(
+            f"{redact(url)}: the Tryton URL needs the database name: http://host:port/DBNAME"
+        )
+
+
 def _classify(exc: BaseException) -> ErpError:
     """Map a client/transport exception to an ``ErpError`` (message without credentials)."""
     if isinstance(exc, ErpError):
@@ -317,12 +346,7 @@ class TrytonAdapter:
         database: str | None = None,
         order_sales: bool = True,
     ):
-        parts = urllib.parse.urlsplit(url)
-        if parts.username or parts.password:
-            raise ValueError(
-                "put ERP credentials in TWIN_ERP_USER / TWIN_ERP_PASSWORD or a --credentials "
-                "file, not in the URL"
-            )
+        check_url(url, database)
         self.url = url
         self.name = f"tryton:{redact(url)}"
         self.timeout = timeout
@@ -351,14 +375,7 @@ class TrytonAdapter:
             except Exception as exc:  # noqa: BLE001 - classified
                 raise _classify(exc) from None
             return self._backend
-        if parts.scheme not in ("http", "https", "jsonrpc+http", "jsonrpc+https"):
-            raise ValueError(
-                f"unsupported Tryton URL scheme {parts.scheme!r}: use http://host:port/DB "
-                "(XML-RPC), jsonrpc+http://host:port/DB or trytond://DB?config=FILE"
-            )
         database = self._database or parts.path.strip("/")
-        if not database:
-            raise ValueError("the Tryton URL needs the database name: http://host:port/DBNAME")
         if self.credentials is None:
             raise ErpLoginRefused(
                 "no ERP credentials: set TWIN_ERP_USER and TWIN_ERP_PASSWORD or pass --credentials"

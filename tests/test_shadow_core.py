@@ -361,3 +361,107 @@ def test_url_credentials_rejected_and_redacted() -> None:
     with pytest.raises(ValueError, match="not in the URL"):
         TrytonAdapter("http://admin:secret@127.0.0.1:1/db")
     assert "secret" not in redact("http://admin:secret@127.0.0.1:8000/db")
+
+
+def test_retries_last_as_long_as_the_time_limit_allows(tmp_path: Path) -> None:
+    folder = write_folder(small_state(), tmp_path / "snap")
+    retry = RetryPolicy(initial_delay=0.01, max_delay=0.02, time_limit=10)
+    result = ShadowRunner(
+        FlakyFolder(folder, 9), RunStore(tmp_path / "s.sqlite"), "base-stock", retry=retry
+    ).run_once()
+    assert result.run.status == "ok" and result.run.attempts == 11  # 10 reads + actions
+    gives_up = RetryPolicy(initial_delay=0.2, max_delay=0.2, time_limit=1.0)
+    failed = ShadowRunner(
+        FlakyFolder(folder, 99), RunStore(tmp_path / "s.sqlite"), "base-stock", retry=gives_up
+    ).run_once()
+    assert failed.run.status == "failed" and "1 s time limit" in failed.run.reason
+    assert 4 <= failed.run.attempts <= 6 and failed.run.seconds < 2
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("ftp://127.0.0.1:8000/db", "unsupported Tryton URL scheme 'ftp'"),
+        ("http://127.0.0.1:8000/", "needs the database name"),
+        ("http://:8000/db", "no host"),
+    ],
+)
+def test_configuration_errors_exit_2_and_are_not_recorded(
+    tmp_path: Path, url: str, says: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from promotwin.cli.main import app
+
+    store = tmp_path / "runs.sqlite"
+    for args in (
+        ["--url", url, "--once", "--store", str(store)],
+        ["export", "--url", url, "--out", str(tmp_path / "out")],
+        ["counterfactual", "--url", url, "--start", "2026-03-01", "--end", "2026-03-02"],
+    ):
+        result = CliRunner().invoke(app, ["shadow", *args])
+        assert result.exit_code == 2, (args, result.output)
+        assert says in result.output and "internal error" not in result.output
+    assert not store.exists() or RunStore(store).runs().empty
+
+
+def test_export_and_counterfactual_report_an_unreachable_erp(tmp_path: Path) -> None:
+    import socket
+
+    from typer.testing import CliRunner
+
+    from promotwin.cli.main import app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: connection refused
+    url = f"http://127.0.0.1:{port}/db"
+    env = {"TWIN_ERP_USER": "admin", "TWIN_ERP_PASSWORD": "x"}
+    for args in (
+        ["export", "--url", url, "--out", str(tmp_path / "out"), "--time-limit", "1"],
+        ["counterfactual", "--url", url, "--start", "2026-03-01", "--end", "2026-03-02"]
+        + ["--time-limit", "1", "--store", str(tmp_path / "s.sqlite")],
+    ):
+        result = CliRunner().invoke(app, ["shadow", *args], env=env)
+        assert result.exit_code == 1, (args, result.output)
+        assert "ERP fault" in result.output and "time limit" in result.output
+        assert "internal error" not in result.output
+
+
+def test_folder_tables_checked_row_by_row(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from promotwin.cli.main import app
+
+    folder = write_folder(small_state(), tmp_path / "snap")
+
+    def edit(name: str, **columns: list[str]) -> None:
+        frame = pd.read_csv(folder / f"{name}.csv", dtype=str, keep_default_na=False)
+        for col, values in columns.items():
+            frame[col] = values
+        frame.to_csv(folder / f"{name}.csv", index=False)
+
+    edit("products", erp_id=["10", "10"])  # duplicate id
+    edit("locations", kind=["dc", "warehouse"])  # unknown kind
+    edit("stock", on_hand=["50", "ten", "3", "1"], location=["1", "1", "9", "2"])
+    edit("sales", units=["1", "-2", "1", "1"], channel=["walk_in", "walk_in", "mail", "walk_in"])
+    with pytest.raises(ValueError) as err:
+        SnapshotFolderAdapter(folder)
+    text = str(err.value)
+    for part in (
+        "table 'products', column 'erp_id': duplicate id(s) ['10'] at line(s) 2, 3",
+        "table 'locations', column 'kind'",
+        "table 'stock', column 'on_hand'",
+        "line(s) 3",
+        "table 'stock', column 'location': unknown locations ['9']",
+        "table 'sales', column 'units': input should be greater than or equal to 0 at line(s) 3",
+        "table 'sales', column 'channel'",
+    ):
+        assert part in text, part
+    result = CliRunner().invoke(
+        app,
+        ["shadow", "--erp", "folder", "--url", str(folder), "--once"]
+        + ["--store", str(tmp_path / "s.sqlite")],
+    )
+    assert result.exit_code == 2 and "duplicate id" in result.output, result.output
+    assert not (tmp_path / "s.sqlite").exists() or RunStore(tmp_path / "s.sqlite").runs().empty
