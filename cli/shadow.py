@@ -140,9 +140,20 @@ def _run(
     add_new: bool,
     max_runs: int | None,
     allow_degraded: bool,
+    forecast: str = "average",
+    model: Path | None = None,
+    history_days: int = 28,
 ) -> None:
-    from promotwin.shadow import RetryPolicy, ShadowRunner
+    from promotwin.shadow import RetryPolicy, ShadowRunner, SnapshotOptions
+    from promotwin.shadow.forecast import FORECASTS
     from promotwin.shadow.runner import parse_every
+
+    if forecast not in FORECASTS:
+        raise ValueError(f"--forecast {forecast!r}: use one of {', '.join(FORECASTS)}")
+    if model is not None and forecast == "average":
+        raise ValueError("--model goes with --forecast glm or gbm (the model's kind)")
+    if history_days < 1:
+        raise ValueError("--history-days must be at least 1")
 
     if once and every:
         raise ValueError("give --once or --every, not both")
@@ -158,6 +169,8 @@ def _run(
         write_drafts=write_drafts,
         add_new=add_new,
         allow_degraded=allow_degraded,
+        history_days=history_days,
+        options=SnapshotOptions(forecast=forecast, model_file=str(model) if model else None),
     )
     try:
         if period is None:
@@ -213,6 +226,17 @@ def register(app: typer.Typer) -> None:
             bool,
             typer.Option("--allow-degraded", help="exit 0, not 3, when the run is degraded"),
         ] = False,
+        forecast: Annotated[
+            str,
+            typer.Option(help="average (trailing sales), or a model fitted on the ERP: glm, gbm"),
+        ] = "average",
+        model: Annotated[
+            Path | None,
+            typer.Option(help="model file: loaded if it exists, else fitted and saved there"),
+        ] = None,
+        history_days: Annotated[
+            int, typer.Option(help="days of ERP sales read (the average's window, the fit's)")
+        ] = 28,
     ) -> None:
         """Pull a snapshot, run the policy and governance, store and compare (default: once)."""
         if ctx.invoked_subcommand is not None:
@@ -234,6 +258,9 @@ def register(app: typer.Typer) -> None:
             add_new,
             max_runs,
             allow_degraded,
+            forecast,
+            model,
+            history_days,
         )
 
     @shadow.command("runs")
@@ -279,6 +306,9 @@ def register(app: typer.Typer) -> None:
         if run is None:
             raise ValueError(f"no run {run_id!r} in {store}: see `twin shadow runs`")
         console.print(strict_json.dumps(run.__dict__, indent=2, default=str), highlight=False)
+        planned_with = rs.model(run_id)
+        if planned_with is not None and planned_with[1]:
+            console.print(f"forecast: {planned_with[0]} model {planned_with[1]}", highlight=False)
         for w in rs.warnings(run_id).itertuples(False):
             mark = "degrading" if w.degrading else "warning"
             console.print(f"{mark} [{w.code}]: {w.message}", highlight=False, markup=False)

@@ -224,6 +224,7 @@ class ShadowRunner:
         write_drafts: bool = False,
         add_new: bool = False,
         allow_degraded: bool = False,
+        history_days: int = 28,
     ):
         make_policy(policy)  # fail fast on an unknown name
         self.adapter = adapter
@@ -235,6 +236,7 @@ class ShadowRunner:
         self.write_drafts = write_drafts
         self.add_new = add_new
         self.allow_degraded = allow_degraded  # write drafts even when the run is degraded
+        self.history_days = history_days  # of ERP sales read: the average's window, the fit's
 
     def run_once(self, as_of: dt.date | None = None) -> ShadowResult:
         """One shadow run; always returns (a failed run is recorded with its reason)."""
@@ -265,11 +267,14 @@ class ShadowRunner:
 
         try:
             state = with_retries(
-                lambda: self.adapter.read_state(as_of), self.retry, attempts, deadline
+                lambda: self.adapter.read_state(as_of, self.history_days),
+                self.retry,
+                attempts,
+                deadline,
             )
             state, layout, layout_notes = apply_kept_layout(self.store, state)
             mapping = self.store.load_mapping(source)
-            built = build_snapshot(state, mapping, self.options, self.add_new)
+            built = build_snapshot(state, mapping, self._options(run_id), self.add_new)
             snap = built.snapshot
             policy = make_policy(self.policy)
             start_run(policy, RunContext(snap.seed, days=1, start_date=snap.date))
@@ -340,6 +345,7 @@ class ShadowRunner:
                 drafts,
                 (source, mapping),
                 [(w.code, w.degrading, w.message) for w in warnings],
+                (self.options.forecast, built.model_file),
             )
             self.store.save_layout(source, layout)
             log.info("shadow run %s: %s, %d recommendation(s)", run_id, status, len(recs))
@@ -348,6 +354,8 @@ class ShadowRunner:
             )
         except ErpError as exc:
             reason = f"{type(exc).__name__}: {exc}"
+        except ValueError as exc:  # the ERP's data cannot be planned with (said, not a crash)
+            reason = f"cannot plan on this data: {exc}"
         except Exception as exc:  # noqa: BLE001 - recorded, the scheduler loop carries on
             log.exception("shadow run %s failed", run_id)
             reason = f"internal error: {type(exc).__name__}: {exc}"
@@ -355,6 +363,15 @@ class ShadowRunner:
         self.store.record(run)
         log.warning("shadow run %s failed: %s", run_id, reason)
         return ShadowResult(run)
+
+    def _options(self, run_id: str) -> SnapshotOptions:
+        """The snapshot options; a model forecast without ``--model`` is fitted into a file
+        next to the run store, named after the run."""
+        opt = self.options
+        if opt.forecast == "average" or opt.model_file is not None:
+            return opt
+        folder = self.store.path.parent / "models"
+        return dataclasses.replace(opt, model_file=str(folder / f"{run_id}-{opt.forecast}.json"))
 
     def _drafts(
         self,

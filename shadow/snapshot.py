@@ -9,7 +9,8 @@ What an ERP cannot supply is filled as follows (``SnapshotOptions`` holds the co
 - ``history_mean``: units sold per day over the last ``history_days`` days (done customer moves),
   store rows from store sales, DC rows from ecommerce sales (as in the twin).
 - ``forecast_mean``: the ERP has no forecast with uncertainty, so ``history_mean`` repeated over
-  the horizon; ``baseline_mean`` is ``history_mean`` too; ``forecast_dispersion`` an option.
+  the horizon, or a fitted model's forecast (``options.forecast``, ``shadow.forecast``);
+  ``baseline_mean`` is ``history_mean`` too; ``forecast_dispersion`` an option (or the model's).
 - ``promotions``: none (Tryton's base modules have no promotions); a snapshot folder may add none
   either — the contract's promotion fields are empty.
 - Suppliers: one twin supplier per ERP supplier; if its products have different lead times, one
@@ -30,6 +31,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import cast
 
 import numpy as np
@@ -44,12 +46,15 @@ from promotwin.policies.contract import (
     PlanningSnapshot,
 )
 from promotwin.shadow.erpdata import ErpState
+from promotwin.shadow.forecast import ModelForecast, model_forecast
 from promotwin.shadow.mapping import IdMapping
 
 NO_SUPPLIER = "(no supplier)"
 
 # warnings whose inputs make the recommendations meaningless: the run is ``degraded``
-DEGRADING = frozenset({"ambiguous-warehouse", "no-stores", "no-sales-history", "cost-missing"})
+DEGRADING = frozenset(
+    {"ambiguous-warehouse", "no-stores", "no-sales-history", "all-forecasts-zero", "cost-missing"}
+)
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,8 @@ class SnapshotOptions:
     lost_sale_penalty: float = 0.5
     expedite_premium: float = 0.3
     lane_cost: float = 0.5
+    forecast: str = "average"  # or a model kind (shadow.forecast.FORECASTS)
+    model_file: str | None = None  # loaded if it exists, else fitted on the ERP's sales and saved
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,7 @@ class BuiltSnapshot:
     supplier_price: FloatArray  # [S] the main supplier's price list, NaN where it has none
     history: pd.DataFrame  # sales in the canonical replay format, twin ids
     digest: str
+    model_file: str | None = None  # the forecast model fitted or loaded (None: the average)
 
     @property
     def issues(self) -> tuple[str, ...]:
@@ -534,6 +542,16 @@ def build_snapshot(
     forecast = np.ascontiguousarray(
         np.broadcast_to(history_mean, (opt.horizon_days, *history_mean.shape))
     )
+    dispersion, model_file = opt.dispersion, None
+    if opt.forecast != "average":
+        fitted = _fitted_forecast(state, opt, history, locs, skus)
+        forecast, dispersion, model_file = fitted.mean, fitted.dispersion, fitted.model_file
+        if not forecast.any():
+            issues.append(
+                DataWarning(
+                    "all-forecasts-zero", f"the {opt.forecast} model forecasts 0 everywhere"
+                )
+            )
     lead, price, unit_cost = sup.lead_time, skus.price, skus.unit_cost
     snap = PlanningSnapshot(
         day=0,
@@ -547,7 +565,7 @@ def build_snapshot(
         on_order=on_order,
         inbound=inbound,
         forecast_mean=forecast,
-        forecast_dispersion=opt.dispersion,
+        forecast_dispersion=dispersion,
         history_mean=history_mean,
         baseline_mean=history_mean.copy(),
         promotions=_no_promotions(),
@@ -580,6 +598,30 @@ def build_snapshot(
         supplier_price=skus.supplier_price,
         history=history,
         digest=snapshot_digest(snap),
+        model_file=model_file,
+    )
+
+
+def _fitted_forecast(
+    state: ErpState, opt: SnapshotOptions, history: pd.DataFrame, locs: _Locations, skus: _Catalogue
+) -> ModelForecast:
+    if opt.model_file is None:
+        raise ValueError(f"--forecast {opt.forecast} needs a model file to load or fit into")
+    prods = state["products"]
+    code = dict(zip(prods["erp_id"], prods["category"], strict=True))
+    categories = {
+        t: code.get(e, "") or "uncategorised" for e, t in zip(skus.erp, skus.twin, strict=True)
+    }
+    return model_forecast(
+        opt.forecast,
+        Path(opt.model_file),
+        history,
+        categories,
+        state.as_of,
+        opt.horizon_days,
+        locs.twin,
+        skus.twin,
+        locs.serving_dc,
     )
 
 

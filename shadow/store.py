@@ -53,6 +53,9 @@ CREATE TABLE IF NOT EXISTS draft_keys (
     supplier TEXT NOT NULL, destination TEXT NOT NULL, delivery_date TEXT NOT NULL,
     n_lines INTEGER NOT NULL, updated TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS models (
+    run_id TEXT PRIMARY KEY REFERENCES runs(run_id), forecast TEXT NOT NULL, model_file TEXT
+);
 CREATE TABLE IF NOT EXISTS warnings (
     run_id TEXT NOT NULL REFERENCES runs(run_id), code TEXT NOT NULL, degrading INTEGER NOT NULL,
     message TEXT NOT NULL
@@ -213,6 +216,7 @@ class RunStore:
         drafts: pd.DataFrame | None = None,
         mapping: tuple[str, IdMapping] | None = None,
         warnings: list[tuple[str, bool, str]] | None = None,
+        model: tuple[str, str | None] | None = None,
     ) -> None:
         """Write a run and everything it produced in one transaction."""
         con = self._connect()
@@ -284,6 +288,8 @@ class RunStore:
                     )
                 if mapping is not None:
                     self.save_mapping_rows(con, mapping[0], mapping[1])
+                if model is not None:
+                    con.execute("INSERT INTO models VALUES (?, ?, ?)", (run.run_id, *model))
                 con.executemany(
                     "INSERT INTO warnings VALUES (?, ?, ?, ?)",
                     [(run.run_id, code, int(bad), msg) for code, bad, msg in warnings or []],
@@ -323,6 +329,14 @@ class RunStore:
                 con,
                 params=(run_id,),
             )
+
+    def model(self, run_id: str) -> tuple[str, str | None] | None:
+        """The forecast a run planned with and its model file (None: not recorded)."""
+        with self._connect() as con:
+            row = con.execute(
+                "SELECT forecast, model_file FROM models WHERE run_id = ?", (run_id,)
+            ).fetchone()
+        return (str(row[0]), row[1]) if row else None
 
     def comparisons(self, run_id: str) -> list[str]:
         """What a run was compared with (``same-day``, ``previous:RUN``)."""

@@ -23,6 +23,7 @@ from promotwin.shadow import (
     RunStore,
     ShadowRunner,
     SnapshotFolderAdapter,
+    SnapshotOptions,
     build_snapshot,
     write_folder,
 )
@@ -465,3 +466,47 @@ def test_folder_tables_checked_row_by_row(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2 and "duplicate id" in result.output, result.output
     assert not (tmp_path / "s.sqlite").exists() or RunStore(tmp_path / "s.sqlite").runs().empty
+
+
+def test_forecaster_fitted_on_erp_history_then_loaded(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    days = [AS_OF - dt.timedelta(days=d) for d in range(56)]
+    rates = {"10": 3.0, "11": 1.0}
+    sales = pd.DataFrame(
+        [
+            {"date": d, "location": "2", "product": p, "channel": "walk_in", "units": u}
+            for d in days
+            for p, rate in rates.items()
+            if (u := int(rng.poisson(rate)))
+        ]
+    )
+    tables = {**small_state().tables, "sales": sales}
+    folder = write_folder(ErpState.build(AS_OF, "test", 56, **tables), tmp_path / "snap")
+    store = RunStore(tmp_path / "runs" / "s.sqlite")
+    gbm = SnapshotOptions(forecast="gbm")
+    first = ShadowRunner(SnapshotFolderAdapter(folder), store, "base-stock", options=gbm).run_once()
+    assert first.run.status == "ok", first.run.reason
+    recorded = store.model(first.run.run_id)
+    assert recorded is not None and recorded[0] == "gbm" and Path(str(recorded[1])).exists()
+    assert Path(str(recorded[1])).parent == tmp_path / "runs" / "models"
+    s = first.built.snapshot  # type: ignore[union-attr]
+    store_row = s.location_ids.index("S1")
+    for sku, erp_id in (("A", "10"), ("B", "11")):
+        sold = sales[sales["product"] == erp_id]["units"].sum() / 56
+        got = s.forecast_mean[:, store_row, s.sku_ids.index(sku)]
+        assert np.allclose(got, sold, rtol=0.15), (sku, got[:3], sold)  # the sample mean
+    loaded = ShadowRunner(
+        SnapshotFolderAdapter(folder),
+        store,
+        "base-stock",
+        options=SnapshotOptions(forecast="gbm", model_file=str(recorded[1])),
+    ).run_once()
+    assert loaded.built is not None and loaded.built.digest == first.built.digest  # type: ignore[union-attr]
+    glm = ShadowRunner(
+        SnapshotFolderAdapter(folder),
+        store,
+        "base-stock",
+        options=SnapshotOptions(forecast="glm", model_file=str(tmp_path / "glm.json")),
+    ).run_once()
+    assert glm.run.status == "failed" and "cannot plan on this data" in glm.run.reason
+    assert "no promoted rows" in glm.run.reason  # Tryton has no promotions to fit a GLM on

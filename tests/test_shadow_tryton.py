@@ -495,8 +495,9 @@ def test_server_stopped_mid_run_then_back(tryton: Provisioned, tmp_path: Path) -
     store = RunStore(tmp_path / "s.sqlite")
     try:
         a = StopsServer(f"http://127.0.0.1:{port}/{database}", ADMIN, timeout=5)
+        # 6 s: the reads before the stop take ~2 s on a loaded machine, leaving room to retry
         failed = ShadowRunner(
-            a, store, "base-stock", retry=RetryPolicy(initial_delay=0.2, time_limit=2)
+            a, store, "base-stock", retry=RetryPolicy(initial_delay=0.2, time_limit=6)
         ).run_once()
         assert failed.run.status == "failed"
         assert "Erp" in failed.run.reason and failed.run.attempts >= 2
