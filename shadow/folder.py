@@ -63,6 +63,8 @@ def _typed(frame: pd.DataFrame, spec: dict[str, tuple[str, str]]) -> pd.DataFram
 class SnapshotFolderAdapter:
     """Reads a snapshot folder (a state as of one date, plus optional action tables)."""
 
+    draft_model = "outbox"  # what the run store records drafts as
+
     def __init__(self, folder: str | Path):
         """Read and check the whole folder now: a bad folder is refused before any run."""
         self.folder = Path(folder)

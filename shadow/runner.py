@@ -328,7 +328,7 @@ class ShadowRunner:
                 )
             elif self.write_drafts:
                 drafts, problems = self._drafts(recs, built, run_id, attempts, deadline)
-                warnings += [p for p in problems if p.code == "drafts-stopped"]
+                warnings += problems
             status = run_status(warnings)
             run = record(
                 status,
@@ -401,7 +401,9 @@ class ShadowRunner:
             for r in buy.to_dict("records")
             if r["erp_origin"]
         ]
-        source, notes, rows = self.adapter.name, [], []
+        source, model = self.adapter.name, getattr(self.adapter, "draft_model", "purchase.purchase")
+        rows: list[dict[str, object]] = []
+        warnings: list[DataWarning] = []
         existing = 0
         for order in draft_orders(lines):
             self.store.intend_draft(source, run_id, order)
@@ -421,15 +423,17 @@ class ShadowRunner:
                     erp_id = with_retries(find, self.retry, attempts, deadline)
                     if erp_id is None:
                         raise
-                    notes.append(f"draft {order.key} reconciled after a fault ({exc})")
+                    log.warning("draft %s reconciled after a fault (%s)", order.key, exc)
             except ErpError as exc:
                 self.store.settle_draft(order.key, "not-created", None)
-                notes.append(f"draft writing stopped at {order.key}: {exc}")
+                warnings.append(
+                    DataWarning("drafts-stopped", f"draft writing stopped at {order.key}: {exc}")
+                )
                 break
             self.store.settle_draft(order.key, "created", erp_id)
             rows += [
                 {
-                    "erp_model": "purchase.purchase",
+                    "erp_model": model,
                     "erp_id": erp_id,
                     "supplier": x.supplier,
                     "destination": x.destination,
@@ -438,8 +442,6 @@ class ShadowRunner:
                 }
                 for x in order.lines
             ]
-        warnings = [DataWarning("drafts-stopped", n) for n in notes if "stopped" in n]
-        warnings += [DataWarning("draft-reconciled", n) for n in notes if "reconciled" in n]
         if existing:
             log.info("%d draft(s) already in the ERP under their keys: not written again", existing)
         return pd.DataFrame(rows, columns=DRAFT_COLUMNS), warnings

@@ -68,9 +68,6 @@ class DataWarning:
     def degrading(self) -> bool:
         return self.code in DEGRADING
 
-    def __str__(self) -> str:
-        return self.message
-
 
 @dataclass(frozen=True)
 class SnapshotOptions:

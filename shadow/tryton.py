@@ -11,10 +11,13 @@ Every read is a plain ``search_read``/``read`` in chunks; nothing is written unl
 ``create_draft`` is called, and that only creates draft ``purchase.purchase`` documents.
 Tryton is imported lazily: the core imports without it.
 
-Tryton conventions read: a warehouse whose storage zone has a *provisioning location* in another
-warehouse is a store served by that warehouse; every other warehouse is a DC. Lanes come from
+Tryton conventions read: the roles of warehouses are proposed from their structure
+(``shadow.layout``: provisioning locations, purchase order points, customer sales) and a
+layout kept in the run store overrides them. Goods between warehouses are in transit while an
+internal shipment's moves out of Tryton's transit location are open. Lanes come from
 ``stock.location.lead_time`` (warehouse to warehouse). Sales are done moves to customer
-locations: from a store they are walk-in sales, from a DC ecommerce. Quantities are read in
+locations (a warehouse with none: its confirmed sale lines by sale date); from a DC they are
+ecommerce, else walk-in. Committed units are open customer moves. Quantities are read in
 each product's default unit (``internal_quantity``); purchase lines are assumed to be in it too.
 """
 
@@ -540,7 +543,10 @@ class TrytonAdapter:
         product_suppliers = self._product_suppliers(prod_rows)
         suppliers = self._suppliers(product_suppliers)
         stock = self._stock(wh_ids, [r["id"] for r in prod_rows], as_of)
-        inbound = self._open_purchases(wh_ids, wh_of, as_of)
+        inbound = pd.concat(
+            [self._open_purchases(wh_ids, wh_of, as_of), self._in_transit(wh_ids, as_of)],
+            ignore_index=True,
+        )
         notes: list[str] = []
         if inbound["planned_date"].isna().any():
             notes.append(
@@ -734,6 +740,46 @@ class TrytonAdapter:
                 "planned_date",
                 "reference",
             ],
+        )
+
+    def _in_transit(self, wh_ids: list[int], as_of: dt.date) -> pd.DataFrame:
+        """Internal shipments between warehouses shipped but not received at the end of
+        ``as_of``: their open moves out of the transit location (outside every warehouse) into
+        a warehouse, from the warehouse the shipment left."""
+        moves = self._search_read(
+            "stock.move",
+            _open_moves(
+                [
+                    ("shipment", "like", "stock.shipment.internal,%"),
+                    ("to_location", "child_of", wh_ids, "parent"),
+                ],
+                as_of,
+            ),
+            ["product", "internal_quantity", "planned_date", "from_location", "to_location"]
+            + ["shipment"],
+        )
+        moves = [m for m in moves if m["from_location"] not in self._wh_of]
+        shipment_ids = sorted({int(m["shipment"].split(",")[1]) for m in moves})
+        shipped_from = {
+            r["id"]: self._wh_of.get(r["from_location"])
+            for r in self._read("stock.shipment.internal", shipment_ids, ["from_location"], {})
+        }
+        return pd.DataFrame(
+            [
+                {
+                    "kind": "transfer",
+                    "origin": str(shipped_from.get(int(m["shipment"].split(",")[1])) or ""),
+                    "destination": str(self._wh_of[m["to_location"]]),
+                    "product": str(m["product"]),
+                    "qty": float(m["internal_quantity"] or 0),
+                    "planned_date": m["planned_date"],
+                    "reference": str(m["shipment"]),
+                }
+                for m in moves
+                if m["to_location"] in self._wh_of
+            ],
+            columns=["kind", "origin", "destination", "product", "qty", "planned_date"]
+            + ["reference"],
         )
 
     def _order_points(self) -> pd.DataFrame:

@@ -116,6 +116,15 @@ def test_reservations_costs_and_sales_history(direct: Provisioned[DirectSeeded],
             assert s.committed[li[loc], ki[sku]] == promised, (loc, sku)
             assert s.on_hand[li[loc], ki[sku]] == seeded.on_hand[(loc, sku)] - promised
     assert s.on_hand[li["SHOP-2"], ki["P-01"]] == 35 - 18 == 17  # as the ERP sees it
+    # shipped from CENTRAL today, not received: in transit to SHOP-1, due after the transit days
+    want_transit = np.zeros_like(s.in_transit)
+    for (loc, sku), units in seeded.in_transit.items():
+        want_transit[li[loc], ki[sku]] = units
+    assert want_transit.sum() > 0 and np.array_equal(s.in_transit, want_transit)
+    transfers = [sh for sh in s.inbound if sh.kind == "transfer"]
+    assert [(sh.origin, sh.destination, sh.due_day) for sh in transfers] == [
+        (li["CENTRAL"], li["SHOP-1"], seed.TRANSIT_DAYS)
+    ]
     # unit cost: the cost price, else the supplier's price list (P-05); P-06 has neither
     for sku in s.sku_ids:
         assert s.unit_cost[ki[sku]] == pytest.approx(seeded.unit_cost[sku]), sku

@@ -79,7 +79,7 @@ def activate(folder: Path, database: str, conf: Path) -> float:
         env=env,
         check=True,
         capture_output=True,
-        timeout=300,
+        timeout=900,  # 25-30 s idle; > 300 s when the shared machine is loaded (load 20)
     )
     return time.perf_counter() - t0
 

@@ -10,6 +10,7 @@ Independent of the first fixture's assumptions (``promotwin.testing.tryton.seed`
 - ``SHOP-2`` has no done customer moves at all: its sales are confirmed sale orders not yet
   shipped (on hand 35 of ``P-01``, 18 promised: the ERP sees 17 available);
 - ``P-05`` has cost price 0 but a supplier price list; ``P-06`` has cost 0 and no supplier;
+- ``P-03`` shipped from CENTRAL to SHOP-1 today, in transit (Tryton's transit location);
 - the ERP's own order-point run (``stock.supply``) over every warehouse.
 
 Everything put in is returned (``DirectSeeded``), keyed by ERP codes, for tests to compare with.
@@ -66,6 +67,8 @@ ORDER_POINTS = {
     "SHOP-2": {"P-01": (25, 60), "P-02": (10, 30), "P-04": (15, 40), "P-05": (5, 15)},
     "SHOP-3": {"P-01": (8, 20), "P-02": (5, 15)},
 }
+# internal shipments shipped today, in transit: from, to, product, units (arrive in TRANSIT_DAYS)
+IN_TRANSIT = (("CENTRAL", "SHOP-1", "P-03", 10),)
 # planner purchases confirmed today: warehouse, product, supplier, units
 PLANNER_PURCHASES = (("CENTRAL", "P-03", "SUPPLY-X", 50), ("SHOP-2", "P-02", "SUPPLY-Y", 12))
 
@@ -83,6 +86,7 @@ class DirectSeeded:
     unit_cost: dict[str, float] = field(default_factory=dict)  # cost price, else price list
     supplier_of: dict[str, str | None] = field(default_factory=dict)
     purchases: list[dict[str, Any]] = field(default_factory=list)  # planner purchases today
+    in_transit: dict[tuple[str, str], int] = field(default_factory=dict)  # (to, product) -> units
 
 
 def seed_direct(cfg: Any, today: dt.date | None = None) -> DirectSeeded:
@@ -189,7 +193,9 @@ def seed_direct(cfg: Any, today: dt.date | None = None) -> DirectSeeded:
             out.on_hand[(wh, code)] = ON_HAND[wh][i]
             if sold:
                 out.sold_moves[(wh, code)] = sold
-            lines.append({"product": product_ids[code], "quantity": float(ON_HAND[wh][i] + sold)})
+            shipped = sum(q for o, _, c, q in IN_TRANSIT if (o, c) == (wh, code))
+            opening_qty = ON_HAND[wh][i] + sold + shipped
+            lines.append({"product": product_ids[code], "quantity": float(opening_qty)})
             for ago in DONE_SALE_DAYS if rates[i] else ():
                 day = today - dt.timedelta(days=ago)
                 sale_moves.append(
@@ -223,6 +229,7 @@ def seed_direct(cfg: Any, today: dt.date | None = None) -> DirectSeeded:
     cfg.get_proxy("stock.inventory").confirm(inventories, cfg.context)
     _server_side(cfg, "stock.move", "do", _create(cfg, "stock.move", sale_moves))
 
+    _ship_internal(cfg, out, wh_ids)
     _sale_orders(cfg, out, customer, wh_ids)
     _planner_purchases(cfg, out, supplier_ids, wh_ids)
     _create(
@@ -243,6 +250,29 @@ def seed_direct(cfg: Any, today: dt.date | None = None) -> DirectSeeded:
     )
     run_supply(cfg, [wh_ids[wh] for wh in WAREHOUSES])
     return out
+
+
+def _ship_internal(cfg: Any, out: DirectSeeded, wh_ids: dict[str, int]) -> None:
+    """Internal shipments between warehouses, shipped today (through Tryton's transit location)
+    and not yet received."""
+    from proteus import Model
+
+    Location, Product = Model.get("stock.location"), Model.get("product.product")
+    for origin, destination, code, qty in IN_TRANSIT:
+        shipment = Model.get("stock.shipment.internal")()
+        shipment.from_location = Location(wh_ids[origin]).storage_location
+        shipment.to_location = Location(wh_ids[destination]).storage_location
+        shipment.planned_start_date = out.today
+        shipment.planned_date = out.today + dt.timedelta(days=TRANSIT_DAYS)
+        move = shipment.moves.new()
+        move.product = Product(out.ids["product"][code])
+        move.quantity = qty
+        move.from_location = shipment.from_location
+        move.to_location = shipment.to_location  # Tryton splits it through transit on wait
+        shipment.save()
+        for button in ("wait", "assign_force", "pack", "ship"):
+            shipment.click(button)
+        out.in_transit[(destination, code)] = qty
 
 
 def _sale_orders(cfg: Any, out: DirectSeeded, customer: int, wh_ids: dict[str, int]) -> None:
