@@ -390,20 +390,23 @@ def register(app: typer.Typer) -> None:
         export: Annotated[Path | None, typer.Option(help="write the mapping CSV here")] = None,
         load: Annotated[Path | None, typer.Option("--import", help="replace from a CSV")] = None,
         add_new: Annotated[bool, typer.Option("--add-new", help="map new ERP items")] = False,
+        time_limit: TimeLimit = 120.0,
     ) -> None:
         """Show, initialise, extend, export or import the ERP-id <-> twin-id mapping."""
         import pandas as pd
 
         from promotwin.shadow import IdMapping
+        from promotwin.shadow.runner import read_erp
 
-        adapter = _adapter(erp, url, credentials, timeout=30.0)
+        adapter = _adapter(erp, url, credentials, timeout=min(30.0, time_limit))
         try:
             rs = _run_store(store)
             if load is not None:
                 mapping = IdMapping.from_frame(pd.read_csv(load, dtype=str))
                 rs.save_mapping(adapter.name, mapping, replace=True)
             mapping = rs.load_mapping(adapter.name)
-            state = adapter.read_state(None)
+            with _erp_faults():
+                state = read_erp(lambda: adapter.read_state(None), time_limit)
             issues = mapping.resolve(state.tables, add_new)
             rs.save_mapping(adapter.name, mapping, replace=True)
         finally:
@@ -428,6 +431,7 @@ def register(app: typer.Typer) -> None:
         load: Annotated[
             Path | None, typer.Option("--import", help="replace the kept layout from a CSV")
         ] = None,
+        time_limit: TimeLimit = 120.0,
     ) -> None:
         """Location roles: one row per ERP warehouse (erp_code, role, serving_dc, supplied_by).
 
@@ -444,10 +448,13 @@ def register(app: typer.Typer) -> None:
             except (OSError, ValueError) as exc:
                 raise ValueError(f"--import {load}: cannot read the CSV ({exc})") from None
             imported = roles.validate(raw, where=str(load))
-        adapter = _adapter(erp, url, credentials, timeout=30.0)
+        from promotwin.shadow.runner import read_erp
+
+        adapter = _adapter(erp, url, credentials, timeout=min(30.0, time_limit))
         try:
             rs = _run_store(store)
-            state = adapter.read_state(None)
+            with _erp_faults():
+                state = read_erp(lambda: adapter.read_state(None), time_limit)
         finally:
             adapter.close()
         proposed = roles.to_layout(state["locations"])

@@ -406,7 +406,7 @@ def test_configuration_errors_exit_2_and_are_not_recorded(
     assert not store.exists() or RunStore(store).runs().empty
 
 
-def test_export_and_counterfactual_report_an_unreachable_erp(tmp_path: Path) -> None:
+def test_export_layout_and_counterfactual_report_an_unreachable_erp(tmp_path: Path) -> None:
     import socket
 
     from typer.testing import CliRunner
@@ -420,6 +420,7 @@ def test_export_and_counterfactual_report_an_unreachable_erp(tmp_path: Path) -> 
     env = {"TWIN_ERP_USER": "admin", "TWIN_ERP_PASSWORD": "x"}
     for args in (
         ["export", "--url", url, "--out", str(tmp_path / "out"), "--time-limit", "1"],
+        ["layout", "--url", url, "--time-limit", "1", "--store", str(tmp_path / "s.sqlite")],
         ["counterfactual", "--url", url, "--start", "2026-03-01", "--end", "2026-03-02"]
         + ["--time-limit", "1", "--store", str(tmp_path / "s.sqlite")],
     ):
