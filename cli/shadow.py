@@ -1,7 +1,7 @@
 """``twin shadow``: the twin's policies on live ERP data, compared with what the ERP did.
 
     twin shadow --erp tryton --url http://127.0.0.1:8000/DB --policy base-stock --once
-    twin shadow runs | show RUN_ID | counterfactual ... | map ... | export ... | schema
+    twin shadow runs | show RUN_ID | layout ... | counterfactual ... | map ... | export ... | schema
 
 Credentials come from TWIN_ERP_USER / TWIN_ERP_PASSWORD or an INI file (``--credentials`` or
 TWIN_ERP_CONFIG, section ``[erp]``), never from the command line.
@@ -9,8 +9,10 @@ TWIN_ERP_CONFIG, section ``[erp]``), never from the command line.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -74,6 +76,20 @@ def _adapter(erp: str, url: str | None, credentials: Path | None, timeout: float
     raise ValueError(f"--erp {erp!r}: use tryton or folder")
 
 
+@contextlib.contextmanager
+def _erp_faults() -> Iterator[None]:
+    """An ERP fault outside a shadow run (after the retries): what happened, exit 1."""
+    from promotwin.shadow import ErpError
+
+    try:
+        yield
+    except ErpError as exc:
+        from promotwin.cli.common import err
+
+        err.print(f"[red]ERP fault:[/] {type(exc).__name__}: {exc}", highlight=False)
+        raise typer.Exit(1) from None
+
+
 def _date(text: str | None) -> dt.date | None:
     if text is None:
         return None
@@ -87,7 +103,9 @@ def _print_result(result: Any) -> None:
     from promotwin.cli.common import console
 
     run = result.run
-    colour = {"ok": "green", "partial": "yellow", "failed": "red"}[run.status]
+    colour = {"ok": "green", "degraded": "magenta", "partial": "yellow", "failed": "red"}[
+        run.status
+    ]
     console.print(
         f"[{colour}]{run.status}[/] run {run.run_id} — {run.policy} on {run.source}, "
         f"as of {run.as_of or '–'}: {run.n_recommendations} recommendation(s), "
@@ -121,9 +139,21 @@ def _run(
     time_limit: float,
     add_new: bool,
     max_runs: int | None,
+    allow_degraded: bool,
+    forecast: str = "average",
+    model: Path | None = None,
+    history_days: int = 28,
 ) -> None:
-    from promotwin.shadow import RetryPolicy, ShadowRunner
+    from promotwin.shadow import RetryPolicy, ShadowRunner, SnapshotOptions
+    from promotwin.shadow.forecast import FORECASTS
     from promotwin.shadow.runner import parse_every
+
+    if forecast not in FORECASTS:
+        raise ValueError(f"--forecast {forecast!r}: use one of {', '.join(FORECASTS)}")
+    if model is not None and forecast == "average":
+        raise ValueError("--model goes with --forecast glm or gbm (the model's kind)")
+    if history_days < 1:
+        raise ValueError("--history-days must be at least 1")
 
     if once and every:
         raise ValueError("give --once or --every, not both")
@@ -138,6 +168,9 @@ def _run(
         retry=RetryPolicy(time_limit=time_limit),
         write_drafts=write_drafts,
         add_new=add_new,
+        allow_degraded=allow_degraded,
+        history_days=history_days,
+        options=SnapshotOptions(forecast=forecast, model_file=str(model) if model else None),
     )
     try:
         if period is None:
@@ -145,6 +178,14 @@ def _run(
             _print_result(result)
             if result.run.status == "failed":
                 raise typer.Exit(1)
+            if result.run.status == "degraded" and not allow_degraded:
+                from promotwin.cli.common import console
+
+                console.print(
+                    "  exit 3: the run is degraded (its recommendations are not meaningful); "
+                    "fix the reasons above or pass --allow-degraded"
+                )
+                raise typer.Exit(3)
         else:
             runner.run_every(period, max_runs=max_runs, on_run=_print_result)
     finally:
@@ -181,6 +222,21 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--add-new", help="map ERP items missing from the id mapping")
         ] = False,
         max_runs: Annotated[int | None, typer.Option(help="stop --every after N runs")] = None,
+        allow_degraded: Annotated[
+            bool,
+            typer.Option("--allow-degraded", help="exit 0, not 3, when the run is degraded"),
+        ] = False,
+        forecast: Annotated[
+            str,
+            typer.Option(help="average (trailing sales), or a model fitted on the ERP: glm, gbm"),
+        ] = "average",
+        model: Annotated[
+            Path | None,
+            typer.Option(help="model file: loaded if it exists, else fitted and saved there"),
+        ] = None,
+        history_days: Annotated[
+            int, typer.Option(help="days of ERP sales read (the average's window, the fit's)")
+        ] = 28,
     ) -> None:
         """Pull a snapshot, run the policy and governance, store and compare (default: once)."""
         if ctx.invoked_subcommand is not None:
@@ -201,6 +257,10 @@ def register(app: typer.Typer) -> None:
             time_limit,
             add_new,
             max_runs,
+            allow_degraded,
+            forecast,
+            model,
+            history_days,
         )
 
     @shadow.command("runs")
@@ -246,8 +306,29 @@ def register(app: typer.Typer) -> None:
         if run is None:
             raise ValueError(f"no run {run_id!r} in {store}: see `twin shadow runs`")
         console.print(strict_json.dumps(run.__dict__, indent=2, default=str), highlight=False)
+        planned_with = rs.model(run_id)
+        if planned_with is not None and planned_with[1]:
+            console.print(f"forecast: {planned_with[0]} model {planned_with[1]}", highlight=False)
+        for w in rs.warnings(run_id).itertuples(False):
+            mark = "degrading" if w.degrading else "warning"
+            console.print(f"{mark} [{w.code}]: {w.message}", highlight=False, markup=False)
         recs = rs.recommendations(run_id)
-        console.print(recs.drop(columns=["run_id"]).head(50).to_string(index=False))
+        console.print(f"{len(recs)} recommendation(s)")
+        if len(recs):
+            console.print(recs.drop(columns=["run_id"]).head(50).to_string(index=False))
+        for against in rs.comparisons(run_id):
+            found = rs.comparison(run_id, against)
+            assert found is not None
+            summary, lines = found
+            console.print(
+                f"vs ERP ({against}): agreement {summary['agreement_rate']:.0%}, both ordered "
+                f"{summary['both']}, policy only {summary['policy_only']}, ERP only "
+                f"{summary['erp_only']}, units {summary['policy_units']:.0f} vs "
+                f"{summary['erp_units']:.0f}",
+                highlight=False,
+            )
+            if len(lines):
+                console.print(lines.head(50).to_string(index=False))
         if out is not None:
             recs.to_csv(out, index=False)
             console.print(f"wrote {out}")
@@ -263,23 +344,29 @@ def register(app: typer.Typer) -> None:
         store: Store = DEFAULT_STORE,
         credentials: CredFile = None,
         seed: int = 0,
+        time_limit: TimeLimit = 120.0,
     ) -> None:
         """Replay START..END in the twin: the ERP's actual actions vs the policy, same demand."""
         from promotwin.shadow import ErpState, build_snapshot
         from promotwin.shadow.counterfactual import counterfactual
+        from promotwin.shadow.runner import apply_kept_layout, read_erp
         from promotwin.shadow.snapshot import sales_history
 
         first, last = _date(start), _date(end)
         assert first is not None and last is not None
-        adapter = _adapter(erp, url, credentials, timeout=30.0)
+        if last < first:
+            raise ValueError(f"--end {last} is before --start {first}")
+        adapter = _adapter(erp, url, credentials, timeout=min(30.0, time_limit))
+        rs = _run_store(store)
         try:
-            rs = _run_store(store)
             mapping = rs.load_mapping(adapter.name)
-            state = adapter.read_state(first - dt.timedelta(days=1))
+            with _erp_faults():
+                raw = read_erp(lambda: adapter.read_state(first - dt.timedelta(days=1)), time_limit)
+                actions = read_erp(lambda: adapter.read_actions(first, last), time_limit)
+                sales = read_erp(lambda: adapter.read_sales(first, last), time_limit)
+            state = apply_kept_layout(rs, raw)[0]
             built = build_snapshot(state, mapping)
             rs.save_mapping(adapter.name, mapping)
-            actions = adapter.read_actions(first, last)
-            sales = adapter.read_sales(first, last)
             history = sales_history(ErpState.build(last, adapter.name, sales=sales), mapping)
             cats = dict(
                 zip(state["products"]["erp_id"], state["products"]["category"], strict=True)
@@ -303,20 +390,23 @@ def register(app: typer.Typer) -> None:
         export: Annotated[Path | None, typer.Option(help="write the mapping CSV here")] = None,
         load: Annotated[Path | None, typer.Option("--import", help="replace from a CSV")] = None,
         add_new: Annotated[bool, typer.Option("--add-new", help="map new ERP items")] = False,
+        time_limit: TimeLimit = 120.0,
     ) -> None:
         """Show, initialise, extend, export or import the ERP-id <-> twin-id mapping."""
         import pandas as pd
 
         from promotwin.shadow import IdMapping
+        from promotwin.shadow.runner import read_erp
 
-        adapter = _adapter(erp, url, credentials, timeout=30.0)
+        adapter = _adapter(erp, url, credentials, timeout=min(30.0, time_limit))
         try:
             rs = _run_store(store)
             if load is not None:
                 mapping = IdMapping.from_frame(pd.read_csv(load, dtype=str))
                 rs.save_mapping(adapter.name, mapping, replace=True)
             mapping = rs.load_mapping(adapter.name)
-            state = adapter.read_state(None)
+            with _erp_faults():
+                state = read_erp(lambda: adapter.read_state(None), time_limit)
             issues = mapping.resolve(state.tables, add_new)
             rs.save_mapping(adapter.name, mapping, replace=True)
         finally:
@@ -330,6 +420,77 @@ def register(app: typer.Typer) -> None:
             frame.to_csv(export, index=False)
             console.print(f"wrote {export}")
 
+    @shadow.command("layout")
+    @user_errors
+    def layout_cmd(
+        erp: Erp = "tryton",
+        url: Url = None,
+        store: Store = DEFAULT_STORE,
+        credentials: CredFile = None,
+        export: Annotated[Path | None, typer.Option(help="write the layout CSV here")] = None,
+        load: Annotated[
+            Path | None, typer.Option("--import", help="replace the kept layout from a CSV")
+        ] = None,
+        time_limit: TimeLimit = 120.0,
+    ) -> None:
+        """Location roles: one row per ERP warehouse (erp_code, role, serving_dc, supplied_by).
+
+        Without a kept layout, prints the one proposed from the ERP's structure with reasons;
+        --import replaces the kept layout (checked first), --export writes it as CSV."""
+        import pandas as pd
+
+        from promotwin.shadow import layout as roles
+
+        imported = None
+        if load is not None:
+            try:
+                raw = pd.read_csv(load, dtype=str, keep_default_na=False)
+            except (OSError, ValueError) as exc:
+                raise ValueError(f"--import {load}: cannot read the CSV ({exc})") from None
+            imported = roles.validate(raw, where=str(load))
+        from promotwin.shadow.runner import read_erp
+
+        adapter = _adapter(erp, url, credentials, timeout=min(30.0, time_limit))
+        try:
+            rs = _run_store(store)
+            with _erp_faults():
+                state = read_erp(lambda: adapter.read_state(None), time_limit)
+        finally:
+            adapter.close()
+        proposed = roles.to_layout(state["locations"])
+        if imported is not None and load is not None:
+            unknown = sorted(set(imported["erp_code"]) - set(proposed["erp_code"]))
+            if unknown:
+                raise ValueError(
+                    f"--import {load}: erp_code(s) {unknown} are not warehouses of the ERP "
+                    f"(it has {sorted(proposed['erp_code'])})"
+                )
+            imported["reason"] = f"imported from {load.name}"
+            rs.save_layout(adapter.name, imported)
+        kept = rs.load_layout(adapter.name)
+        shown = kept if kept is not None else proposed
+        title = "layout kept in the run store" if kept is not None else "proposed layout"
+        table = Table(title=f"{title} ({adapter.name})")
+        for col in ("erp_code", "role", "serving_dc", "supplied_by", "reason"):
+            table.add_column(col)
+        for r in shown[["erp_code", "role", "serving_dc", "supplied_by", "reason"]].itertuples(
+            False
+        ):
+            cells = [str(v) for v in r]
+            table.add_row(cells[0], cells[1] or "[red]?[/]", *cells[2:])
+        console.print(table)
+        for r in shown[shown["role"] == ""].itertuples(False):
+            console.print(
+                f"[yellow]ambiguous warehouse {r.erp_code}: left out of every run until given a "
+                "role (edit the exported CSV, then --import it)[/]",
+                highlight=False,
+            )
+        if kept is None:
+            console.print("not kept yet: the first shadow run keeps it, or --import one")
+        if export is not None:
+            shown[[*roles.COLUMNS, "reason"]].to_csv(export, index=False)
+            console.print(f"wrote {export}")
+
     @shadow.command("export")
     @user_errors
     def export_cmd(
@@ -339,14 +500,22 @@ def register(app: typer.Typer) -> None:
         as_of: Annotated[str | None, typer.Option("--as-of", help="YYYY-MM-DD")] = None,
         credentials: CredFile = None,
         fmt: Annotated[str, typer.Option("--format", help="csv or parquet")] = "csv",
+        time_limit: TimeLimit = 120.0,
     ) -> None:
         """Write the ERP's canonical tables as a snapshot folder (for `--erp folder`)."""
         from promotwin.shadow import write_folder
+        from promotwin.shadow.runner import read_erp
 
-        adapter = _adapter(erp, url, credentials, timeout=30.0)
+        if fmt not in ("csv", "parquet"):
+            raise ValueError(f"--format {fmt!r}: use csv or parquet")
+        day = _date(as_of)
+        adapter = _adapter(erp, url, credentials, timeout=min(30.0, time_limit))
         try:
-            state = adapter.read_state(_date(as_of))
-            actions = adapter.read_actions(state.as_of, state.as_of)
+            with _erp_faults():
+                state = read_erp(lambda: adapter.read_state(day), time_limit)
+                actions = read_erp(
+                    lambda: adapter.read_actions(state.as_of, state.as_of), time_limit
+                )
         finally:
             adapter.close()
         write_folder(state, out, actions, fmt)

@@ -116,6 +116,9 @@ class PlanningSnapshot:
     lost_sale_cost: FloatArray  # [S] lost margin + goodwill, currency per unit
     expedite_premium: FloatArray  # [S] extra currency per expedited unit
     seed: int = 0
+    # [L, S] units promised to customer orders not yet shipped, already taken off ``on_hand``
+    # (which is then what is available to plan with); None: nothing promised (the twin)
+    committed: IntArray | None = None
     # per-date terms of ``forecast_mean`` from the forecast provider (None: a policy computes
     # them); kept only if they were computed from this very forecast (see ForecastTerms)
     forecast_terms: ForecastTerms | None = None

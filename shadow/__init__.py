@@ -7,6 +7,7 @@ adapter connects (``pip install 'promotwin[erp]'``).
 from promotwin.shadow.adapter import (
     Credentials,
     DraftLine,
+    DraftOrder,
     ErpAdapter,
     ErpDataError,
     ErpError,
@@ -26,6 +27,7 @@ __all__ = [
     "BuiltSnapshot",
     "Credentials",
     "DraftLine",
+    "DraftOrder",
     "ErpActions",
     "ErpAdapter",
     "ErpDataError",

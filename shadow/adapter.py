@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import configparser
 import datetime as dt
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,8 +80,35 @@ class DraftLine:
     destination: str  # ERP id of the warehouse
     product: str  # ERP id
     qty: float
-    unit_price: float
+    unit_price: float  # the supplier's price (its price list), else the unit cost
+    delivery_date: dt.date  # the planned delivery the run computed
+
+
+@dataclass(frozen=True)
+class DraftOrder:
+    """The lines of one draft purchase (one supplier, warehouse and delivery date), and its
+    idempotency key: a digest of what is ordered, so the same recommendation is written once
+    however often it is sent (the key goes in a field the ERP keeps, and is looked up first)."""
+
+    supplier: str
+    destination: str
     delivery_date: dt.date
+    lines: tuple[DraftLine, ...]
+
+    @property
+    def key(self) -> str:
+        h = hashlib.sha256(f"{self.supplier}|{self.destination}|{self.delivery_date}".encode())
+        for x in sorted(self.lines, key=lambda x: (x.product, x.qty)):
+            h.update(f"|{x.product}:{x.qty:g}@{x.unit_price:.4f}".encode())
+        return f"promotwin-{h.hexdigest()[:20]}"
+
+
+def draft_orders(lines: list[DraftLine]) -> list[DraftOrder]:
+    """Lines grouped into draft purchases by (supplier, warehouse, delivery date), sorted."""
+    groups: dict[tuple[str, str, dt.date], list[DraftLine]] = {}
+    for x in lines:
+        groups.setdefault((x.supplier, x.destination, x.delivery_date), []).append(x)
+    return [DraftOrder(s, d, day, tuple(g)) for (s, d, day), g in sorted(groups.items())]
 
 
 @runtime_checkable
@@ -99,8 +127,14 @@ class ErpAdapter(Protocol):
         """Sales (``erpdata.STATE_TABLES['sales']`` columns) between two dates, inclusive."""
         ...
 
-    def write_drafts(self, lines: list[DraftLine], reference: str) -> pd.DataFrame:
-        """Create draft purchase documents; return one row per line (erp_model, erp_id, ...)."""
+    def find_draft(self, key: str) -> str | None:
+        """The ERP id of the draft written with idempotency ``key``, None if there is none
+        (a read: safe to retry)."""
+        ...
+
+    def create_draft(self, order: DraftOrder, description: str) -> str:
+        """Create one draft purchase carrying ``order.key``; return its ERP id. Called once:
+        it is not idempotent, so neither the adapter nor its transport may retry it."""
         ...
 
     def close(self) -> None: ...

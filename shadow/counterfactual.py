@@ -246,6 +246,11 @@ def counterfactual(
             f"the snapshot is as of {built.snapshot.date}; the counterfactual needs the state at "
             f"the end of {start - dt.timedelta(days=1)}, the day before the period"
         )
+    if built.snapshot.n_locations == built.snapshot.n_dcs:
+        raise ValueError(
+            "no store in the layout: the counterfactual replays store demand served by a DC; "
+            "give warehouses their roles with `twin shadow layout --import`"
+        )
     scenario = scenario_from_snapshot(built, categories or {}, days, start, options)
     known_l = set(built.snapshot.location_ids)
     known_k = set(built.snapshot.sku_ids)

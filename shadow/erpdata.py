@@ -25,8 +25,10 @@ STATE_TABLES: dict[str, dict[str, tuple[str, str]]] = {
         "erp_id": ("string", "the ERP's id of the warehouse / store"),
         "code": ("string", "short code a planner knows; default twin id"),
         "name": ("string", "display name"),
-        "kind": ("string", "'dc' or 'store'"),
+        "kind": ("string", "'dc' or 'store'; empty: ambiguous, left out until given a role"),
         "serving_dc": ("string", "erp_id of the DC that replenishes a store; empty for a DC"),
+        "supplied_by": ("string", "'dc', 'supplier' or 'both'; empty: dc for a store"),
+        "reason": ("string", "why the warehouse has this role (the adapter's proposal)"),
     },
     "lanes": {
         "origin": ("string", "erp_id of the shipping location"),
@@ -39,7 +41,7 @@ STATE_TABLES: dict[str, dict[str, tuple[str, str]]] = {
         "name": ("string", "display name"),
         "category": ("string", "product category"),
         "price": ("number", "regular selling price, currency per unit"),
-        "unit_cost": ("number", "cost price, currency per unit"),
+        "unit_cost": ("number", "cost price, else the main supplier's price; empty if neither"),
     },
     "suppliers": {
         "erp_id": ("string", "the ERP's id of the supplier (party)"),
@@ -51,11 +53,13 @@ STATE_TABLES: dict[str, dict[str, tuple[str, str]]] = {
         "supplier": ("string", "erp_id of the supplier"),
         "lead_time_days": ("number", "planned supplier lead time, days"),
         "sequence": ("integer", "preference: the lowest sequence is the main supplier"),
+        "unit_price": ("number", "the supplier's price list, currency per unit; empty if none"),
     },
     "stock": {
         "location": ("string", "erp_id of the location"),
         "product": ("string", "erp_id of the product"),
         "on_hand": ("number", "units on hand at the end of as_of"),
+        "committed": ("number", "units promised to customer orders not yet shipped"),
         "forecast": ("number", "ERP's forecast quantity (on hand + planned in - planned out)"),
     },
     "inbound": {
@@ -68,7 +72,7 @@ STATE_TABLES: dict[str, dict[str, tuple[str, str]]] = {
         "reference": ("string", "ERP document (purchase line, shipment)"),
     },
     "sales": {
-        "date": ("date", "day of the sale (done customer move)"),
+        "date": ("date", "day of the sale (done customer move, or sale date of an order line)"),
         "location": ("string", "erp_id of the location that shipped it"),
         "product": ("string", "erp_id of the product"),
         "channel": ("string", "'walk_in', 'pickup' or 'ecommerce'"),
@@ -80,6 +84,13 @@ STATE_TABLES: dict[str, dict[str, tuple[str, str]]] = {
         "min_quantity": ("number", "reorder when the forecast quantity falls below this"),
         "target_quantity": ("number", "order up to this"),
     },
+}
+
+# columns a table may leave out (older snapshot folders), with the value they read as
+OPTIONAL_COLUMNS: dict[str, dict[str, Any]] = {
+    "locations": {"supplied_by": "", "reason": ""},
+    "stock": {"committed": 0.0},
+    "product_suppliers": {"unit_price": float("nan")},
 }
 
 ACTION_TABLES: dict[str, dict[str, tuple[str, str]]] = {
@@ -122,6 +133,9 @@ def empty_table(columns: dict[str, tuple[str, str]]) -> pd.DataFrame:
 
 def conform(name: str, frame: pd.DataFrame, spec: dict[str, tuple[str, str]]) -> pd.DataFrame:
     """Columns in the canonical order and types; raise ``ValueError`` naming what is missing."""
+    defaults = {c: v for c, v in OPTIONAL_COLUMNS.get(name, {}).items() if c not in frame}
+    if defaults:
+        frame = frame.assign(**defaults)
     missing = [c for c in spec if c not in frame.columns]
     if missing:
         raise ValueError(f"table {name!r}: missing column(s) {missing}; need {list(spec)}")
@@ -201,14 +215,18 @@ def json_schema() -> dict[str, Any]:
     """JSON Schema of the snapshot folder: one object per table, one property per column."""
     types = {"string": "string", "integer": "integer", "number": "number", "date": "string"}
 
-    def table(spec: dict[str, tuple[str, str]]) -> dict[str, Any]:
+    def table(name: str, spec: dict[str, tuple[str, str]]) -> dict[str, Any]:
         props = {
             c: {"type": types[t], "description": d} | ({"format": "date"} if t == "date" else {})
             for c, (t, d) in spec.items()
         }
         return {
             "type": "array",
-            "items": {"type": "object", "properties": props, "required": list(spec)},
+            "items": {
+                "type": "object",
+                "properties": props,
+                "required": [c for c in spec if c not in OPTIONAL_COLUMNS.get(name, {})],
+            },
         }
 
     return {
@@ -218,8 +236,8 @@ def json_schema() -> dict[str, Any]:
         "manifest.json holds as_of (YYYY-MM-DD) and optionally history_days.",
         "type": "object",
         "properties": {
-            **{name: table(spec) for name, spec in STATE_TABLES.items()},
-            **{name: table(spec) for name, spec in ACTION_TABLES.items()},
+            **{name: table(name, spec) for name, spec in STATE_TABLES.items()},
+            **{name: table(name, spec) for name, spec in ACTION_TABLES.items()},
         },
         "required": ["locations", "products", "stock"],
     }

@@ -3,8 +3,9 @@
 For ERPs without a connector. The folder holds ``manifest.json`` (``{"as_of": "YYYY-MM-DD",
 "history_days": 28, "source": "..."}``) and one file per table, ``<table>.csv`` or
 ``<table>.parquet`` (``erpdata.STATE_TABLES`` / ``ACTION_TABLES``; ``schema.json`` documents
-them as JSON Schema). Missing optional tables are read as empty. "Drafts" are written as CSV files
-into ``outbox/`` in the folder — the folder's ERP picks them up; nothing else is ever written.
+them as JSON Schema). Missing optional tables are read as empty. "Drafts" are written as CSV
+files ``outbox/<idempotency key>.csv`` in the folder — the folder's ERP picks them up; nothing
+else is ever written.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from promotwin import strict_json
-from promotwin.shadow.adapter import DraftLine, ErpDataError
+from promotwin.shadow.adapter import DraftOrder, ErpDataError
 from promotwin.shadow.erpdata import (
     ACTION_TABLES,
     STATE_TABLES,
@@ -26,8 +27,13 @@ from promotwin.shadow.erpdata import (
     ErpState,
     json_schema,
 )
+from promotwin.shadow.folder_schema import validate_tables
 
 REQUIRED_TABLES = ("locations", "products", "stock")
+
+
+class SnapshotFolderError(ErpDataError, ValueError):
+    """A snapshot folder that cannot be used: bad input (exit 2), said before any run."""
 
 
 def _read_table(folder: Path, name: str) -> pd.DataFrame | None:
@@ -57,11 +63,14 @@ def _typed(frame: pd.DataFrame, spec: dict[str, tuple[str, str]]) -> pd.DataFram
 class SnapshotFolderAdapter:
     """Reads a snapshot folder (a state as of one date, plus optional action tables)."""
 
+    draft_model = "outbox"  # what the run store records drafts as
+
     def __init__(self, folder: str | Path):
+        """Read and check the whole folder now: a bad folder is refused before any run."""
         self.folder = Path(folder)
         self.name = f"folder:{self.folder.resolve()}"
         if not (self.folder / "manifest.json").exists():
-            raise ErpDataError(
+            raise SnapshotFolderError(
                 f"{self.folder}: no manifest.json; a snapshot folder needs one with "
                 '{"as_of": "YYYY-MM-DD"} (see `twin shadow schema`)'
             )
@@ -69,9 +78,26 @@ class SnapshotFolderAdapter:
         try:
             self.as_of = dt.date.fromisoformat(str(self.manifest["as_of"]))
         except (KeyError, ValueError):
-            raise ErpDataError(
+            raise SnapshotFolderError(
                 f"{self.folder}/manifest.json: as_of must be a date YYYY-MM-DD"
             ) from None
+        raw = {
+            name: frame
+            for name in (*STATE_TABLES, *ACTION_TABLES)
+            if (frame := _read_table(self.folder, name)) is not None
+        }
+        missing = [name for name in REQUIRED_TABLES if name not in raw]
+        if missing:
+            raise SnapshotFolderError(
+                f"{self.folder}: missing table(s) {missing} (.csv or .parquet)"
+            )
+        problems = validate_tables(raw)
+        if problems:
+            raise SnapshotFolderError(
+                f"{self.folder}: {len(problems)} problem(s): " + "; ".join(problems)
+            )
+        spec = {**STATE_TABLES, **ACTION_TABLES}
+        self._tables = {name: _typed(frame, spec[name]) for name, frame in raw.items()}
 
     def read_state(self, as_of: dt.date | None = None, history_days: int = 28) -> ErpState:
         if as_of is not None and as_of != self.as_of:
@@ -79,35 +105,21 @@ class SnapshotFolderAdapter:
                 f"{self.folder} holds a snapshot as of {self.as_of}, not {as_of}: "
                 "drop --as-of or export a folder for that date"
             )
-        tables = {}
-        missing = []
-        for name, spec in STATE_TABLES.items():
-            frame = _read_table(self.folder, name)
-            if frame is None:
-                if name in REQUIRED_TABLES:
-                    missing.append(name)
-                continue
-            tables[name] = _typed(frame, spec)
-        if missing:
-            raise ErpDataError(f"{self.folder}: missing table(s) {missing} (.csv or .parquet)")
-        try:
-            return ErpState.build(
-                self.as_of,
-                self.name,
-                int(self.manifest.get("history_days", history_days)),
-                (),
-                **tables,
-            )
-        except ValueError as exc:
-            raise ErpDataError(f"{self.folder}: {exc}") from None
+        tables = {name: self._tables[name] for name in STATE_TABLES if name in self._tables}
+        return ErpState.build(
+            self.as_of,
+            self.name,
+            int(self.manifest.get("history_days", history_days)),
+            (),
+            **tables,
+        )
 
     def read_actions(self, start: dt.date, end: dt.date) -> ErpActions:
         tables = {}
         for name, spec in ACTION_TABLES.items():
-            frame = _read_table(self.folder, name)
-            if frame is None:
+            if name not in self._tables:
                 continue
-            frame = _typed(frame, spec)
+            frame = self._tables[name]
             date_col = "date" if "date" in spec else "order_date"
             dates = pd.to_datetime(frame[date_col]).dt.date
             tables[name] = frame[(dates >= start) & (dates <= end)]
@@ -115,31 +127,25 @@ class SnapshotFolderAdapter:
 
     def read_sales(self, start: dt.date, end: dt.date) -> pd.DataFrame:
         """The ``sales`` table between ``start`` and ``end`` (inclusive)."""
-        frame = _read_table(self.folder, "sales")
-        if frame is None:
+        if "sales" not in self._tables:
             return pd.DataFrame(columns=list(STATE_TABLES["sales"]))
-        frame = _typed(frame, STATE_TABLES["sales"])
+        frame = self._tables["sales"]
         dates = pd.to_datetime(frame["date"]).dt.date
-        out = frame[(dates >= start) & (dates <= end)].copy()
-        out["date"] = dates[(dates >= start) & (dates <= end)]
-        return out
+        keep = (dates >= start) & (dates <= end)
+        return frame[keep].assign(date=dates[keep])
 
-    def write_drafts(self, lines: list[DraftLine], reference: str) -> pd.DataFrame:
+    def find_draft(self, key: str) -> str | None:
+        """``outbox/<key>.csv`` if it was written."""
+        name = f"outbox/{key}.csv"
+        return name if (self.folder / name).exists() else None
+
+    def create_draft(self, order: DraftOrder, description: str) -> str:
+        """Write the order's lines as ``outbox/<key>.csv`` (atomically) for the folder's ERP."""
         outbox = self.folder / "outbox"
         outbox.mkdir(exist_ok=True)
-        frame = pd.DataFrame([vars(x) for x in lines])
-        name = "".join(c if c.isalnum() or c in "-_" else "_" for c in reference)
-        _atomic_csv(frame, outbox / f"{name}.csv")
-        return pd.DataFrame(
-            {
-                "erp_model": "outbox",
-                "erp_id": f"outbox/{name}.csv",
-                "supplier": frame.get("supplier", pd.Series(dtype=object)),
-                "destination": frame.get("destination", pd.Series(dtype=object)),
-                "product": frame.get("product", pd.Series(dtype=object)),
-                "qty": frame.get("qty", pd.Series(dtype=float)),
-            }
-        )
+        frame = pd.DataFrame([vars(x) for x in order.lines]).assign(description=description)
+        _atomic_csv(frame, outbox / f"{order.key}.csv")
+        return f"outbox/{order.key}.csv"
 
     def close(self) -> None:
         pass

@@ -10,6 +10,7 @@ with the reason; a run never raises into the scheduler loop and never writes hal
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import time
@@ -23,12 +24,14 @@ import pandas as pd
 
 from promotwin.policies.contract import ActionKind, Plan, RunContext, start_run
 from promotwin.policies.registry import make_policy
-from promotwin.shadow.adapter import DraftLine, ErpAdapter, ErpError, ErpTimeout
+from promotwin.shadow.adapter import DraftLine, ErpAdapter, ErpError, ErpTimeout, draft_orders
 from promotwin.shadow.compare import compare
-from promotwin.shadow.erpdata import ErpActions
+from promotwin.shadow.erpdata import ErpActions, ErpState
+from promotwin.shadow.layout import apply as apply_layout
+from promotwin.shadow.layout import to_layout as layout_of
 from promotwin.shadow.mapping import IdMapping
-from promotwin.shadow.snapshot import BuiltSnapshot, SnapshotOptions, build_snapshot
-from promotwin.shadow.store import RunRecord, RunStore
+from promotwin.shadow.snapshot import BuiltSnapshot, DataWarning, SnapshotOptions, build_snapshot
+from promotwin.shadow.store import DRAFT_COLUMNS, RunRecord, RunStore
 from promotwin.workflow.governance import AutoApprove, Governance
 
 log = logging.getLogger("shadow")
@@ -37,9 +40,10 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff on transient ERP faults, within ``time_limit`` seconds overall."""
+    """Exponential backoff on transient ERP faults, within ``time_limit`` seconds overall;
+    ``attempts`` caps the tries too (None: as many as the time limit allows)."""
 
-    attempts: int = 5
+    attempts: int | None = None
     initial_delay: float = 0.5
     max_delay: float = 8.0
     time_limit: float = 120.0
@@ -65,7 +69,9 @@ def with_retries(
             return func()
         except ErpError as exc:
             left = deadline - time.monotonic()
-            if not exc.transient or attempts.count >= retry.attempts:
+            if not exc.transient or (
+                retry.attempts is not None and attempts.count >= retry.attempts
+            ):
                 raise
             if left <= delay:
                 raise ErpTimeout(
@@ -85,6 +91,58 @@ class ShadowResult:
     drafts: pd.DataFrame = field(default_factory=pd.DataFrame)
     built: BuiltSnapshot | None = None
     issues: tuple[str, ...] = ()
+
+
+def run_status(warnings: list[DataWarning]) -> str:
+    """``degraded`` when the inputs make the recommendations meaningless, ``partial`` when
+    something was left out or not done, else ``ok``."""
+    if any(w.degrading for w in warnings):
+        return "degraded"
+    return "partial" if warnings else "ok"
+
+
+def default_as_of(adapter: ErpAdapter) -> dt.date:
+    """The date a run reads when none is given: the adapter's own (a snapshot folder's), else
+    today."""
+    as_of = getattr(adapter, "as_of", None)
+    return as_of if isinstance(as_of, dt.date) else dt.date.today()
+
+
+def apply_kept_layout(
+    store: RunStore, state: ErpState
+) -> tuple[ErpState, pd.DataFrame, list[DataWarning]]:
+    """The state with the location roles kept in the run store for its source, the layout to
+    keep, and notes; without a kept layout, the adapter's proposal (ambiguous warehouses stay
+    without a role until given one)."""
+    kept = store.load_layout(state.source)
+    if kept is None:
+        return state, layout_of(state["locations"]), []
+    locations, notes = apply_layout(state["locations"], kept)
+    added = layout_of(locations[~locations["code"].isin(set(kept["erp_code"]))])
+    layout = pd.concat([kept, added], ignore_index=True)
+    tables = {**state.tables, "locations": locations}
+    return (
+        dataclasses.replace(state, tables=tables),
+        layout,
+        [DataWarning("layout-note", n) for n in notes],
+    )
+
+
+def read_erp(func: Callable[[], T], time_limit: float) -> T:
+    """One read outside a shadow run (export, counterfactual), retried like a run's reads."""
+    return with_retries(
+        func, RetryPolicy(time_limit=time_limit), Attempts(), time.monotonic() + time_limit
+    )
+
+
+def _as_date(value: object) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
+
+
+def _draft_price(built: BuiltSnapshot, sku: int, unit_cost: float) -> float:
+    """The supplier's price list for the SKU, else its unit cost (currency per unit)."""
+    price = float(built.supplier_price[sku])
+    return price if np.isfinite(price) and price > 0 else unit_cost
 
 
 def recommendation_frame(plan: Plan, status: str, built: BuiltSnapshot) -> pd.DataFrame:
@@ -165,6 +223,8 @@ class ShadowRunner:
         options: SnapshotOptions | None = None,
         write_drafts: bool = False,
         add_new: bool = False,
+        allow_degraded: bool = False,
+        history_days: int = 28,
     ):
         make_policy(policy)  # fail fast on an unknown name
         self.adapter = adapter
@@ -175,6 +235,8 @@ class ShadowRunner:
         self.options = options or SnapshotOptions()
         self.write_drafts = write_drafts
         self.add_new = add_new
+        self.allow_degraded = allow_degraded  # write drafts even when the run is degraded
+        self.history_days = history_days  # of ERP sales read: the average's window, the fit's
 
     def run_once(self, as_of: dt.date | None = None) -> ShadowResult:
         """One shadow run; always returns (a failed run is recorded with its reason)."""
@@ -205,15 +267,19 @@ class ShadowRunner:
 
         try:
             state = with_retries(
-                lambda: self.adapter.read_state(as_of), self.retry, attempts, deadline
+                lambda: self.adapter.read_state(as_of, self.history_days),
+                self.retry,
+                attempts,
+                deadline,
             )
+            state, layout, layout_notes = apply_kept_layout(self.store, state)
             mapping = self.store.load_mapping(source)
-            built = build_snapshot(state, mapping, self.options, self.add_new)
+            built = build_snapshot(state, mapping, self._options(run_id), self.add_new)
             snap = built.snapshot
             policy = make_policy(self.policy)
             start_run(policy, RunContext(snap.seed, days=1, start_date=snap.date))
             plan = policy.decide(snap)
-            issues = list(built.issues)
+            warnings = [*layout_notes, *built.warnings]
             if built.no_supplier.any():  # nobody to order from: drop those purchases
                 supply = (plan.kind == ActionKind.PURCHASE) | (plan.kind == ActionKind.EXPEDITE)
                 drop = supply & built.no_supplier[plan.sku]
@@ -253,54 +319,132 @@ class ShadowRunner:
                 comparisons[f"previous:{prev.run_id}"] = (period.summary, period.lines)
 
             drafts = pd.DataFrame()
-            if self.write_drafts:
-                drafts, issue = self._drafts(recs, run_id)
-                if issue:
-                    issues.append(issue)
-            status = "partial" if issues else "ok"
+            if self.write_drafts and run_status(warnings) == "degraded" and not self.allow_degraded:
+                warnings.append(
+                    DataWarning(
+                        "drafts-not-written",
+                        "no drafts written: the run is degraded (allow it with --allow-degraded)",
+                    )
+                )
+            elif self.write_drafts:
+                drafts, problems = self._drafts(recs, built, run_id, attempts, deadline)
+                warnings += problems
+            status = run_status(warnings)
             run = record(
                 status,
-                "; ".join(issues),
+                "; ".join(w.message for w in sorted(warnings, key=lambda w: not w.degrading)),
                 as_of=str(state.as_of),
                 snapshot_hash=built.digest,
                 state_digest=state.digest(),
                 n=len(recs),
             )
-            self.store.record(run, recs, comparisons, drafts, (source, mapping))
+            self.store.record(
+                run,
+                recs,
+                comparisons,
+                drafts,
+                (source, mapping),
+                [(w.code, w.degrading, w.message) for w in warnings],
+                (self.options.forecast, built.model_file),
+            )
+            self.store.save_layout(source, layout)
             log.info("shadow run %s: %s, %d recommendation(s)", run_id, status, len(recs))
-            return ShadowResult(run, recs, comparisons, drafts, built, tuple(issues))
+            return ShadowResult(
+                run, recs, comparisons, drafts, built, tuple(w.message for w in warnings)
+            )
         except ErpError as exc:
             reason = f"{type(exc).__name__}: {exc}"
+        except ValueError as exc:  # the ERP's data cannot be planned with (said, not a crash)
+            reason = f"cannot plan on this data: {exc}"
         except Exception as exc:  # noqa: BLE001 - recorded, the scheduler loop carries on
             log.exception("shadow run %s failed", run_id)
             reason = f"internal error: {type(exc).__name__}: {exc}"
-        run = record("failed", reason, as_of=str(as_of) if as_of else None)
+        run = record("failed", reason, as_of=str(as_of or default_as_of(self.adapter)))
         self.store.record(run)
         log.warning("shadow run %s failed: %s", run_id, reason)
         return ShadowResult(run)
 
-    def _drafts(self, recs: pd.DataFrame, run_id: str) -> tuple[pd.DataFrame, str]:
-        """Draft purchases for approved supply lines; never retried (a retry could duplicate)."""
+    def _options(self, run_id: str) -> SnapshotOptions:
+        """The snapshot options; a model forecast without ``--model`` is fitted into a file
+        next to the run store, named after the run."""
+        opt = self.options
+        if opt.forecast == "average" or opt.model_file is not None:
+            return opt
+        folder = self.store.path.parent / "models"
+        return dataclasses.replace(opt, model_file=str(folder / f"{run_id}-{opt.forecast}.json"))
+
+    def _drafts(
+        self,
+        recs: pd.DataFrame,
+        built: BuiltSnapshot,
+        run_id: str,
+        attempts: Attempts,
+        deadline: float,
+    ) -> tuple[pd.DataFrame, list[DataWarning]]:
+        """Draft purchases for approved supply lines, each written at most once.
+
+        Per draft: its idempotency key is recorded in the run store first; the ERP is asked for
+        the key (a read, retried); only if absent is the draft created, in one call that nothing
+        retries; after a fault the key is looked up again (reconciled): the ERP may have saved
+        the draft before the connection dropped."""
         buy = recs[recs["kind"].isin(["purchase", "expedite"]) & (recs["status"] == "approved")]
+        sku_index = {k: i for i, k in enumerate(built.snapshot.sku_ids)}
         lines = [
             DraftLine(
                 supplier=str(r["erp_origin"]),
                 destination=str(r["erp_destination"]),
                 product=str(r["erp_product"]),
                 qty=float(r["qty"]),
-                unit_price=float(r["unit_cost"]),
-                delivery_date=r["due_date"],
+                unit_price=_draft_price(built, sku_index[r["sku"]], float(r["unit_cost"])),
+                delivery_date=_as_date(r["due_date"]),
             )
             for r in buy.to_dict("records")
             if r["erp_origin"]
         ]
-        if not lines:
-            return pd.DataFrame(), ""
-        try:
-            return self.adapter.write_drafts(lines, f"promotwin shadow {run_id}"), ""
-        except ErpError as exc:
-            created = getattr(exc, "created", pd.DataFrame())
-            return created, f"draft writing stopped after {len(created)} line(s): {exc}"
+        source, model = self.adapter.name, getattr(self.adapter, "draft_model", "purchase.purchase")
+        rows: list[dict[str, object]] = []
+        warnings: list[DataWarning] = []
+        existing = 0
+        for order in draft_orders(lines):
+            self.store.intend_draft(source, run_id, order)
+
+            def find(key: str = order.key) -> str | None:
+                return self.adapter.find_draft(key)
+
+            try:
+                erp_id = with_retries(find, self.retry, attempts, deadline)
+                if erp_id is not None:
+                    existing += 1
+                    self.store.settle_draft(order.key, "existing", erp_id)
+                    continue
+                try:
+                    erp_id = self.adapter.create_draft(order, f"promotwin shadow {run_id}")
+                except ErpError as exc:
+                    erp_id = with_retries(find, self.retry, attempts, deadline)
+                    if erp_id is None:
+                        raise
+                    log.warning("draft %s reconciled after a fault (%s)", order.key, exc)
+            except ErpError as exc:
+                self.store.settle_draft(order.key, "not-created", None)
+                warnings.append(
+                    DataWarning("drafts-stopped", f"draft writing stopped at {order.key}: {exc}")
+                )
+                break
+            self.store.settle_draft(order.key, "created", erp_id)
+            rows += [
+                {
+                    "erp_model": model,
+                    "erp_id": erp_id,
+                    "supplier": x.supplier,
+                    "destination": x.destination,
+                    "product": x.product,
+                    "qty": x.qty,
+                }
+                for x in order.lines
+            ]
+        if existing:
+            log.info("%d draft(s) already in the ERP under their keys: not written again", existing)
+        return pd.DataFrame(rows, columns=DRAFT_COLUMNS), warnings
 
     def run_every(
         self,

@@ -9,7 +9,8 @@ What an ERP cannot supply is filled as follows (``SnapshotOptions`` holds the co
 - ``history_mean``: units sold per day over the last ``history_days`` days (done customer moves),
   store rows from store sales, DC rows from ecommerce sales (as in the twin).
 - ``forecast_mean``: the ERP has no forecast with uncertainty, so ``history_mean`` repeated over
-  the horizon; ``baseline_mean`` is ``history_mean`` too; ``forecast_dispersion`` an option.
+  the horizon, or a fitted model's forecast (``options.forecast``, ``shadow.forecast``);
+  ``baseline_mean`` is ``history_mean`` too; ``forecast_dispersion`` an option (or the model's).
 - ``promotions``: none (Tryton's base modules have no promotions); a snapshot folder may add none
   either — the contract's promotion fields are empty.
 - Suppliers: one twin supplier per ERP supplier; if its products have different lead times, one
@@ -18,6 +19,10 @@ What an ERP cannot supply is filled as follows (``SnapshotOptions`` holds the co
   (``promotwin.arrays.UNLIMITED``), MOQ 0, expedite lead time ``ceil(lead x expedite_factor)``.
 - A product with no supplier gets the ``(no supplier)`` placeholder (default lead time) and is
   reported; the runner drops purchases for it (nobody to order from).
+- Unit cost: the product's cost price, else its main supplier's price list; neither is a
+  ``cost-missing`` warning (the run is degraded) and reads as 0.
+- Reservations: ``on_hand`` is what is available (ERP on hand less units promised to customer
+  orders not yet shipped); ``committed`` holds the promised units.
 - Costs: holding ``unit_cost x holding_rate / 365``, lost sale ``margin + penalty x price``.
 """
 
@@ -26,6 +31,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import cast
 
 import numpy as np
@@ -40,9 +46,27 @@ from promotwin.policies.contract import (
     PlanningSnapshot,
 )
 from promotwin.shadow.erpdata import ErpState
+from promotwin.shadow.forecast import ModelForecast, model_forecast
 from promotwin.shadow.mapping import IdMapping
 
 NO_SUPPLIER = "(no supplier)"
+
+# warnings whose inputs make the recommendations meaningless: the run is ``degraded``
+DEGRADING = frozenset(
+    {"ambiguous-warehouse", "no-stores", "no-sales-history", "all-forecasts-zero", "cost-missing"}
+)
+
+
+@dataclass(frozen=True)
+class DataWarning:
+    """A named finding about the ERP's data (``code``), with what to do about it."""
+
+    code: str
+    message: str
+
+    @property
+    def degrading(self) -> bool:
+        return self.code in DEGRADING
 
 
 @dataclass(frozen=True)
@@ -56,6 +80,8 @@ class SnapshotOptions:
     lost_sale_penalty: float = 0.5
     expedite_premium: float = 0.3
     lane_cost: float = 0.5
+    forecast: str = "average"  # or a model kind (shadow.forecast.FORECASTS)
+    model_file: str | None = None  # loaded if it exists, else fitted on the ERP's sales and saved
 
 
 @dataclass(frozen=True)
@@ -63,13 +89,19 @@ class BuiltSnapshot:
     """A snapshot plus what is needed to translate its indices back to the ERP."""
 
     snapshot: PlanningSnapshot
-    issues: tuple[str, ...]
+    warnings: tuple[DataWarning, ...]
     location_erp: tuple[str, ...]  # ERP id per location index
     sku_erp: tuple[str, ...]  # ERP id per SKU index
     supplier_erp: tuple[str, ...]  # ERP supplier id per twin supplier index ("" = none)
     no_supplier: BoolArray  # [S] SKUs without a supplier
+    supplier_price: FloatArray  # [S] the main supplier's price list, NaN where it has none
     history: pd.DataFrame  # sales in the canonical replay format, twin ids
     digest: str
+    model_file: str | None = None  # the forecast model fitted or loaded (None: the average)
+
+    @property
+    def issues(self) -> tuple[str, ...]:
+        return tuple(w.message for w in self.warnings)
 
 
 def snapshot_digest(s: PlanningSnapshot) -> str:
@@ -81,6 +113,7 @@ def snapshot_digest(s: PlanningSnapshot) -> str:
     for name in [
         "serving_dc",
         "on_hand",
+        "committed",
         "in_transit",
         "on_order",
         "forecast_mean",
@@ -134,6 +167,7 @@ class _Catalogue:
     twin: list[str]
     price: FloatArray
     unit_cost: FloatArray
+    supplier_price: FloatArray  # the main supplier's price list, NaN where it has none
 
     @property
     def index(self) -> dict[str, int]:  # ERP id -> SKU index
@@ -152,40 +186,88 @@ class _Suppliers:
     no_supplier: BoolArray  # [S]
 
 
-def _locations(state: ErpState, mapping: IdMapping, issues: list[str]) -> _Locations:
+def _supplied_by(kind: str, supplied_by: str) -> str:
+    """Who replenishes a location: a DC always suppliers; a store its DC unless told."""
+    return "supplier" if kind == "dc" else supplied_by or "dc"
+
+
+def _locations(state: ErpState, mapping: IdMapping, issues: list[DataWarning]) -> _Locations:
+    """Supply points (DCs and stores that buy from suppliers only) first, then stores served by
+    a supply point; ambiguous warehouses (no role) are left out and reported."""
     locs = state["locations"]
-    loc_twin = {e: mapping.twin_id("location", e) for e in locs["erp_id"]}
-    dcs = sorted(
-        (twin, e)
-        for e, k in zip(locs["erp_id"], locs["kind"], strict=True)
-        if k == "dc" and (twin := loc_twin[e]) is not None
-    )
-    if not dcs:
-        raise ValueError(
-            f"{state.source}: no DC among the ERP's locations (or none mapped); a DC is a "
-            "warehouse that no other warehouse provisions"
+    code_of = dict(zip(locs["erp_id"], locs["code"], strict=True))
+    supply, stores, ambiguous = [], [], []
+    for e, k, dc, by, why in zip(
+        locs["erp_id"],
+        locs["kind"],
+        locs["serving_dc"],
+        locs["supplied_by"],
+        locs["reason"],
+        strict=True,
+    ):
+        twin = mapping.twin_id("location", e)
+        if twin is None:
+            continue
+        if k not in ("dc", "store"):
+            ambiguous.append(f"{code_of[e]} ({why or 'no role'})")
+        elif k == "dc" or _supplied_by(k, by) == "supplier":
+            supply.append((twin, e))
+        else:
+            stores.append((twin, e, dc))
+    if ambiguous:
+        issues.append(
+            DataWarning(
+                "ambiguous-warehouse",
+                f"{len(ambiguous)} warehouse(s) with no role left out: {'; '.join(ambiguous)} — "
+                "see `twin shadow layout`",
+            )
         )
-    dc_erp = {e for _, e in dcs}
-    stores = []
-    for e, k, dc in zip(locs["erp_id"], locs["kind"], locs["serving_dc"], strict=True):
-        twin = loc_twin[e]
-        if k != "store" or twin is None:
+    if not supply:
+        raise ValueError(
+            f"{state.source}: no DC and no store buying from suppliers in the layout (or none "
+            "mapped): give warehouses their roles with `twin shadow layout --import`"
+        )
+    supply.sort()
+    supply_erp = {e for _, e in supply}
+    kept = []
+    for twin, e, dc in sorted(stores):
+        if dc not in supply_erp:
+            issues.append(
+                DataWarning(
+                    "store-left-out",
+                    f"store {twin!r} left out: its serving DC {code_of.get(dc, dc)!r} is not a "
+                    "mapped DC of the layout",
+                )
+            )
             continue
-        if dc not in dc_erp:
-            issues.append(f"store {twin!r} left out: its serving DC {dc!r} is not mapped")
-            continue
-        stores.append((twin, e))
-    stores.sort()
-    erp = [e for _, e in dcs] + [e for _, e in stores]
+        kept.append((twin, e, dc))
+    for e, k, by in zip(locs["erp_id"], locs["kind"], locs["supplied_by"], strict=True):
+        if k == "store" and by == "both" and e in {x for _, x, _ in kept}:
+            issues.append(
+                DataWarning(
+                    "direct-purchases-not-modelled",
+                    f"store {code_of[e]!r} also buys from suppliers: planned as a store of its "
+                    "DC only (direct-store delivery is not in the twin yet)",
+                )
+            )
+    if not any(k == "store" for k in locs["kind"]):
+        issues.append(
+            DataWarning(
+                "no-stores",
+                f"no store warehouses: {len(supply)} warehouse(s) read as DCs — "
+                "see `twin shadow layout`",
+            )
+        )
+    erp = [e for _, e in supply] + [e for _, e, _ in kept]
     li = _index(erp)
     serving = np.arange(len(erp), dtype=np.int64)
-    dc_of = dict(zip(locs["erp_id"], locs["serving_dc"], strict=True))
-    for i in range(len(dcs), len(erp)):
-        serving[i] = li[dc_of[erp[i]]]
-    return _Locations(erp, [t for t, _ in dcs] + [t for t, _ in stores], len(dcs), serving)
+    for i, (_, _, dc) in enumerate(kept, start=len(supply)):
+        serving[i] = li[dc]
+    twin_ids = [t for t, _ in supply] + [t for t, _, _ in kept]
+    return _Locations(erp, twin_ids, len(supply), serving)
 
 
-def _catalogue(state: ErpState, mapping: IdMapping, issues: list[str]) -> _Catalogue:
+def _catalogue(state: ErpState, mapping: IdMapping, issues: list[DataWarning]) -> _Catalogue:
     prods = state["products"]
     mapped = sorted(
         (twin, e, i)
@@ -195,12 +277,40 @@ def _catalogue(state: ErpState, mapping: IdMapping, issues: list[str]) -> _Catal
     rows = [i for _, _, i in mapped]
     price = prods["price"].to_numpy(np.float64)[rows]
     unit_cost = prods["unit_cost"].to_numpy(np.float64)[rows]
+    main = _main_suppliers(state, set(prods["erp_id"]))
+    list_price = dict(zip(main["product"], main["unit_price"], strict=True))
+    fallback = np.asarray([list_price.get(e, np.nan) for _, e, _ in mapped], np.float64)
+    unit_cost = np.where(np.isfinite(unit_cost) & (unit_cost > 0), unit_cost, fallback)
     bad_price = ~(np.isfinite(price) & (price > 0))
     if bad_price.any():
-        issues.append(f"{int(bad_price.sum())} product(s) with no selling price: price set to cost")
+        issues.append(
+            DataWarning(
+                "price-missing",
+                f"{int(bad_price.sum())} product(s) with no selling price: price set to cost",
+            )
+        )
         price = np.where(bad_price, unit_cost, price)
-    unit_cost = np.where(np.isfinite(unit_cost), unit_cost, 0.0)
-    return _Catalogue([e for _, e, _ in mapped], [t for t, _, _ in mapped], price, unit_cost)
+    no_cost = ~(np.isfinite(unit_cost) & (unit_cost > 0))
+    if no_cost.any():
+        codes = [mapped[k][0] for k in np.flatnonzero(no_cost)[:10]]
+        issues.append(
+            DataWarning(
+                "cost-missing",
+                f"{int(no_cost.sum())} product(s) have cost 0 (no cost price and no supplier "
+                f"price): {codes}; holding and lost-sale costs are 0 for them",
+            )
+        )
+    unit_cost = np.where(no_cost, 0.0, unit_cost)
+    return _Catalogue(
+        [e for _, e, _ in mapped], [t for t, _, _ in mapped], price, unit_cost, fallback
+    )
+
+
+def _main_suppliers(state: ErpState, products: set[str]) -> pd.DataFrame:
+    """The main supplier row per product: the lowest sequence, then the shortest lead time."""
+    ps = state["product_suppliers"]
+    ps = ps[ps["product"].isin(products)].sort_values(["product", "sequence", "lead_time_days"])
+    return ps.drop_duplicates("product")
 
 
 def _suppliers(
@@ -208,12 +318,10 @@ def _suppliers(
     mapping: IdMapping,
     skus: _Catalogue,
     default_lead_time_days: float,
-    issues: list[str],
+    issues: list[DataWarning],
 ) -> _Suppliers:
-    """Main supplier per SKU: the lowest sequence, then the shortest lead time."""
-    ps = state["product_suppliers"]
-    ps = ps[ps["product"].isin(skus.index)].sort_values(["product", "sequence", "lead_time_days"])
-    main = ps.drop_duplicates("product")
+    """Main supplier per SKU (``_main_suppliers``), one twin supplier per (party, lead time)."""
+    main = _main_suppliers(state, set(skus.index))
     lead_of = dict(zip(main["product"], main["lead_time_days"], strict=True))
     party_of = dict(zip(main["product"], main["supplier"], strict=True))
     leads_by_party: dict[str, set[float]] = {}
@@ -247,28 +355,48 @@ def _suppliers(
     if no_supplier.any():
         codes = [skus.twin[k] for k in np.nonzero(no_supplier)[0][:10]]
         issues.append(
-            f"{int(no_supplier.sum())} product(s) with no supplier: {codes}; their purchases "
-            "are not recommended (add a supplier in the ERP)"
+            DataWarning(
+                "no-supplier",
+                f"{int(no_supplier.sum())} product(s) with no supplier: {codes}; their "
+                "purchases are not recommended (add a supplier in the ERP)",
+            )
         )
     return _Suppliers(keys, twin, erp, np.asarray(lead_mean, np.float64), sku_supplier, no_supplier)
 
 
-def _on_hand(state: ErpState, locs: _Locations, skus: _Catalogue, issues: list[str]) -> IntArray:
-    """Units on hand [L, S]; negative ERP stock reads as 0."""
+def _on_hand(
+    state: ErpState, locs: _Locations, skus: _Catalogue, issues: list[DataWarning]
+) -> tuple[IntArray, IntArray]:
+    """Units available [L, S] (on hand less what is promised to customers, at least 0) and
+    units committed [L, S]; negative ERP stock reads as 0."""
     li, si = locs.index, skus.index
-    on_hand = np.zeros((len(locs.erp), len(skus.erp)), np.int64)
+    available = np.zeros((len(locs.erp), len(skus.erp)), np.int64)
+    committed = np.zeros_like(available)
     stock = state["stock"]
     st = stock[stock["location"].isin(li) & stock["product"].isin(si)]
     if len(st):
         qty = np.rint(st["on_hand"].to_numpy(np.float64)).astype(np.int64)
+        promised = np.rint(st["committed"].fillna(0).to_numpy(np.float64)).astype(np.int64)
         if (qty < 0).any():
             issues.append(
-                f"{int((qty < 0).sum())} cell(s) with negative stock in the ERP: read as 0"
+                DataWarning(
+                    "negative-stock",
+                    f"{int((qty < 0).sum())} cell(s) with negative stock in the ERP: read as 0",
+                )
             )
-        on_hand[st["location"].map(li).to_numpy(), st["product"].map(si).to_numpy()] = np.maximum(
-            qty, 0
-        )
-    return on_hand
+        short = promised > np.maximum(qty, 0)
+        if short.any():
+            issues.append(
+                DataWarning(
+                    "over-promised",
+                    f"{int(short.sum())} cell(s) promise customers more than is on hand: "
+                    "available read as 0 (the shortfall is not planned as a backorder)",
+                )
+            )
+        cells = (st["location"].map(li).to_numpy(), st["product"].map(si).to_numpy())
+        available[cells] = np.maximum(qty - promised, 0)
+        committed[cells] = np.maximum(promised, 0)
+    return available, committed
 
 
 def _inbound(
@@ -388,17 +516,39 @@ def build_snapshot(
 ) -> BuiltSnapshot:
     """Translate the ERP tables through the mapping into a ``PlanningSnapshot``."""
     opt = options or SnapshotOptions()
-    issues = list(state.notes) + mapping.resolve(state.tables, add_new)
+    issues = [DataWarning("erp-note", n) for n in state.notes]
+    issues += [
+        DataWarning("unknown-item" if "unknown" in m else "new-item", m)
+        for m in mapping.resolve(state.tables, add_new)
+    ]
     locs = _locations(state, mapping, issues)
     skus = _catalogue(state, mapping, issues)
     sup = _suppliers(state, mapping, skus, opt.default_lead_time_days, issues)
-    on_hand = _on_hand(state, locs, skus, issues)
+    on_hand, committed = _on_hand(state, locs, skus, issues)
     on_order, in_transit, inbound = _inbound(state, locs, skus, sup)
     history = sales_history(state, mapping)
     history_mean = _history_mean(state, history, locs, skus)
+    if not history_mean.any():
+        issues.append(
+            DataWarning(
+                "no-sales-history",
+                f"no sales history in the last {state.history_days} days for the mapped "
+                "locations: all forecasts are 0 (check done customer moves and sale orders)",
+            )
+        )
     forecast = np.ascontiguousarray(
         np.broadcast_to(history_mean, (opt.horizon_days, *history_mean.shape))
     )
+    dispersion, model_file = opt.dispersion, None
+    if opt.forecast != "average":
+        fitted = _fitted_forecast(state, opt, history, locs, skus)
+        forecast, dispersion, model_file = fitted.mean, fitted.dispersion, fitted.model_file
+        if not forecast.any():
+            issues.append(
+                DataWarning(
+                    "all-forecasts-zero", f"the {opt.forecast} model forecasts 0 everywhere"
+                )
+            )
     lead, price, unit_cost = sup.lead_time, skus.price, skus.unit_cost
     snap = PlanningSnapshot(
         day=0,
@@ -412,7 +562,7 @@ def build_snapshot(
         on_order=on_order,
         inbound=inbound,
         forecast_mean=forecast,
-        forecast_dispersion=opt.dispersion,
+        forecast_dispersion=dispersion,
         history_mean=history_mean,
         baseline_mean=history_mean.copy(),
         promotions=_no_promotions(),
@@ -433,16 +583,42 @@ def build_snapshot(
         lost_sale_cost=np.maximum(price - unit_cost, 0) + opt.lost_sale_penalty * price,
         expedite_premium=opt.expedite_premium * unit_cost,
         seed=0,
+        committed=committed,
     )
     return BuiltSnapshot(
         snapshot=snap,
-        issues=tuple(issues),
+        warnings=tuple(issues),
         location_erp=tuple(locs.erp),
         sku_erp=tuple(skus.erp),
         supplier_erp=tuple(sup.erp),
         no_supplier=sup.no_supplier,
+        supplier_price=skus.supplier_price,
         history=history,
         digest=snapshot_digest(snap),
+        model_file=model_file,
+    )
+
+
+def _fitted_forecast(
+    state: ErpState, opt: SnapshotOptions, history: pd.DataFrame, locs: _Locations, skus: _Catalogue
+) -> ModelForecast:
+    if opt.model_file is None:
+        raise ValueError(f"--forecast {opt.forecast} needs a model file to load or fit into")
+    prods = state["products"]
+    code = dict(zip(prods["erp_id"], prods["category"], strict=True))
+    categories = {
+        t: code.get(e, "") or "uncategorised" for e, t in zip(skus.erp, skus.twin, strict=True)
+    }
+    return model_forecast(
+        opt.forecast,
+        Path(opt.model_file),
+        history,
+        categories,
+        state.as_of,
+        opt.horizon_days,
+        locs.twin,
+        skus.twin,
+        locs.serving_dc,
     )
 
 

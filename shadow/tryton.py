@@ -8,13 +8,16 @@ URLs (credentials never go in the URL; they come from ``Credentials``):
   for a database on this machine; no password (the process already has database access).
 
 Every read is a plain ``search_read``/``read`` in chunks; nothing is written unless
-``write_drafts`` is called, and that only creates draft ``purchase.purchase`` documents.
+``create_draft`` is called, and that only creates draft ``purchase.purchase`` documents.
 Tryton is imported lazily: the core imports without it.
 
-Tryton conventions read: a warehouse whose storage zone has a *provisioning location* in another
-warehouse is a store served by that warehouse; every other warehouse is a DC. Lanes come from
+Tryton conventions read: the roles of warehouses are proposed from their structure
+(``shadow.layout``: provisioning locations, purchase order points, customer sales) and a
+layout kept in the run store overrides them. Goods between warehouses are in transit while an
+internal shipment's moves out of Tryton's transit location are open. Lanes come from
 ``stock.location.lead_time`` (warehouse to warehouse). Sales are done moves to customer
-locations: from a store they are walk-in sales, from a DC ecommerce. Quantities are read in
+locations (a warehouse with none: its confirmed sale lines by sale date); from a DC they are
+ecommerce, else walk-in. Committed units are open customer moves. Quantities are read in
 each product's default unit (``internal_quantity``); purchase lines are assumed to be in it too.
 """
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import datetime as dt
 import http.client
 import json
@@ -39,7 +43,7 @@ import pandas as pd
 from promotwin import strict_json
 from promotwin.shadow.adapter import (
     Credentials,
-    DraftLine,
+    DraftOrder,
     ErpDataError,
     ErpError,
     ErpLoginRefused,
@@ -47,6 +51,7 @@ from promotwin.shadow.adapter import (
     ErpUnavailable,
 )
 from promotwin.shadow.erpdata import ErpActions, ErpState
+from promotwin.shadow.layout import Facts, propose
 
 READ_CHUNK = 200  # ids per stock read (≈ 3x faster than one call at 2,000 products)
 ROW_CHUNK = 2000  # rows per search_read page
@@ -60,6 +65,35 @@ def redact(url: str) -> str:
     if parts.port:
         host = f"{host}:{parts.port}"
     return urllib.parse.urlunsplit((parts.scheme, host, parts.path, parts.query, ""))
+
+
+RPC_SCHEMES = ("http", "https", "jsonrpc+http", "jsonrpc+https")
+
+
+def check_url(url: str, database: str | None = None) -> None:
+    """A configuration error in the URL raises ``ValueError`` (before any run is recorded)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username or parts.password:
+        raise ValueError(
+            "put ERP credentials in TWIN_ERP_USER / TWIN_ERP_PASSWORD or a --credentials "
+            "file, not in the URL"
+        )
+    if parts.scheme == "trytond":
+        if not (parts.netloc or parts.path.strip("/")):
+            raise ValueError(f"{redact(url)}: name the database: trytond://DB?config=FILE")
+        return
+    if parts.scheme not in RPC_SCHEMES:
+        raise ValueError(
+            f"unsupported Tryton URL scheme {parts.scheme!r} in {redact(url)}: use "
+            "http://host:port/DB (XML-RPC), jsonrpc+http://host:port/DB or "
+            "trytond://DB?config=FILE"
+        )
+    if not parts.hostname:
+        raise ValueError(f"{redact(url)}: no host: http://host:port/DBNAME")
+    if not (database or parts.path.strip("/")):
+        raise ValueError(
+            f"{redact(url)}: the Tryton URL needs the database name: http://host:port/DBNAME"
+        )
 
 
 def _classify(exc: BaseException) -> ErpError:
@@ -146,6 +180,23 @@ class _TimeoutTransport(xmlrpc.client.Transport):
         conn = super().make_connection(host)
         conn.timeout = self.timeout
         return conn
+
+    def request(self, host: Any, handler: str, request_body: Any, verbose: bool = False) -> Any:
+        """Send once. The stdlib re-sends any call once after a reset: a read may be re-sent,
+        a create must not (the ERP may have saved it before the connection dropped)."""
+        if _retry_safe(bytes(request_body)):
+            return super().request(host, handler, request_body, verbose)
+        return self.single_request(host, handler, request_body, verbose)
+
+
+READ_METHODS = (b".search_read<", b".read<", b".search<", b".search_count<", b".get_preferences<")
+
+
+def _retry_safe(request_body: bytes) -> bool:
+    """Whether an XML-RPC request only reads (re-sending it cannot change the ERP)."""
+    start = request_body.find(b"<methodName>")
+    name = request_body[start : request_body.find(b"</methodName>", start) + 1]
+    return any(name.endswith(m) for m in READ_METHODS)
 
 
 class _InProcess:
@@ -257,6 +308,23 @@ class _JsonRpc:
             self._post("common.db.logout", [])
 
 
+def _open_moves(domain: list[Any], as_of: dt.date) -> list[Any]:
+    """``domain`` restricted to moves still open at the end of ``as_of`` (for a past date:
+    created by then and not done by then)."""
+    if as_of >= dt.date.today():
+        return [*domain, ("state", "in", OPEN_MOVE_STATES)]
+    end = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
+    return [
+        *domain,
+        ("create_date", "<", end),
+        [
+            "OR",
+            ("state", "in", OPEN_MOVE_STATES),
+            [("state", "=", "done"), ("effective_date", ">", as_of)],
+        ],
+    ]
+
+
 def _ref_id(value: Any) -> str:
     """A many2one as read (id or None) as an id string ("" for none)."""
     if value is None or value is False:
@@ -279,20 +347,18 @@ class TrytonAdapter:
         credentials: Credentials | None = None,
         timeout: float = 30.0,
         database: str | None = None,
+        order_sales: bool = True,
     ):
-        parts = urllib.parse.urlsplit(url)
-        if parts.username or parts.password:
-            raise ValueError(
-                "put ERP credentials in TWIN_ERP_USER / TWIN_ERP_PASSWORD or a --credentials "
-                "file, not in the URL"
-            )
+        check_url(url, database)
         self.url = url
         self.name = f"tryton:{redact(url)}"
         self.timeout = timeout
         self.credentials = credentials
         self._database = database
+        self.order_sales = order_sales  # sale lines as sales where a warehouse shipped none
         self._backend: _XmlRpc | _JsonRpc | _InProcess | None = None
         self._kinds: dict[str, str] = {}
+        self._names: dict[str, str] = {}
         self._wh_of: dict[int, int] = {}
 
     # -- connection --------------------------------------------------------------------------
@@ -312,14 +378,7 @@ class TrytonAdapter:
             except Exception as exc:  # noqa: BLE001 - classified
                 raise _classify(exc) from None
             return self._backend
-        if parts.scheme not in ("http", "https", "jsonrpc+http", "jsonrpc+https"):
-            raise ValueError(
-                f"unsupported Tryton URL scheme {parts.scheme!r}: use http://host:port/DB "
-                "(XML-RPC), jsonrpc+http://host:port/DB or trytond://DB?config=FILE"
-            )
         database = self._database or parts.path.strip("/")
-        if not database:
-            raise ValueError("the Tryton URL needs the database name: http://host:port/DBNAME")
         if self.credentials is None:
             raise ErpLoginRefused(
                 "no ERP credentials: set TWIN_ERP_USER and TWIN_ERP_PASSWORD or pass --credentials"
@@ -390,7 +449,9 @@ class TrytonAdapter:
 
     # -- reading the state -------------------------------------------------------------------
 
-    def _network(self) -> tuple[pd.DataFrame, pd.DataFrame, dict[int, int]]:
+    def _network(self) -> tuple[list[Facts], pd.DataFrame, dict[int, int]]:
+        """Warehouses with what their structure says (provisioning), lanes, and the warehouse of
+        every storage location."""
         rows = self._search_read(
             "stock.location",
             [("type", "in", ["warehouse", "storage", "view"])],
@@ -409,22 +470,26 @@ class TrytonAdapter:
 
         wh_of = {r["id"]: wh for r in rows if (wh := warehouse_of(r["id"])) is not None}
         warehouses = [r for r in rows if r["type"] == "warehouse"]
-        loc_rows = []
+        provisioned_by: dict[int, int] = {}
         for w in warehouses:
-            storage = by_id.get(w["storage_location"] or -1, {})
-            prov = storage.get("provisioning_location")
-            dc = wh_of.get(prov) if prov else None
-            is_store = dc is not None and dc != w["id"]
-            loc_rows.append(
-                {
-                    "erp_id": str(w["id"]),
-                    "code": w["code"] or str(w["id"]),
-                    "name": w["name"],
-                    "kind": "store" if is_store else "dc",
-                    "serving_dc": str(dc) if is_store else "",
-                }
+            prov = by_id.get(w["storage_location"] or -1, {}).get("provisioning_location")
+            if prov and wh_of.get(prov) not in (None, w["id"]):
+                provisioned_by[w["id"]] = wh_of[prov]
+        code = {w["id"]: w["code"] or str(w["id"]) for w in warehouses}
+        facts = [
+            Facts(
+                erp_id=str(w["id"]),
+                code=code[w["id"]],
+                provisioned_by=str(provisioned_by.get(w["id"], "")),
+                provisions=tuple(
+                    sorted(code[s] for s, d in provisioned_by.items() if d == w["id"])
+                ),
+                purchase_order_points=0,
+                sells=False,
             )
-        self._kinds = {r["erp_id"]: r["kind"] for r in loc_rows}
+            for w in warehouses
+        ]
+        self._names = {str(w["id"]): w["name"] for w in warehouses}
         lead = self._search_read(
             "stock.location.lead_time", [], ["warehouse_from", "warehouse_to", "lead_time"]
         )
@@ -441,27 +506,53 @@ class TrytonAdapter:
             columns=["origin", "destination", "transit_days"],
         )
         self._wh_of = wh_of
-        return pd.DataFrame(loc_rows), lanes, wh_of
+        return facts, lanes, wh_of
+
+    def _layout(
+        self, facts: list[Facts], order_points: pd.DataFrame, sellers: set[str]
+    ) -> pd.DataFrame:
+        """The proposed roles (``layout.propose``) from provisioning, purchase order points and
+        which warehouses sell to customers."""
+        n_ops = order_points["location"].value_counts().to_dict()
+        located = [
+            dataclasses.replace(
+                f, purchase_order_points=int(n_ops.get(f.erp_id, 0)), sells=f.erp_id in sellers
+            )
+            for f in facts
+        ]
+        proposed = propose(located)
+        proposed["name"] = proposed["erp_id"].map(self._names)
+        self._kinds = dict(zip(proposed["erp_id"], proposed["kind"], strict=True))
+        return proposed
 
     def read_state(self, as_of: dt.date | None = None, history_days: int = 28) -> ErpState:
-        """The ERP at the end of ``as_of`` (today if None): network, catalogue, stock, open
-        orders, sales, order points."""
+        """The ERP at the end of ``as_of`` (today if None): network and its proposed layout,
+        catalogue, stock and reservations, open orders, sales, order points."""
         as_of = as_of or dt.date.today()
-        locations, lanes, wh_of = self._network()
-        wh_ids = [int(x) for x in locations["erp_id"]]
+        facts, lanes, wh_of = self._network()
+        wh_ids = [int(f.erp_id) for f in facts]
+        order_points = self._order_points()
+        start = as_of - dt.timedelta(days=history_days - 1)
+        moves = self._customer_moves(start, as_of)
+        ordered = self._sale_lines(start, as_of)
+        locations = self._layout(
+            facts, order_points, set(moves["location"]) | set(ordered["location"])
+        )
         prod_rows = self._product_rows()
         products = self._products(prod_rows)
         product_suppliers = self._product_suppliers(prod_rows)
         suppliers = self._suppliers(product_suppliers)
         stock = self._stock(wh_ids, [r["id"] for r in prod_rows], as_of)
-        inbound = self._open_purchases(wh_ids, wh_of, as_of)
+        inbound = pd.concat(
+            [self._open_purchases(wh_ids, wh_of, as_of), self._in_transit(wh_ids, as_of)],
+            ignore_index=True,
+        )
         notes: list[str] = []
         if inbound["planned_date"].isna().any():
             notes.append(
                 f"{int(inbound['planned_date'].isna().sum())} open purchase line(s) without a "
                 "planned date: due after the supplier lead time"
             )
-        sales = self.read_sales(as_of - dt.timedelta(days=history_days - 1), as_of)
         return ErpState.build(
             as_of,
             self.name,
@@ -474,8 +565,8 @@ class TrytonAdapter:
             product_suppliers=product_suppliers,
             **({"stock": stock} if stock is not None else {}),
             inbound=inbound,
-            sales=sales,
-            order_points=self._order_points(),
+            sales=self._sales(moves, ordered),
+            order_points=order_points,
         )
 
     def _product_rows(self) -> list[dict[str, Any]]:
@@ -524,6 +615,17 @@ class TrytonAdapter:
             [],
             ["product", "template", "party", "lead_time", "sequence"],
         )
+        # the price list's first break (the lowest minimal quantity) is the unit price
+        price_of: dict[int, float] = {}
+        for r in sorted(
+            self._search_read(
+                "purchase.product_supplier.price",
+                [],
+                ["product_supplier", "quantity", "unit_price"],
+            ),
+            key=lambda r: (r["quantity"], r["id"]),
+        ):
+            price_of.setdefault(r["product_supplier"], float(r["unit_price"]))
         ps = []
         for r in ps_rows:
             targets = [r["product"]] if r["product"] else template_products.get(r["template"], [])
@@ -534,9 +636,12 @@ class TrytonAdapter:
                         "supplier": _ref_id(r["party"]),
                         "lead_time_days": _days(r["lead_time"]) if r["lead_time"] else 0.0,
                         "sequence": r["sequence"] if r["sequence"] is not None else 10,
+                        "unit_price": price_of.get(r["id"], float("nan")),
                     }
                 )
-        return pd.DataFrame(ps, columns=["product", "supplier", "lead_time_days", "sequence"])
+        return pd.DataFrame(
+            ps, columns=["product", "supplier", "lead_time_days", "sequence", "unit_price"]
+        )
 
     def _suppliers(self, product_suppliers: pd.DataFrame) -> pd.DataFrame:
         """The parties that supply at least one product."""
@@ -550,8 +655,9 @@ class TrytonAdapter:
     def _stock(
         self, wh_ids: list[int], product_ids: list[int], as_of: dt.date
     ) -> pd.DataFrame | None:
-        """On hand per warehouse (children included) at the end of ``as_of``; None without
-        warehouses."""
+        """On hand per warehouse (children included) at the end of ``as_of``, and the units
+        committed to customer moves still open then; None without warehouses."""
+        committed = self._committed(wh_ids, as_of)
         stock_parts = []
         for w in wh_ids:
             ctx: dict[str, Any] = {"locations": [w], "with_childs": True}
@@ -564,33 +670,49 @@ class TrytonAdapter:
                         "location": str(w),
                         "product": [str(r["id"]) for r in rows],
                         "on_hand": [float(r["quantity"] or 0) for r in rows],
+                        "committed": [committed.get((w, r["id"]), 0.0) for r in rows],
                         "forecast": np.nan,
                     }
                 )
             )
         return pd.concat(stock_parts, ignore_index=True) if stock_parts else None
 
+    def _committed(self, wh_ids: list[int], as_of: dt.date) -> dict[tuple[int, int], float]:
+        """Units on customer moves not yet shipped, per (warehouse, product): confirmed sales
+        promise them, so they are not available to plan with."""
+        if not wh_ids:
+            return {}
+        moves = self._search_read(
+            "stock.move",
+            _open_moves(
+                [
+                    ("to_location.type", "=", "customer"),
+                    ("from_location", "child_of", wh_ids, "parent"),
+                ],
+                as_of,
+            ),
+            ["product", "internal_quantity", "from_location"],
+        )
+        out: dict[tuple[int, int], float] = {}
+        for m in moves:
+            wh = self._wh_of.get(m["from_location"])
+            if wh is not None:
+                key = (wh, int(m["product"]))
+                out[key] = out.get(key, 0.0) + float(m["internal_quantity"] or 0)
+        return out
+
     def _open_purchases(
         self, wh_ids: list[int], wh_of: dict[int, int], as_of: dt.date
     ) -> pd.DataFrame:
         """Incoming moves from suppliers into the warehouses still open at the end of
         ``as_of`` (for a past date: created by then and not done by then)."""
-        open_domain: list[Any] = [
-            ("from_location.type", "=", "supplier"),
-            ("to_location", "child_of", wh_ids, "parent"),
-        ]
-        if as_of < dt.date.today():
-            end = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
-            open_domain += [
-                ("create_date", "<", end),
-                [
-                    "OR",
-                    ("state", "in", OPEN_MOVE_STATES),
-                    [("state", "=", "done"), ("effective_date", ">", as_of)],
-                ],
-            ]
-        else:
-            open_domain.append(("state", "in", OPEN_MOVE_STATES))
+        open_domain = _open_moves(
+            [
+                ("from_location.type", "=", "supplier"),
+                ("to_location", "child_of", wh_ids, "parent"),
+            ],
+            as_of,
+        )
         moves = self._search_read(
             "stock.move",
             open_domain,
@@ -620,6 +742,46 @@ class TrytonAdapter:
             ],
         )
 
+    def _in_transit(self, wh_ids: list[int], as_of: dt.date) -> pd.DataFrame:
+        """Internal shipments between warehouses shipped but not received at the end of
+        ``as_of``: their open moves out of the transit location (outside every warehouse) into
+        a warehouse, from the warehouse the shipment left."""
+        moves = self._search_read(
+            "stock.move",
+            _open_moves(
+                [
+                    ("shipment", "like", "stock.shipment.internal,%"),
+                    ("to_location", "child_of", wh_ids, "parent"),
+                ],
+                as_of,
+            ),
+            ["product", "internal_quantity", "planned_date", "from_location", "to_location"]
+            + ["shipment"],
+        )
+        moves = [m for m in moves if m["from_location"] not in self._wh_of]
+        shipment_ids = sorted({int(m["shipment"].split(",")[1]) for m in moves})
+        shipped_from = {
+            r["id"]: self._wh_of.get(r["from_location"])
+            for r in self._read("stock.shipment.internal", shipment_ids, ["from_location"], {})
+        }
+        return pd.DataFrame(
+            [
+                {
+                    "kind": "transfer",
+                    "origin": str(shipped_from.get(int(m["shipment"].split(",")[1])) or ""),
+                    "destination": str(self._wh_of[m["to_location"]]),
+                    "product": str(m["product"]),
+                    "qty": float(m["internal_quantity"] or 0),
+                    "planned_date": m["planned_date"],
+                    "reference": str(m["shipment"]),
+                }
+                for m in moves
+                if m["to_location"] in self._wh_of
+            ],
+            columns=["kind", "origin", "destination", "product", "qty", "planned_date"]
+            + ["reference"],
+        )
+
     def _order_points(self) -> pd.DataFrame:
         """The ERP's own replenishment rules (purchase order points)."""
         ops = self._search_read(
@@ -641,7 +803,18 @@ class TrytonAdapter:
         )
 
     def read_sales(self, start: dt.date, end: dt.date) -> pd.DataFrame:
-        """Done customer moves between ``start`` and ``end``: store walk-in, DC ecommerce."""
+        """Sales between ``start`` and ``end`` (``_sales``): store walk-in, DC ecommerce."""
+        moves, ordered = self._customer_moves(start, end), self._sale_lines(start, end)
+        if not self._kinds:
+            facts, _, _ = self._network()
+            self._layout(
+                facts, self._order_points(), set(moves["location"]) | set(ordered["location"])
+            )
+        return self._sales(moves, ordered)
+
+    def _customer_moves(self, start: dt.date, end: dt.date) -> pd.DataFrame:
+        """Done moves to customers by effective date, per warehouse (date, location, product,
+        units)."""
         if not self._wh_of:
             self._network()
         moves = self._search_read(
@@ -654,22 +827,63 @@ class TrytonAdapter:
             ],
             ["product", "internal_quantity", "effective_date", "from_location"],
         )
-        rows = []
-        for m in moves:
-            wh = self._wh_of.get(m["from_location"])
-            if wh is None:
-                continue
-            loc = str(wh)
-            rows.append(
+        return pd.DataFrame(
+            [
                 {
                     "date": m["effective_date"],
-                    "location": loc,
+                    "location": str(self._wh_of[m["from_location"]]),
                     "product": str(m["product"]),
-                    "channel": "ecommerce" if self._kinds.get(loc) == "dc" else "walk_in",
                     "units": float(m["internal_quantity"] or 0),
                 }
-            )
-        return pd.DataFrame(rows, columns=["date", "location", "product", "channel", "units"])
+                for m in moves
+                if m["from_location"] in self._wh_of
+            ],
+            columns=["date", "location", "product", "units"],
+        )
+
+    def _sale_lines(self, start: dt.date, end: dt.date) -> pd.DataFrame:
+        """Confirmed (or later) sale order lines by sale date, per warehouse; quantities in
+        the line's unit, assumed the product's default unit."""
+        if not self.order_sales:
+            return pd.DataFrame(columns=["date", "location", "product", "units"])
+        lines = self._search_read(
+            "sale.line",
+            [
+                ("type", "=", "line"),
+                ("product", "!=", None),
+                ("sale.state", "in", ["confirmed", "processing", "done"]),
+                ("sale.sale_date", ">=", start),
+                ("sale.sale_date", "<=", end),
+            ],
+            ["product", "quantity", "sale.sale_date", "sale.warehouse"],
+        )
+        return pd.DataFrame(
+            [
+                {
+                    "date": (r.get("sale.") or {}).get("sale_date"),
+                    "location": _ref_id((r.get("sale.") or {}).get("warehouse")),
+                    "product": _ref_id(r["product"]),
+                    "units": float(r["quantity"] or 0),
+                }
+                for r in lines
+                if (r.get("sale.") or {}).get("warehouse")
+            ],
+            columns=["date", "location", "product", "units"],
+        )
+
+    def _sales(self, moves: pd.DataFrame, ordered: pd.DataFrame) -> pd.DataFrame:
+        """Sales per warehouse from its done customer moves; a warehouse with none in the period
+        falls back on its confirmed sale lines (counting both would count a sale twice once it
+        ships). Channel: ecommerce from a DC, walk-in elsewhere."""
+        fallback = ordered[~ordered["location"].isin(set(moves["location"]))]
+        sales = pd.concat([moves, fallback], ignore_index=True) if len(fallback) else moves
+        sales = sales.assign(
+            channel=[
+                "ecommerce" if self._kinds.get(loc) == "dc" else "walk_in"
+                for loc in sales["location"]
+            ]
+        )
+        return sales[["date", "location", "product", "channel", "units"]]
 
     # -- what the ERP did --------------------------------------------------------------------
 
@@ -801,66 +1015,49 @@ class TrytonAdapter:
 
     # -- the only write: draft purchases -----------------------------------------------------
 
-    def write_drafts(self, lines: list[DraftLine], reference: str) -> pd.DataFrame:
-        """One draft ``purchase.purchase`` per (supplier, warehouse); never quoted or confirmed."""
+    def find_draft(self, key: str) -> str | None:
+        """The draft purchase whose reference is ``key`` (the lowest id), None if there is none."""
+        ids = self._call("purchase.purchase", "search", [("reference", "=", key)], 0, None, None)
+        return str(min(ids)) if ids else None
+
+    def create_draft(self, order: DraftOrder, description: str) -> str:
+        """One draft ``purchase.purchase`` with ``order.key`` as its reference, the supplier's
+        unit prices and the planned delivery date; never quoted or confirmed. One call: the
+        XML-RPC transport does not re-send it either (``_TimeoutTransport.request``)."""
         backend = self._connect()
         company = backend.context.get("company")
         if not company:
             raise ErpDataError("the ERP user has no company: cannot create purchases")
         currency = self._call("company.company", "read", [company], ["currency"])[0]["currency"]
+        products = sorted({int(x.product) for x in order.lines})
         uoms = {
             r["id"]: r["default_uom"]
-            for r in self._read(
-                "product.product",
-                sorted({int(x.product) for x in lines}),
-                ["default_uom"],
-                {},
-            )
+            for r in self._read("product.product", products, ["default_uom"], {})
         }
-        groups: dict[tuple[str, str], list[DraftLine]] = {}
-        for line in lines:
-            groups.setdefault((line.supplier, line.destination), []).append(line)
-        out: list[dict[str, Any]] = []
-        for (supplier, warehouse), group in sorted(groups.items()):
-            values = {
-                "party": int(supplier),
-                "warehouse": int(warehouse),
-                "company": company,
-                "currency": currency,
-                "description": reference[:100],
-                "lines": [
-                    (
-                        "create",
-                        [
-                            {
-                                "type": "line",
-                                "product": int(x.product),
-                                "quantity": float(x.qty),
-                                "unit": uoms[int(x.product)],
-                                "unit_price": Decimal(str(round(x.unit_price, 4))),
-                                "description": reference[:100],
-                            }
-                            for x in group
-                        ],
-                    )
-                ],
-            }
-            try:
-                (pid,) = self._call("purchase.purchase", "create", [values])
-            except ErpError as exc:
-                exc.created = pd.DataFrame(out)  # type: ignore[attr-defined]
-                raise
-            out += [
-                {
-                    "erp_model": "purchase.purchase",
-                    "erp_id": str(pid),
-                    "supplier": supplier,
-                    "destination": warehouse,
-                    "product": x.product,
-                    "qty": x.qty,
-                }
-                for x in group
-            ]
-        return pd.DataFrame(
-            out, columns=["erp_model", "erp_id", "supplier", "destination", "product", "qty"]
-        )
+        values = {
+            "party": int(order.supplier),
+            "warehouse": int(order.destination),
+            "company": company,
+            "currency": currency,
+            "reference": order.key,
+            "description": description[:100],
+            "delivery_date": order.delivery_date,
+            "lines": [
+                (
+                    "create",
+                    [
+                        {
+                            "type": "line",
+                            "product": int(x.product),
+                            "quantity": float(x.qty),
+                            "unit": uoms[int(x.product)],
+                            "unit_price": Decimal(str(round(x.unit_price, 4))),
+                            "description": description[:100],
+                        }
+                        for x in order.lines
+                    ],
+                )
+            ],
+        }
+        (pid,) = self._call("purchase.purchase", "create", [values])
+        return str(pid)

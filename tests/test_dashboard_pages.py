@@ -143,7 +143,13 @@ def test_shadow_page_degrades_without_a_store(tmp_path: Path) -> None:
 def test_shadow_page(tmp_path: Path) -> None:
     shadow_store(tmp_path / "s.sqlite")
     at = page(SHADOW, shadow_store=str(tmp_path / "s.sqlite"))
-    assert metrics(at) == {"shadow runs": "3", "ok": "2", "partial": "0", "failed": "1"}
+    assert metrics(at) == {
+        "shadow runs": "3",
+        "ok": "2",
+        "degraded": "0",
+        "partial": "0",
+        "failed": "1",
+    }
     problems = table(at, "reason")
     assert list(problems["status"]) == ["failed"]
     diff = table(at, "qty_diff")

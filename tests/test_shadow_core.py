@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import subprocess
@@ -22,6 +23,7 @@ from promotwin.shadow import (
     RunStore,
     ShadowRunner,
     SnapshotFolderAdapter,
+    SnapshotOptions,
     build_snapshot,
     write_folder,
 )
@@ -242,6 +244,92 @@ def test_write_drafts_to_folder_outbox(tmp_path: Path) -> None:
     outbox = list((folder / "outbox").glob("*.csv"))
     assert len(outbox) == 1 and len(pd.read_csv(outbox[0])) == len(buys)
     assert len(store.drafts(result.run.run_id)) == len(buys)
+    # the same recommendation again: found under its key, not written twice
+    again = ShadowRunner(
+        SnapshotFolderAdapter(folder), store, "base-stock", write_drafts=True
+    ).run_once()
+    assert again.run.status == "ok" and len(again.drafts) == 0
+    assert list((folder / "outbox").glob("*.csv")) == outbox
+    keys = store.draft_keys()
+    assert keys["state"].tolist() == ["created"] and keys["run_id"].iloc[0] == result.run.run_id
+
+
+def test_degraded_run_no_sales_cost_zero_and_failed_runs_keep_as_of(tmp_path: Path) -> None:
+    state = small_state()
+    tables = dict(state.tables)
+    tables["sales"] = tables["sales"].iloc[0:0]
+    tables["products"] = tables["products"].assign(unit_cost=[0.0, 2.0])
+    folder = write_folder(ErpState.build(AS_OF, "test", **tables), tmp_path / "snap")
+    store = RunStore(tmp_path / "s.sqlite")
+    result = ShadowRunner(
+        SnapshotFolderAdapter(folder), store, "base-stock", write_drafts=True
+    ).run_once()
+    assert result.run.status == "degraded"
+    codes = set(store.warnings(result.run.run_id)["code"])
+    assert {"no-sales-history", "cost-missing", "drafts-not-written"} <= codes
+    assert "all forecasts are 0" in result.run.reason and "['A']" in result.run.reason
+    assert not (folder / "outbox").exists()  # a degraded run writes no drafts
+    failed = ShadowRunner(
+        FlakyFolder(folder, 99), store, "base-stock", retry=RetryPolicy(attempts=1)
+    ).run_once()
+    assert failed.run.status == "failed" and failed.run.as_of == str(AS_OF)
+
+
+def test_layout_csv_checked_row_by_row_and_applied() -> None:
+    from promotwin.shadow import layout
+
+    rows = pd.DataFrame(
+        {
+            "erp_code": ["DC", "S1", "S1", "S2"],
+            "role": ["dc", "store", "store", "shop"],
+            "serving_dc": ["", "XX", "DC", ""],
+            "supplied_by": ["supplier", "dc", "dc", "supplier"],
+        }
+    )
+    with pytest.raises(ValueError) as err:
+        layout.validate(rows, "layout.csv")
+    text = str(err.value)
+    assert "'S1' appears more than once" in text and "line 3 (S1)" in text and "'XX'" in text
+    assert "line 5 (S2): role 'shop'" in text
+    good = layout.validate(rows.drop(index=[1, 3]).assign(role=["dc", "store"]))
+    # the state's S1 (erp 2) becomes a store buying direct: planned like a DC, its own demand
+    good.loc[good["erp_code"] == "S1", ["serving_dc", "supplied_by"]] = ["", "supplier"]
+    locations, notes = layout.apply(small_state()["locations"], good)
+    assert notes == []
+    tables = {**small_state().tables, "locations": locations}
+    built = build_snapshot(ErpState.build(AS_OF, "test", **tables), IdMapping())
+    s = built.snapshot
+    assert s.location_ids == ("DC", "S1") and s.n_dcs == 2
+    assert built.warnings == ()
+    assert s.serving_dc.tolist() == [0, 1]  # S1 is replenished by its own purchases
+
+
+def test_store_made_before_degraded_runs_is_migrated(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    old = RunStore(tmp_path / "new.sqlite")
+    result = ShadowRunner(
+        SnapshotFolderAdapter(write_folder(small_state(), tmp_path / "snap")), old, "base-stock"
+    ).run_once()
+    con = sqlite3.connect(path)
+    con.executescript(
+        "CREATE TABLE runs (run_id TEXT PRIMARY KEY, started TEXT NOT NULL, finished TEXT NOT "
+        "NULL, status TEXT NOT NULL CHECK (status IN ('ok', 'partial', 'failed')), reason TEXT "
+        "NOT NULL, source TEXT NOT NULL, policy TEXT NOT NULL, as_of TEXT, snapshot_hash TEXT, "
+        "state_digest TEXT, n_recommendations INTEGER NOT NULL, attempts INTEGER NOT NULL, "
+        "write_drafts INTEGER NOT NULL, seconds REAL NOT NULL);"
+    )
+    con.execute(
+        "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", tuple(vars(result.run).values())
+    )
+    con.commit()
+    con.close()
+    store = RunStore(path)
+    assert store.runs()["run_id"].tolist() == [result.run.run_id]
+    degraded = dataclasses.replace(result.run, run_id="later", status="degraded")
+    store.record(degraded)
+    assert store.runs()["status"].tolist() == ["ok", "degraded"]
 
 
 def test_same_plan_as_policy_on_the_snapshot(tmp_path: Path) -> None:
@@ -274,3 +362,152 @@ def test_url_credentials_rejected_and_redacted() -> None:
     with pytest.raises(ValueError, match="not in the URL"):
         TrytonAdapter("http://admin:secret@127.0.0.1:1/db")
     assert "secret" not in redact("http://admin:secret@127.0.0.1:8000/db")
+
+
+def test_retries_last_as_long_as_the_time_limit_allows(tmp_path: Path) -> None:
+    folder = write_folder(small_state(), tmp_path / "snap")
+    retry = RetryPolicy(initial_delay=0.01, max_delay=0.02, time_limit=10)
+    result = ShadowRunner(
+        FlakyFolder(folder, 9), RunStore(tmp_path / "s.sqlite"), "base-stock", retry=retry
+    ).run_once()
+    assert result.run.status == "ok" and result.run.attempts == 11  # 10 reads + actions
+    gives_up = RetryPolicy(initial_delay=0.2, max_delay=0.2, time_limit=1.0)
+    failed = ShadowRunner(
+        FlakyFolder(folder, 99), RunStore(tmp_path / "s.sqlite"), "base-stock", retry=gives_up
+    ).run_once()
+    assert failed.run.status == "failed" and "1 s time limit" in failed.run.reason
+    assert 4 <= failed.run.attempts <= 6 and failed.run.seconds < 2
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("ftp://127.0.0.1:8000/db", "unsupported Tryton URL scheme 'ftp'"),
+        ("http://127.0.0.1:8000/", "needs the database name"),
+        ("http://:8000/db", "no host"),
+    ],
+)
+def test_configuration_errors_exit_2_and_are_not_recorded(
+    tmp_path: Path, url: str, says: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from promotwin.cli.main import app
+
+    store = tmp_path / "runs.sqlite"
+    for args in (
+        ["--url", url, "--once", "--store", str(store)],
+        ["export", "--url", url, "--out", str(tmp_path / "out")],
+        ["counterfactual", "--url", url, "--start", "2026-03-01", "--end", "2026-03-02"],
+    ):
+        result = CliRunner().invoke(app, ["shadow", *args])
+        assert result.exit_code == 2, (args, result.output)
+        assert says in result.output and "internal error" not in result.output
+    assert not store.exists() or RunStore(store).runs().empty
+
+
+def test_export_layout_and_counterfactual_report_an_unreachable_erp(tmp_path: Path) -> None:
+    import socket
+
+    from typer.testing import CliRunner
+
+    from promotwin.cli.main import app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: connection refused
+    url = f"http://127.0.0.1:{port}/db"
+    env = {"TWIN_ERP_USER": "admin", "TWIN_ERP_PASSWORD": "x"}
+    for args in (
+        ["export", "--url", url, "--out", str(tmp_path / "out"), "--time-limit", "1"],
+        ["layout", "--url", url, "--time-limit", "1", "--store", str(tmp_path / "s.sqlite")],
+        ["counterfactual", "--url", url, "--start", "2026-03-01", "--end", "2026-03-02"]
+        + ["--time-limit", "1", "--store", str(tmp_path / "s.sqlite")],
+    ):
+        result = CliRunner().invoke(app, ["shadow", *args], env=env)
+        assert result.exit_code == 1, (args, result.output)
+        assert "ERP fault" in result.output and "time limit" in result.output
+        assert "internal error" not in result.output
+
+
+def test_folder_tables_checked_row_by_row(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from promotwin.cli.main import app
+
+    folder = write_folder(small_state(), tmp_path / "snap")
+
+    def edit(name: str, **columns: list[str]) -> None:
+        frame = pd.read_csv(folder / f"{name}.csv", dtype=str, keep_default_na=False)
+        for col, values in columns.items():
+            frame[col] = values
+        frame.to_csv(folder / f"{name}.csv", index=False)
+
+    edit("products", erp_id=["10", "10"])  # duplicate id
+    edit("locations", kind=["dc", "warehouse"])  # unknown kind
+    edit("stock", on_hand=["50", "ten", "3", "1"], location=["1", "1", "9", "2"])
+    edit("sales", units=["1", "-2", "1", "1"], channel=["walk_in", "walk_in", "mail", "walk_in"])
+    with pytest.raises(ValueError) as err:
+        SnapshotFolderAdapter(folder)
+    text = str(err.value)
+    for part in (
+        "table 'products', column 'erp_id': duplicate id(s) ['10'] at line(s) 2, 3",
+        "table 'locations', column 'kind'",
+        "table 'stock', column 'on_hand'",
+        "line(s) 3",
+        "table 'stock', column 'location': unknown locations ['9']",
+        "table 'sales', column 'units': input should be greater than or equal to 0 at line(s) 3",
+        "table 'sales', column 'channel'",
+    ):
+        assert part in text, part
+    result = CliRunner().invoke(
+        app,
+        ["shadow", "--erp", "folder", "--url", str(folder), "--once"]
+        + ["--store", str(tmp_path / "s.sqlite")],
+    )
+    assert result.exit_code == 2 and "duplicate id" in result.output, result.output
+    assert not (tmp_path / "s.sqlite").exists() or RunStore(tmp_path / "s.sqlite").runs().empty
+
+
+def test_forecaster_fitted_on_erp_history_then_loaded(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    days = [AS_OF - dt.timedelta(days=d) for d in range(56)]
+    rates = {"10": 3.0, "11": 1.0}
+    sales = pd.DataFrame(
+        [
+            {"date": d, "location": "2", "product": p, "channel": "walk_in", "units": u}
+            for d in days
+            for p, rate in rates.items()
+            if (u := int(rng.poisson(rate)))
+        ]
+    )
+    tables = {**small_state().tables, "sales": sales}
+    folder = write_folder(ErpState.build(AS_OF, "test", 56, **tables), tmp_path / "snap")
+    store = RunStore(tmp_path / "runs" / "s.sqlite")
+    gbm = SnapshotOptions(forecast="gbm")
+    first = ShadowRunner(SnapshotFolderAdapter(folder), store, "base-stock", options=gbm).run_once()
+    assert first.run.status == "ok", first.run.reason
+    recorded = store.model(first.run.run_id)
+    assert recorded is not None and recorded[0] == "gbm" and Path(str(recorded[1])).exists()
+    assert Path(str(recorded[1])).parent == tmp_path / "runs" / "models"
+    s = first.built.snapshot  # type: ignore[union-attr]
+    store_row = s.location_ids.index("S1")
+    for sku, erp_id in (("A", "10"), ("B", "11")):
+        sold = sales[sales["product"] == erp_id]["units"].sum() / 56
+        got = s.forecast_mean[:, store_row, s.sku_ids.index(sku)]
+        assert np.allclose(got, sold, rtol=0.15), (sku, got[:3], sold)  # the sample mean
+    loaded = ShadowRunner(
+        SnapshotFolderAdapter(folder),
+        store,
+        "base-stock",
+        options=SnapshotOptions(forecast="gbm", model_file=str(recorded[1])),
+    ).run_once()
+    assert loaded.built is not None and loaded.built.digest == first.built.digest  # type: ignore[union-attr]
+    glm = ShadowRunner(
+        SnapshotFolderAdapter(folder),
+        store,
+        "base-stock",
+        options=SnapshotOptions(forecast="glm", model_file=str(tmp_path / "glm.json")),
+    ).run_once()
+    assert glm.run.status == "failed" and "cannot plan on this data" in glm.run.reason
+    assert "no promoted rows" in glm.run.reason  # Tryton has no promotions to fit a GLM on

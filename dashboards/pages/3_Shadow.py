@@ -26,11 +26,12 @@ with ui.plain_errors():
         st.info("The store has no shadow runs yet: run `twin shadow --erp … --store FILE`.")
         st.stop()
     h = rollout.health(runs)
-    c = st.columns(4)
+    c = st.columns(5)
     c[0].metric("shadow runs", fmt.count(len(runs)))
     c[1].metric("ok", fmt.count(h["ok"]))
-    c[2].metric("partial", fmt.count(h["partial"]))
-    c[3].metric("failed", fmt.count(h["failed"]))
+    c[2].metric("degraded", fmt.count(int((runs["status"] == "degraded").sum())))
+    c[3].metric("partial", fmt.count(h["partial"]))
+    c[4].metric("failed", fmt.count(h["failed"]))
     ok = runs[runs["status"] != "failed"]
     latest = ok["agreement_rate"].dropna()
     st.subheader("Agreement with the ERP over time")
@@ -52,6 +53,10 @@ with ui.plain_errors():
     ids = list(ok.sort_values("started", ascending=False)["run_id"])
     if ids:
         run_id = st.selectbox("Run", ids, key="run")
+        reasons = store.warnings(run_id)
+        if len(reasons):
+            st.caption("Why this run is not ok (degrading reasons make its recommendations moot):")
+            st.dataframe(reasons, hide_index=True, width="stretch", key="reasons")
         against = st.selectbox(
             "Compared with", rollout.comparisons_of(store, run_id), key="against"
         )

@@ -22,14 +22,18 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 ADMIN_PASSWORD = "shadow-test-Adm1n"  # throwaway credential of a throwaway test database
 MODULES = ("stock", "purchase", "sale", "stock_supply", "purchase_request")
+SeedT = TypeVar("SeedT")
+# an activated, unseeded database (e.g. a previous session's tryton/db/blank.sqlite) to copy
+# instead of activating the modules again; only valid for the same trytond module versions
+ENV_ACTIVATED = "TWIN_TRYTON_ACTIVATED"
 CHUNK = 50  # raw create() per call: one big call overflows SQLite's parser
 
 
@@ -78,24 +82,26 @@ def activate(folder: Path, database: str, conf: Path) -> float:
         env=env,
         check=True,
         capture_output=True,
-        timeout=300,
+        timeout=900,  # 25-30 s idle; > 300 s when the shared machine is loaded (load 20)
     )
     return time.perf_counter() - t0
 
 
-def copy_database(folder: Path, template: str, name: str) -> str:
-    """Copy a database file consistently (trytond runs SQLite in WAL mode: a plain file copy
-    could miss committed pages still in the ``-wal`` file)."""
-    db = folder / "db"
-    target = db / f"{name}.sqlite"
+def copy_file_database(source: Path, target: Path) -> None:
+    """Copy an SQLite database consistently, WAL pages included (``sqlite3`` backup)."""
     target.unlink(missing_ok=True)
-    src = sqlite3.connect(db / f"{template}.sqlite")
-    dst = sqlite3.connect(target)
+    src, dst = sqlite3.connect(source), sqlite3.connect(target)
     try:
         src.backup(dst)
     finally:
         dst.close()
         src.close()
+
+
+def copy_database(folder: Path, template: str, name: str) -> str:
+    """Copy a database file consistently (trytond runs SQLite in WAL mode: a plain file copy
+    could miss committed pages still in the ``-wal`` file)."""
+    copy_file_database(folder / "db" / f"{template}.sqlite", folder / "db" / f"{name}.sqlite")
     return name
 
 
@@ -158,66 +164,19 @@ def _create(cfg: Any, model: str, rows: list[dict[str, Any]]) -> list[int]:
 
 def seed(cfg: Any, spec: SeedSpec | None = None, today: dt.date | None = None) -> Seeded:
     """Fill a freshly activated database (``cfg`` is a proteus config on it)."""
-    from proteus import Model, Wizard
+    from proteus import Model
 
     spec = spec or SeedSpec()
     today = today or dt.date.today()
     out = Seeded(today=today, spec=spec)
 
-    currency = Model.get("currency.currency")(name="US Dollar", symbol="$", code="USD")
-    currency.save()
-    company_party = Model.get("party.party")(name="Promotwin Retail")
-    company_party.save()
-    wiz = Wizard("company.company.config")
-    wiz.execute("company")
-    wiz.form.party = company_party
-    wiz.form.currency = currency
-    wiz.execute("add")
-    cfg._context = Model.get("res.user").get_preferences(True, {})
-    company = cfg.context["company"]
+    company = _company(cfg, "Promotwin Retail")
 
     unit = cfg.get_proxy("product.uom").search([("name", "=", "Unit")], 0, 1, None, cfg.context)[0]
     loc = cfg.get_proxy("stock.location")
     customer_loc = loc.search([("type", "=", "customer")], 0, 1, None, cfg.context)[0]
 
-    # warehouses: Tryton's default one becomes the first DC; the others get their zones
-    default_wh = loc.search([("type", "=", "warehouse")], 0, 1, None, cfg.context)[0]
-    wh_ids: dict[str, int] = {}
-    storage: dict[str, int] = {}
-    for i, code in enumerate((*spec.dcs, *(s[0] for s in spec.stores))):
-        if i == 0:
-            loc.write([default_wh], {"code": code, "name": f"{code} warehouse"}, cfg.context)
-            wh_ids[code] = default_wh
-            storage[code] = loc.read([default_wh], ["storage_location"], cfg.context)[0][
-                "storage_location"
-            ]
-            continue
-        zones = _create(
-            cfg,
-            "stock.location",
-            [
-                {"name": f"{code} {z}", "type": "storage", "code": f"{code}-{z[:3].upper()}"}
-                for z in ("Input", "Output", "Storage")
-            ]
-            + [{"name": f"{code} Lost", "type": "lost_found"}],
-        )
-        (wh,) = _create(
-            cfg,
-            "stock.location",
-            [
-                {
-                    "name": f"{code} warehouse",
-                    "code": code,
-                    "type": "warehouse",
-                    "input_location": zones[0],
-                    "output_location": zones[1],
-                    "storage_location": zones[2],
-                    "lost_found_location": zones[3],
-                }
-            ],
-        )
-        loc.write(zones[:3], {"parent": wh}, cfg.context)
-        wh_ids[code], storage[code] = wh, zones[2]
+    wh_ids, storage = _warehouses(cfg, (*spec.dcs, *(s[0] for s in spec.stores)))
     for store, dc, days in spec.stores:
         loc.write([storage[store]], {"provisioning_location": storage[dc]}, cfg.context)
         out.transit[store] = days
@@ -431,6 +390,66 @@ def seed(cfg: Any, spec: SeedSpec | None = None, today: dt.date | None = None) -
     return out
 
 
+def _company(cfg: Any, name: str) -> int:
+    """A company in US dollars; the user's context is refreshed to work in it."""
+    from proteus import Model, Wizard
+
+    currency = Model.get("currency.currency")(name="US Dollar", symbol="$", code="USD")
+    currency.save()
+    company_party = Model.get("party.party")(name=name)
+    company_party.save()
+    wiz = Wizard("company.company.config")
+    wiz.execute("company")
+    wiz.form.party = company_party
+    wiz.form.currency = currency
+    wiz.execute("add")
+    cfg._context = Model.get("res.user").get_preferences(True, {})
+    return int(cfg.context["company"])
+
+
+def _warehouses(cfg: Any, codes: tuple[str, ...]) -> tuple[dict[str, int], dict[str, int]]:
+    """Warehouses by code (Tryton's default one renamed to the first), and their storage zones."""
+    loc = cfg.get_proxy("stock.location")
+    default_wh = loc.search([("type", "=", "warehouse")], 0, 1, None, cfg.context)[0]
+    wh_ids: dict[str, int] = {}
+    storage: dict[str, int] = {}
+    for i, code in enumerate(codes):
+        if i == 0:
+            loc.write([default_wh], {"code": code, "name": f"{code} warehouse"}, cfg.context)
+            wh_ids[code] = default_wh
+            storage[code] = loc.read([default_wh], ["storage_location"], cfg.context)[0][
+                "storage_location"
+            ]
+            continue
+        zones = _create(
+            cfg,
+            "stock.location",
+            [
+                {"name": f"{code} {z}", "type": "storage", "code": f"{code}-{z[:3].upper()}"}
+                for z in ("Input", "Output", "Storage")
+            ]
+            + [{"name": f"{code} Lost", "type": "lost_found"}],
+        )
+        (wh,) = _create(
+            cfg,
+            "stock.location",
+            [
+                {
+                    "name": f"{code} warehouse",
+                    "code": code,
+                    "type": "warehouse",
+                    "input_location": zones[0],
+                    "output_location": zones[1],
+                    "storage_location": zones[2],
+                    "lost_found_location": zones[3],
+                }
+            ],
+        )
+        loc.write(zones[:3], {"parent": wh}, cfg.context)
+        wh_ids[code], storage[code] = wh, zones[2]
+    return wh_ids, storage
+
+
 def _server_side(cfg: Any, model: str, method: str, ids: list[int]) -> None:
     """Call a model method inside trytond (in-process), bypassing RPC button access rules.
 
@@ -503,11 +522,11 @@ class Server:
 
 
 @dataclass
-class Provisioned:
+class Provisioned(Generic[SeedT]):
     folder: Path
     conf: Path
     template: str
-    seeded: Seeded
+    seeded: SeedT
     activation_s: float
     seed_s: float
     copies: int = 0
@@ -523,32 +542,59 @@ class Provisioned:
         return f"trytond://{database}?config={self.conf}"
 
 
-_PROVISIONED: dict[str, Provisioned | str] = {}
+BLANK = "blank"  # the activated, unseeded database every seeded template is copied from
+_ACTIVATED: dict[str, tuple[Path, Path, float] | str] = {}
+_PROVISIONED: dict[str, Provisioned[Any] | str] = {}
 
 
-def provision(base: Path) -> Provisioned | str:
-    """Activate + seed a template database once per ``base`` folder; a str is a skip reason."""
+def _activated(base: Path) -> tuple[Path, Path, float] | str:
+    """Activate the modules into ``base/tryton/db/blank.sqlite`` once (folder, config, seconds);
+    a str is a skip reason."""
     key = str(base)
-    if key in _PROVISIONED:
-        return _PROVISIONED[key]
+    if key in _ACTIVATED:
+        return _ACTIVATED[key]
     reason = tryton_available()
     if reason:
-        _PROVISIONED[key] = reason
+        _ACTIVATED[key] = reason
         return reason
     folder = base / "tryton"
     conf = write_config(folder, free_port())
+    reuse = os.environ.get(ENV_ACTIVATED)
+    if reuse and Path(reuse).is_file():  # activated before by the same trytond: a copy is ms
+        t0 = time.perf_counter()
+        copy_file_database(Path(reuse), folder / "db" / f"{BLANK}.sqlite")
+        _ACTIVATED[key] = (folder, conf, time.perf_counter() - t0)
+        return _ACTIVATED[key]
     try:
-        activation = activate(folder, "template", conf)
+        _ACTIVATED[key] = (folder, conf, activate(folder, BLANK, conf))
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
         tail = getattr(exc, "stderr", b"") or b""
-        reason = f"cannot provision Tryton ({exc}): {tail[-400:].decode(errors='replace')}"
-        _PROVISIONED[key] = reason
-        return reason
-    from proteus import config
+        _ACTIVATED[key] = f"cannot provision Tryton ({exc}): {tail[-400:].decode(errors='replace')}"
+    return _ACTIVATED[key]
 
-    t0 = time.perf_counter()
-    cfg = config.set_trytond("template", config_file=str(conf))
-    seeded = seed(cfg)
-    result = Provisioned(folder, conf, "template", seeded, activation, time.perf_counter() - t0)
-    _PROVISIONED[key] = result
-    return result
+
+def provision_with(
+    base: Path, template: str, seeder: Callable[[Any], SeedT]
+) -> Provisioned[SeedT] | str:
+    """A template database ``template`` seeded by ``seeder(cfg)`` from the activated one, once
+    per ``base`` folder; a str is a skip reason."""
+    key = f"{base}#{template}"
+    if key not in _PROVISIONED:
+        activated = _activated(base)
+        if isinstance(activated, str):
+            return activated
+        folder, conf, activation = activated
+        from proteus import config
+
+        copy_database(folder, BLANK, template)
+        t0 = time.perf_counter()
+        seeded = seeder(config.set_trytond(template, config_file=str(conf)))
+        _PROVISIONED[key] = Provisioned(
+            folder, conf, template, seeded, activation, time.perf_counter() - t0
+        )
+    return _PROVISIONED[key]
+
+
+def provision(base: Path) -> Provisioned[Seeded] | str:
+    """The first ERP (``seed``): activate + seed a template database once per ``base``."""
+    return provision_with(base, "template", seed)
