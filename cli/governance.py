@@ -144,7 +144,8 @@ def governance_run(
     result = simulate(s, pol, seed=seed, days=days, governance=workflow)
     if out is not None:
         write_outputs(result, out)
-    table = kpi_table({policy: result.kpis}, f"{result.scenario} — run {result.run_id}")
+    title = f"{result.scenario} — run {result.run_id}"
+    table = kpi_table({policy: result.kpis}, title, s.currency)
     for key in KPI_NAMES:
         value = result.kpis[key]
         shown = f"{value:.1%}" if key.endswith("_share") else f"{value:,.1f}"

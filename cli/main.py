@@ -10,7 +10,15 @@ import typer
 from rich.table import Table
 
 from promotwin import strict_json
-from promotwin.cli import dashboard, experiments, governance, history, intelligence, shadow
+from promotwin.cli import (
+    dashboard,
+    experiments,
+    governance,
+    history,
+    intelligence,
+    post_event,
+    shadow,
+)
 from promotwin.cli.common import check_days, check_seed, console, err, kpi_table, user_errors
 from promotwin.cli.outputs import check_out_dir, check_writable, exclusive
 from promotwin.policies.registry import POLICIES, make_policy
@@ -154,7 +162,8 @@ def run(
             return
         result = _simulate_with_progress(s, policy, seed, days, ledger, uplifts, forecaster)
         write_outputs(result, out)
-    console.print(kpi_table({policy: result.kpis}, f"{result.scenario} — run {result.run_id}"))
+    title = f"{result.scenario} — run {result.run_id}"
+    console.print(kpi_table({policy: result.kpis}, title, s.currency))
     for note in result.forecast_notes:
         console.print(f"{result.forecaster}: {note}")
     console.print(f"wrote {out}/ (manifest.json, kpis.json, daily/ledger/decisions.parquet, chart)")
@@ -181,7 +190,8 @@ def _hindsight(scenario: Scenario, seed: int, days: int | None, out: Path) -> No
 
         shutil.rmtree(out)
     staging.rename(out)
-    console.print(kpi_table({"hindsight": bound.kpis()}, f"{scenario.name} — lower bound"))
+    title = f"{scenario.name} — lower bound"
+    console.print(kpi_table({"hindsight": bound.kpis()}, title, scenario.currency))
     console.print(f"wrote {out}/ (manifest.json, kpis.json)")
 
 
@@ -210,7 +220,8 @@ def demo(
         comparison_chart(results, out / "comparison.png")
         kpis = {r.policy: r.kpis for r in results}
         (out / "comparison.json").write_text(strict_json.dumps(kpis, indent=2))
-    console.print(kpi_table({r.policy: r.kpis for r in results}, "appliance_promo, seed 1"))
+    title = f"appliance_promo, seed {seed}"
+    console.print(kpi_table({r.policy: r.kpis for r in results}, title, scenario.currency))
     console.print(f"wrote {out}/comparison.png, comparison.json and one folder per policy")
 
 

@@ -17,7 +17,8 @@ from typing import Any
 import pandas as pd
 
 import promotwin
-from promotwin.experiments.kpis import info
+from promotwin.experiments.kpis import COST_PARTS, info
+from promotwin.experiments.kpis import label as kpi_label
 from promotwin.experiments.spec import Experiment
 from promotwin.experiments.stats import compare, precision_warnings, summarise
 
@@ -438,6 +439,34 @@ def _table_html(part: pd.DataFrame, experiment: Experiment) -> str:
     return "\n".join(lines)
 
 
+def cost_breakdown(results: pd.DataFrame) -> pd.DataFrame:
+    """Mean total cost and its parts per scenario x variation x policy (over replications):
+    one column per part, in ``COST_PARTS`` order, then ``total_cost``; the parts sum to it."""
+    keys = ["scenario", "variation", "policy"]
+    part = results[results["kpi"].isin([*COST_PARTS, "total_cost"])]
+    wide = part.pivot_table(index=keys, columns="kpi", values="value", aggfunc="mean", sort=False)
+    return wide.reindex(columns=[*COST_PARTS, "total_cost"]).reset_index()
+
+
+def _cost_html(breakdown: pd.DataFrame, currency: str) -> str:
+    """The cost parts beside their total, one row per policy, mean over replications."""
+    columns = [*COST_PARTS, "total_cost"]
+    head = ["policy", *(kpi_label(c, currency) for c in columns)]
+    lines = [
+        f"<h3>Total cost and its parts ({html.escape(currency)}, mean per run)</h3>",
+        "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>",
+    ]
+    for row in breakdown.to_dict("records"):
+        cells = [str(row["policy"]), *(_num(row[c]) for c in columns)]
+        lines.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    lines.append("</table>")
+    lines.append(
+        "<p class='muted'>Holding is charged on end-of-day stock (after the day's dispatch); "
+        "the cost of goods is not a cost part (it is in gross margin).</p>"
+    )
+    return "\n".join(lines)
+
+
 def write_report(experiment: Experiment, results: pd.DataFrame, out: Path) -> Path:
     """Statistics (``statistics.csv``), charts (``*.png``) and ``report.html`` in ``out``."""
     out = Path(out)
@@ -456,6 +485,7 @@ def write_report(experiment: Experiment, results: pd.DataFrame, out: Path) -> Pa
     means = summarise(results, st.confidence)
     sentences = summary_sentences(table, experiment)
     warnings = precision_warnings(table, st.precision, list(spec.kpis))
+    breakdown = cost_breakdown(results)
 
     charts: list[Path] = []
     for scenario in dict.fromkeys(c.scenario for c in experiment.cells):
@@ -503,6 +533,11 @@ def write_report(experiment: Experiment, results: pd.DataFrame, out: Path) -> Pa
         ]
         title = cell.scenario if cell.variation == "base" else f"{cell.scenario} — {cell.variation}"
         body += [f"<h2>{html.escape(title)}</h2>", _table_html(part, experiment)]
+        costs = breakdown[
+            (breakdown["scenario"] == cell.scenario) & (breakdown["variation"] == cell.variation)
+        ]
+        if len(costs):
+            body.append(_cost_html(costs, cell.model.currency))
     body.append("<h2>Charts</h2>")
     body += [_img(p) for p in charts]
     body.append(

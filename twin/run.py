@@ -48,6 +48,7 @@ class RunResult:
     promo_windows: list[tuple[int, int]] = field(default_factory=list)
     audit: dict[str, Any] | None = None  # governed runs: the audit head after the run
     forecast_notes: tuple[str, ...] = ()  # what the forecaster sensed in-season, in words
+    currency: str = "USD"  # the scenario's: every money KPI is in it
 
     def manifest(self) -> dict[str, Any]:
         governed = {} if self.audit is None else {"audit": self.audit}
@@ -61,6 +62,7 @@ class RunResult:
             "forecast_notes": list(self.forecast_notes),
             "seed": self.seed,
             "days": self.days,
+            "currency": self.currency,
             "version": promotwin.__version__,
             "timings_s": self.timings,
             **governed,
@@ -123,6 +125,7 @@ def simulate(
         promo_windows=[(pc.start_day, pc.end_day) for pc in twin.model.promotions],
         audit=governed.audit_anchor() if governed is not None else None,
         forecast_notes=twin.forecast.notes(),
+        currency=scenario.currency,
     )
 
 
