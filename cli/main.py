@@ -313,7 +313,7 @@ def main() -> None:  # pragma: no cover - console entry point
     app()
 
 
-for group in (experiments, governance, shadow, intelligence, dashboard, history):
+for group in (experiments, governance, shadow, intelligence, dashboard, history, post_event):
     group.register(app)
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

@@ -59,7 +59,7 @@ def test_home_links_every_page() -> None:
     assert not at.exception
     assert "Promotwin" in at.title[0].value
     links = [e.proto.page for e in at.get("page_link")]
-    assert links == ["Planner", "Leadership", "Shadow", "Exceptions_and_audit"]
+    assert links == ["Planner", "Leadership", "Shadow", "Exceptions_and_audit", "Post-event"]
 
 
 def test_planner_depth_change_moves_the_kpis() -> None:
