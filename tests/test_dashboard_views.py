@@ -185,6 +185,7 @@ def test_twin_dashboard_command() -> None:
         "--server.headless": "true",
         "--server.address": "127.0.0.1",
         "--browser.gatherUsageStats": "false",
+        "--client.toolbarMode": "minimal",
         "--server.port": "8600",
     }
     runner = CliRunner()
