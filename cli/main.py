@@ -303,10 +303,15 @@ def scenarios_validate(
     s = load_scenario(file, max_memory=_max_memory(max_memory))
     check_history(s)
     console.print(
-        f"[green]valid[/]: {s.name} — {len(s.stores)} stores, {len(s.dcs)} DCs, "
-        f"{len(s.skus)} SKUs, "
-        f"{len(s.promotions)} promotions, {s.horizon_days} days"
+        f"[green]valid[/]: {s.name} — {_n(len(s.stores), 'store')}, {_n(len(s.dcs), 'DC')}, "
+        f"{_n(len(s.skus), 'SKU')}, {_n(len(s.promotions), 'promotion')}, "
+        f"{_n(s.horizon_days, 'day')}"
     )
+
+
+def _n(count: int, noun: str) -> str:
+    """``1 promotion``, ``2 promotions``."""
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
 
 
 def main() -> None:  # pragma: no cover - console entry point
