@@ -22,6 +22,24 @@ CHANNEL_WORDS = {"walk_in": "walk-in", "pickup": "pickup in store", "ecommerce":
 PROMOTION_WIDGETS = ("depth", "start", "end", "channels", "display", "feature", "ecommerce_cap")
 
 
+# the headline metrics' labels where the table's are too long for a fifth of a 1400 px window;
+# the full meaning goes in the tooltip
+METRIC_LABELS: dict[str, tuple[str, str]] = {
+    "readiness": ("readiness score (0-100)", "how ready supply is for the promotion at launch"),
+    "promo_fill_rate": ("promotion fill rate", "share of the promoted SKUs' demand served"),
+    "promo_lost_sales_units": ("promotion lost sales", "promoted SKUs' demand not served"),
+    "stockout_days": (
+        "out-of-stock days",
+        "location × SKU days with unmet demand: one SKU out at one store for 3 days counts 3",
+    ),
+    "expected_margin": (
+        "extra margin",
+        "incremental margin expected from the promotion (with vendor funding), against no "
+        "promotion",
+    ),
+}
+
+
 def sweep_seconds(run_seconds: float, n_depths: int) -> str:
     """An honest estimate of a sweep: as many runs as depths, each as long as the one just
     measured (for this scenario and policy)."""

@@ -142,11 +142,13 @@ with ui.plain_errors():
         }[kind]
         # st.metric reads the direction from a leading ASCII "-", not the typographic minus
         delta_text = delta_text.replace("−", "-", 1)
+        label, tip = planner.METRIC_LABELS.get(key, (str(row["measure"]), ""))
         col.metric(
-            str(row["measure"]),
+            label,
             shown,
             delta_text if abs(delta) > 1e-9 else None,
             delta_color=better.get(key, "normal"),  # type: ignore[arg-type]
+            help=tip or None,
         )
     st.caption(
         f"Against the current plan ({current.depth:.0%} off, {current.start} to {current.end}). "
