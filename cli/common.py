@@ -12,6 +12,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from promotwin.experiments.kpis import COST_PARTS, DEFAULT_CURRENCY
+from promotwin.experiments.kpis import label as kpi_label
+
 # Piped output (files, CI logs) gets a wide fixed width instead of rich's 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
@@ -19,31 +22,38 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 MAX_SEED = 2**63 - 1  # seeds are stored as 64-bit integers in manifests and result tables
 F = TypeVar("F", bound=Callable[..., Any])
 
-KPI_ROWS = [
-    ("fill_rate", "fill rate", "{:.1%}"),
-    ("promo_fill_rate", "fill rate, promoted SKUs in promotion", "{:.1%}"),
-    ("fill_rate_walk_in", "fill rate, walk-in", "{:.1%}"),
-    ("fill_rate_pickup", "fill rate, pickup", "{:.1%}"),
-    ("fill_rate_ecommerce", "fill rate, ecommerce", "{:.1%}"),
-    ("lost_sales_units", "lost sales (units)", "{:,.0f}"),
-    ("promo_lost_sales_units", "lost sales, promoted (units)", "{:,.0f}"),
-    ("lost_sales_value", "lost sales (value)", "{:,.0f}"),
-    ("stockout_days", "stockout location-SKU-days", "{:,.0f}"),
-    ("revenue", "revenue", "{:,.0f}"),
-    ("gross_margin", "gross margin", "{:,.0f}"),
-    ("holding_cost", "holding cost", "{:,.0f}"),
-    ("transport_cost", "transport cost", "{:,.0f}"),
-    ("expedite_cost", "expedite cost", "{:,.0f}"),
-    ("total_cost", "total cost", "{:,.0f}"),
-    ("avg_inventory_value", "average inventory value", "{:,.0f}"),
-    ("inventory_turns", "inventory turns (per year)", "{:.1f}"),
-    ("forecast_wape", "forecast WAPE", "{:.1%}"),
-    ("forecast_bias", "forecast bias", "{:+.1%}"),
-    ("promo_forecast_wape", "forecast WAPE, promotion (SKU x location x day)", "{:.1%}"),
-    ("promo_forecast_wape_region_week", "forecast WAPE, promotion (SKU x region x week)", "{:.1%}"),
-    ("promo_forecast_bias", "forecast bias, promotion", "{:+.1%}"),
-    ("exceptions", "exceptions", "{:,.0f}"),
-]
+# (KPI, format): labels come from experiments.kpis, so every view names a KPI the same way.
+# The cost parts sit under total cost, which is their sum.
+KPI_ROWS: tuple[tuple[str, str], ...] = (
+    ("fill_rate", "{:.1%}"),
+    ("promo_fill_rate", "{:.1%}"),
+    ("fill_rate_walk_in", "{:.1%}"),
+    ("fill_rate_pickup", "{:.1%}"),
+    ("fill_rate_ecommerce", "{:.1%}"),
+    ("lost_sales_units", "{:,.0f}"),
+    ("promo_lost_sales_units", "{:,.0f}"),
+    ("lost_sales_value", "{:,.0f}"),
+    ("stockout_days", "{:,.0f}"),
+    ("revenue", "{:,.0f}"),
+    ("vendor_funding", "{:,.0f}"),
+    ("gross_margin", "{:,.0f}"),
+    ("total_cost", "{:,.0f}"),
+    *((part, "{:,.0f}") for part in COST_PARTS),
+    ("avg_inventory_value", "{:,.0f}"),
+    ("inventory_turns", "{:.1f}"),
+    ("forecast_wape", "{:.1%}"),
+    ("forecast_bias", "{:+.1%}"),
+    ("promo_forecast_wape", "{:.1%}"),
+    ("promo_forecast_wape_region_week", "{:.1%}"),
+    ("promo_forecast_bias", "{:+.1%}"),
+    ("exceptions", "{:,.0f}"),
+)
+KPI_NOTES = (
+    "total cost = lost-sale + ordering + holding + transport + expedite cost (the rows under "
+    "it); holding is charged on end-of-day stock.",
+    "forecast WAPE by location × SKU × day is dominated by daily noise at one store; planners "
+    "judge the promotion at SKU × region × week.",
+)
 
 
 def _fmt(fmt: str, value: float) -> str:
@@ -103,13 +113,18 @@ def user_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def kpi_table(results: dict[str, dict[str, float]], title: str) -> Table:
-    table = Table(title=title)
+def kpi_table(
+    results: dict[str, dict[str, float]], title: str, currency: str = DEFAULT_CURRENCY
+) -> Table:
+    """KPIs by run, money in ``currency``, the cost parts indented under total cost, and the
+    notes on cost and forecast accuracy as the caption."""
+    table = Table(title=title, caption="\n".join(KPI_NOTES), caption_justify="left")
     table.add_column("KPI")
     for name in results:
         table.add_column(name, justify="right")
-    for key, label, fmt in KPI_ROWS:
-        table.add_row(label, *(_fmt(fmt, r.get(key, float("nan"))) for r in results.values()))
+    for key, fmt in KPI_ROWS:
+        name = ("  " if key in COST_PARTS else "") + kpi_label(key, currency)
+        table.add_row(name, *(_fmt(fmt, r.get(key, float("nan"))) for r in results.values()))
     return table
 
 

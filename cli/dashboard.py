@@ -36,6 +36,7 @@ def command(
     cmd = [python, "-m", "streamlit", "run", str(app_path())]
     cmd += ["--server.headless", "true", "--server.address", address]
     cmd += ["--browser.gatherUsageStats", "false"]
+    cmd += ["--client.toolbarMode", "minimal"]  # no "Deploy" item: this is a local tool
     if port is not None:
         cmd += ["--server.port", str(port)]
     return cmd

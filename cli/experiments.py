@@ -144,8 +144,12 @@ def _run_and_report(
     console.print(_table(table, experiment.spec.kpis, st.confidence))
     warnings = precision_warnings(table, st.precision, list(experiment.spec.kpis))
     if warnings:
-        console.print(f"[yellow]{len(warnings)} precision warning(s)[/] (see report):")
-        for w in warnings[:5]:
+        n = len(warnings)
+        shown = min(n, 5)
+        head = f"{n} precision warning" + ("" if n == 1 else "s")
+        more = f", the first {shown} below; all in report.html" if n > shown else ""
+        console.print(f"[yellow]{head}[/]{more}:")
+        for w in warnings[:shown]:
             console.print(f"  {w}", highlight=False)
     written = "results.parquet, manifest.json"
     if report:

@@ -144,7 +144,8 @@ def governance_run(
     result = simulate(s, pol, seed=seed, days=days, governance=workflow)
     if out is not None:
         write_outputs(result, out)
-    table = kpi_table({policy: result.kpis}, f"{result.scenario} — run {result.run_id}")
+    title = f"{result.scenario} — run {result.run_id}"
+    table = kpi_table({policy: result.kpis}, title, s.currency)
     for key in KPI_NAMES:
         value = result.kpis[key]
         shown = f"{value:.1%}" if key.endswith("_share") else f"{value:,.1f}"
@@ -200,7 +201,28 @@ def exceptions_list(
         )
     _console().print(table)
     if not rows:
-        _console().print("no exceptions match")
+        _console().print(_why_none(_existing(store), status, owner, run, store))
+
+
+def _why_none(opened: Store, status: str, owner: str | None, run: str | None, store: str) -> str:
+    """Why the list is empty: in a governed twin run the simulated planners decide every
+    exception, so none stays open; say so, with the counts and how to list them."""
+    if status != "open":
+        return "no exceptions match"
+    decided = opened.list_exceptions(None, owner, run, None)
+    if not decided:
+        return "no exceptions match"
+    counts: dict[str, int] = {}
+    for r in decided:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    n = len(decided)
+    parts = ", ".join(f"{c:,} {k}" for k, c in sorted(counts.items()))
+    return (
+        f"no open exceptions: all {n:,} exception{'' if n == 1 else 's'} here "
+        f"{'was' if n == 1 else 'were'} already decided ({parts}) — in a governed twin run "
+        "the simulated planners decide them. "
+        f"See them with `twin exceptions list --store {store} --status all`."
+    )
 
 
 def _decide(

@@ -10,7 +10,15 @@ import typer
 from rich.table import Table
 
 from promotwin import strict_json
-from promotwin.cli import dashboard, experiments, governance, history, intelligence, shadow
+from promotwin.cli import (
+    dashboard,
+    experiments,
+    governance,
+    history,
+    intelligence,
+    post_event,
+    shadow,
+)
 from promotwin.cli.common import check_days, check_seed, console, err, kpi_table, user_errors
 from promotwin.cli.outputs import check_out_dir, check_writable, exclusive
 from promotwin.policies.registry import POLICIES, make_policy
@@ -167,7 +175,8 @@ def run(
             return
         result = _simulate_with_progress(s, policy, seed, days, ledger, uplifts, forecaster)
         write_outputs(result, out)
-    console.print(kpi_table({policy: result.kpis}, f"{result.scenario} — run {result.run_id}"))
+    title = f"{result.scenario} — run {result.run_id}"
+    console.print(kpi_table({policy: result.kpis}, title, s.currency))
     for note in result.forecast_notes:
         console.print(f"{result.forecaster}: {note}")
     console.print(f"wrote {out}/ (manifest.json, kpis.json, daily/ledger/decisions.parquet, chart)")
@@ -223,7 +232,8 @@ def _hindsight(scenario: Scenario, seed: int, days: int | None, out: Path) -> No
 
         shutil.rmtree(out)
     staging.rename(out)
-    console.print(kpi_table({"hindsight": bound.kpis()}, f"{scenario.name} — lower bound"))
+    title = f"{scenario.name} — lower bound"
+    console.print(kpi_table({"hindsight": bound.kpis()}, title, scenario.currency))
     console.print(f"wrote {out}/ (manifest.json, kpis.json)")
 
 
@@ -252,7 +262,8 @@ def demo(
         comparison_chart(results, out / "comparison.png")
         kpis = {r.policy: r.kpis for r in results}
         (out / "comparison.json").write_text(strict_json.dumps(kpis, indent=2))
-    console.print(kpi_table({r.policy: r.kpis for r in results}, "appliance_promo, seed 1"))
+    title = f"appliance_promo, seed {seed}"
+    console.print(kpi_table({r.policy: r.kpis for r in results}, title, scenario.currency))
     console.print(f"wrote {out}/comparison.png, comparison.json and one folder per policy")
 
 
@@ -334,17 +345,22 @@ def scenarios_validate(
     s = load_scenario(file, max_memory=_max_memory(max_memory))
     check_history(s)
     console.print(
-        f"[green]valid[/]: {s.name} — {len(s.stores)} stores, {len(s.dcs)} DCs, "
-        f"{len(s.skus)} SKUs, "
-        f"{len(s.promotions)} promotions, {s.horizon_days} days"
+        f"[green]valid[/]: {s.name} — {_n(len(s.stores), 'store')}, {_n(len(s.dcs), 'DC')}, "
+        f"{_n(len(s.skus), 'SKU')}, {_n(len(s.promotions), 'promotion')}, "
+        f"{_n(s.horizon_days, 'day')}"
     )
+
+
+def _n(count: int, noun: str) -> str:
+    """``1 promotion``, ``2 promotions``."""
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
 
 
 def main() -> None:  # pragma: no cover - console entry point
     app()
 
 
-for group in (experiments, governance, shadow, intelligence, dashboard, history):
+for group in (experiments, governance, shadow, intelligence, dashboard, history, post_event):
     group.register(app)
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

@@ -16,7 +16,9 @@ st.page_link("pages/3_Shadow.py", label="Shadow: validating automation before ro
 st.page_link(
     "pages/4_Exceptions_and_audit.py", label="Exceptions & audit: approvals, audit trail", icon="✅"
 )
+st.page_link("pages/5_Post-event.py", label="Post-event: how did the promotion go?", icon="🔁")
 st.caption(
     "Colours mean the same on every page: red is a shortfall or a loss, green a gain, "
-    "blue the current plan or the baseline. Money in $, quantities in units."
+    "blue the current plan or the baseline. Money in the scenario's currency ($ for USD), "
+    "quantities in units."
 )

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 
-from promotwin.experiments.kpis import info
+from promotwin.experiments.kpis import DEFAULT_CURRENCY, info
 
-CURRENCY = "$"
+SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
+CURRENCY = SYMBOLS[DEFAULT_CURRENCY]
 GOOD = "#1a9850"  # gains: more margin, higher fill rate
 BAD = "#d73027"  # shortfalls: lost sales, stockouts, margin lost
 BASELINE = "#4575b4"  # the current plan / the baseline policy
@@ -22,16 +23,22 @@ def _missing(v: float | None) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 
 
-def money(v: float | None, signed: bool = False) -> str:
-    """``$1,234`` / ``$3.87M``; ``–`` when missing."""
+def symbol(currency: str = DEFAULT_CURRENCY) -> str:
+    """``$`` for USD, ``€`` for EUR; other codes as they are, with a space (``CHF 12``)."""
+    return SYMBOLS.get(currency, f"{currency} ")
+
+
+def money(v: float | None, signed: bool = False, currency: str = DEFAULT_CURRENCY) -> str:
+    """``$1,234`` / ``$3.87M`` (``CHF 1,234`` for a code without a symbol); ``–`` when missing."""
     if _missing(v):
         return "–"
     assert v is not None
     sign = ("+" if v > 0 else "−" if v < 0 else "") if signed else ("−" if v < 0 else "")
     a = abs(v)
+    unit = symbol(currency)
     if a >= 1e6:
-        return f"{sign}{CURRENCY}{a / 1e6:,.2f}M"
-    return f"{sign}{CURRENCY}{a:,.0f}"
+        return f"{sign}{unit}{a / 1e6:,.2f}M"
+    return f"{sign}{unit}{a:,.0f}"
 
 
 def pct(v: float | None, signed: bool = False, digits: int = 1) -> str:
@@ -65,13 +72,13 @@ def count(v: float | None, signed: bool = False) -> str:
     return f"{v:+,.0f}" if signed else f"{v:,.0f}"
 
 
-def kpi_value(kpi: str, v: float | None) -> str:
+def kpi_value(kpi: str, v: float | None, currency: str = DEFAULT_CURRENCY) -> str:
     """A KPI as a planner reads it, by its kind (rate, money, units, count)."""
     kind = info(kpi).kind
     if kind == "rate":
         return pct(v)
     if kind == "money":
-        return money(v)
+        return money(v, currency=currency)
     if kind == "units":
         return units(v)
     if kind == "count":
@@ -79,7 +86,9 @@ def kpi_value(kpi: str, v: float | None) -> str:
     return "–" if _missing(v) else f"{v:,.2f}"
 
 
-def kpi_change(kpi: str, new: float | None, old: float | None) -> str:
+def kpi_change(
+    kpi: str, new: float | None, old: float | None, currency: str = DEFAULT_CURRENCY
+) -> str:
     """The change from ``old`` to ``new`` in the KPI's own terms (points for rates)."""
     if _missing(new) or _missing(old):
         return "–"
@@ -89,16 +98,17 @@ def kpi_change(kpi: str, new: float | None, old: float | None) -> str:
     if kind == "rate":
         return points(d)
     if kind == "money":
-        return money(d, signed=True)
+        return money(d, signed=True, currency=currency)
     if kind == "units":
         return units(d, signed=True)
     return count(d, signed=True)
 
 
-def kpi_label(kpi: str) -> str:
+def kpi_label(kpi: str, currency: str = DEFAULT_CURRENCY) -> str:
     """The KPI's label with its unit: ``lost sales (units)``, ``gross margin ($)``."""
     meta = info(kpi)
-    unit = {"rate": "%", "money": CURRENCY, "units": "units", "count": "count"}.get(meta.kind)
+    units_of = {"rate": "%", "money": symbol(currency).strip(), "units": "units", "count": "count"}
+    unit = units_of.get(meta.kind)
     return f"{meta.label} ({unit})" if unit else meta.label
 
 

@@ -16,6 +16,7 @@ import yaml
 from promotwin.experiments.kpis import info
 from promotwin.experiments.report import (
     change_phrase,
+    cost_breakdown,
     differences_chart,
     summary_sentences,
     sweep_chart,
@@ -181,6 +182,25 @@ def kpi_table(exp: LoadedExperiment, baseline: str) -> pd.DataFrame:
             phrase, clear = change_phrase(c.to_dict(), conf)
             row["clear"] = clear
             row["in words"] = phrase
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def cost_table(exp: LoadedExperiment) -> pd.DataFrame:
+    """Total cost beside its parts, per scenario x variation x policy (mean per run), in the
+    scenarios' currency: the parts add up to the total on screen."""
+    from promotwin.dashboards.fmt import kpi_label, money
+    from promotwin.experiments.kpis import COST_PARTS
+
+    currency = (
+        {c.scenario: c.model.currency for c in exp.experiment.cells} if exp.experiment else {}
+    )
+    rows = []
+    for r in cost_breakdown(exp.results).to_dict("records"):
+        code = currency.get(str(r["scenario"]), "USD")
+        row = {"scenario": r["scenario"], "variation": r["variation"], "policy": r["policy"]}
+        for key in (*COST_PARTS, "total_cost"):
+            row[kpi_label(key, code)] = money(r[key], currency=code)
         rows.append(row)
     return pd.DataFrame(rows)
 

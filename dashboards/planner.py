@@ -17,6 +17,34 @@ from promotwin.twin.ledger import CHANNELS
 from promotwin.twin.outlook import PlannerResult, PromoSettings, project
 
 SWEEP_DEPTHS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+CHANNEL_WORDS = {"walk_in": "walk-in", "pickup": "pickup in store", "ecommerce": "ecommerce"}
+# the widgets that show a promotion's own settings: forgotten when the promotion changes
+PROMOTION_WIDGETS = ("depth", "start", "end", "channels", "display", "feature", "ecommerce_cap")
+
+
+# the headline metrics' labels where the table's are too long for a fifth of a 1400 px window;
+# the full meaning goes in the tooltip
+METRIC_LABELS: dict[str, tuple[str, str]] = {
+    "readiness": ("readiness score (0-100)", "how ready supply is for the promotion at launch"),
+    "promo_fill_rate": ("promotion fill rate", "share of the promoted SKUs' demand served"),
+    "promo_lost_sales_units": ("promotion lost sales", "promoted SKUs' demand not served"),
+    "stockout_days": (
+        "out-of-stock days",
+        "location × SKU days with unmet demand: one SKU out at one store for 3 days counts 3",
+    ),
+    "expected_margin": (
+        "extra margin",
+        "incremental margin expected from the promotion (with vendor funding), against no "
+        "promotion",
+    ),
+}
+
+
+def sweep_seconds(run_seconds: float, n_depths: int) -> str:
+    """An honest estimate of a sweep: as many runs as depths, each as long as the one just
+    measured (for this scenario and policy)."""
+    total = run_seconds * n_depths
+    return f"{total:.0f} s" if total < 90 else f"{total / 60:.0f} min"
 
 
 # -- scenario variants --------------------------------------------------------------------------
@@ -47,7 +75,7 @@ HEADLINE_LABELS: dict[str, tuple[str, str]] = {  # key -> (label, kind for forma
     "promo_lost_sales_units": ("promotion lost sales", "units"),
     "lost_sales_units": ("lost sales", "units"),
     "lost_sales_value": ("lost sales value", "money"),
-    "stockout_days": ("stockout location-SKU-days", "count"),
+    "stockout_days": ("out-of-stock days (location × SKU)", "count"),
     "revenue": ("revenue", "money"),
     "gross_margin": ("gross margin (simulated)", "money"),
     "vendor_funding": ("vendor funding (simulated)", "money"),

@@ -17,7 +17,8 @@ from typing import Any
 import pandas as pd
 
 import promotwin
-from promotwin.experiments.kpis import info
+from promotwin.experiments.kpis import COST_PARTS, info
+from promotwin.experiments.kpis import label as kpi_label
 from promotwin.experiments.spec import Experiment
 from promotwin.experiments.stats import compare, precision_warnings, summarise
 
@@ -153,14 +154,29 @@ def _slug(text: str) -> str:
 # backend and open figures stay as they were, and matplotlib loads only when a chart is drawn.
 
 
+def compact(v: float) -> str:
+    """An axis amount short enough not to run into its neighbours: 850, 12k, 1.25M; never "-0"."""
+    a = abs(v)
+    if a >= 1e6:
+        text = f"{v / 1e6:,.2f}".rstrip("0").rstrip(".") + "M"
+    elif a >= 1e4:
+        text = f"{v / 1e3:,.0f}k"
+    else:
+        text = f"{v:,.0f}"
+    return "0" if text in ("-0", "0") else text
+
+
 def _format_axis(axis: Any, kpi: str) -> None:
+    """Percent for rates; whole amounts, at most 5 ticks and compact labels for the rest (a
+    panel whose values are all 0 gets the single tick 0, not "0 0 0 -0")."""
     from matplotlib import ticker
 
     kind = info(kpi).kind
     if kind == "rate":
         axis.set_major_formatter(ticker.PercentFormatter(1.0))
     elif kind in ("money", "units", "count"):
-        axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        axis.set_major_locator(ticker.MaxNLocator(nbins=5, integer=True, min_n_ticks=1))
+        axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: compact(v)))
 
 
 def _policies(experiment: Experiment) -> list[str]:
@@ -287,6 +303,7 @@ def tradeoff_chart(means: pd.DataFrame, experiment: Experiment, scenario: str, p
     part = means[means["scenario"] == scenario]
     variations = list(dict.fromkeys(part["variation"]))
     markers = "osD^vP*X"
+    currency = next((c.model.currency for c in experiment.cells if c.scenario == scenario), "USD")
     for ax, y_kpi in zip(axes, ys, strict=True):
         for j, policy in enumerate(_policies(experiment)):
             for k, variation in enumerate(variations):
@@ -306,12 +323,20 @@ def tradeoff_chart(means: pd.DataFrame, experiment: Experiment, scenario: str, p
                     capsize=3,
                     label=policy if k == 0 else None,
                 )
-        ax.set_xlabel(info(x_kpi).label)
-        ax.set_ylabel(info(y_kpi).label)
+        ax.set_xlabel(kpi_label(x_kpi, currency))
+        ax.set_ylabel(kpi_label(y_kpi, currency))
         _format_axis(ax.xaxis, x_kpi)
         _format_axis(ax.yaxis, y_kpi)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
+    axes[0].legend(title="policy (colour)", fontsize=8, title_fontsize=8)
+    if len(variations) > 1:  # which marker is which variation
+        from matplotlib.lines import Line2D
+
+        shapes = [
+            Line2D([], [], marker=markers[k % len(markers)], color="#555", ls="none", label=v)
+            for k, v in enumerate(variations)
+        ]
+        axes[1].legend(handles=shapes, title="variation (marker)", fontsize=8, title_fontsize=8)
     title = f"{scenario}: trade-off (mean and CI per policy"
     title += "; marker shape = variation)" if len(variations) > 1 else ")"
     fig.suptitle(title, fontsize=11)
@@ -438,6 +463,34 @@ def _table_html(part: pd.DataFrame, experiment: Experiment) -> str:
     return "\n".join(lines)
 
 
+def cost_breakdown(results: pd.DataFrame) -> pd.DataFrame:
+    """Mean total cost and its parts per scenario x variation x policy (over replications):
+    one column per part, in ``COST_PARTS`` order, then ``total_cost``; the parts sum to it."""
+    keys = ["scenario", "variation", "policy"]
+    part = results[results["kpi"].isin([*COST_PARTS, "total_cost"])]
+    wide = part.pivot_table(index=keys, columns="kpi", values="value", aggfunc="mean", sort=False)
+    return wide.reindex(columns=[*COST_PARTS, "total_cost"]).reset_index()
+
+
+def _cost_html(breakdown: pd.DataFrame, currency: str) -> str:
+    """The cost parts beside their total, one row per policy, mean over replications."""
+    columns = [*COST_PARTS, "total_cost"]
+    head = ["policy", *(kpi_label(c, currency) for c in columns)]
+    lines = [
+        f"<h3>Total cost and its parts ({html.escape(currency)}, mean per run)</h3>",
+        "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>",
+    ]
+    for row in breakdown.to_dict("records"):
+        cells = [str(row["policy"]), *(_num(row[c]) for c in columns)]
+        lines.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    lines.append("</table>")
+    lines.append(
+        "<p class='muted'>Holding is charged on end-of-day stock (after the day's dispatch); "
+        "the cost of goods is not a cost part (it is in gross margin).</p>"
+    )
+    return "\n".join(lines)
+
+
 def write_report(experiment: Experiment, results: pd.DataFrame, out: Path) -> Path:
     """Statistics (``statistics.csv``), charts (``*.png``) and ``report.html`` in ``out``."""
     out = Path(out)
@@ -456,6 +509,7 @@ def write_report(experiment: Experiment, results: pd.DataFrame, out: Path) -> Pa
     means = summarise(results, st.confidence)
     sentences = summary_sentences(table, experiment)
     warnings = precision_warnings(table, st.precision, list(spec.kpis))
+    breakdown = cost_breakdown(results)
 
     charts: list[Path] = []
     for scenario in dict.fromkeys(c.scenario for c in experiment.cells):
@@ -503,6 +557,11 @@ def write_report(experiment: Experiment, results: pd.DataFrame, out: Path) -> Pa
         ]
         title = cell.scenario if cell.variation == "base" else f"{cell.scenario} — {cell.variation}"
         body += [f"<h2>{html.escape(title)}</h2>", _table_html(part, experiment)]
+        costs = breakdown[
+            (breakdown["scenario"] == cell.scenario) & (breakdown["variation"] == cell.variation)
+        ]
+        if len(costs):
+            body.append(_cost_html(costs, cell.model.currency))
     body.append("<h2>Charts</h2>")
     body += [_img(p) for p in charts]
     body.append(

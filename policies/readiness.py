@@ -16,6 +16,7 @@ copy of the snapshot and scored again by the same function: its effect is measur
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -158,7 +159,7 @@ def assess(
                         short,
                         day,
                         f"{s.location_ids[d]} network short {short:,.0f} units of "
-                        f"{s.sku_ids[sku]} by day {day} at the {quantile * 100:.0f}th "
+                        f"{s.sku_ids[sku]} by {_date(s, day)} at the {quantile * 100:.0f}th "
                         f"percentile{why}",
                     )
                 )
@@ -184,7 +185,8 @@ def assess(
                     units,
                     None,
                     f"{s.location_ids[d]} must ship {need / n_days:,.0f} units/day but can ship "
-                    f"{cap / n_days:,.0f}/day over the next {n_days} days",
+                    f"{cap / n_days:,.0f}/day over the next "
+                    f"{n_days} day{'' if n_days == 1 else 's'}",
                 )
             )
             short_total += units
@@ -356,6 +358,11 @@ def _cap_ecommerce(s: PlanningSnapshot, f: _Shortfalls) -> _Candidate | None:
     )
 
 
+def _date(s: PlanningSnapshot, day: int) -> dt.date:
+    """The calendar date of simulation day ``day`` (planners read dates, not day numbers)."""
+    return s.date + dt.timedelta(days=day - s.day)
+
+
 def _move_start(s: PlanningSnapshot, promotion: str, f: _Shortfalls) -> list[_Candidate]:
     """Start ``SHIFT_DAYS`` later (where the snapshot's horizon reaches the moved end): the
     promotion's extra demand shifts by as many days."""
@@ -375,7 +382,7 @@ def _move_start(s: PlanningSnapshot, promotion: str, f: _Shortfalls) -> list[_Ca
         out.append(
             _Candidate(
                 "move_start",
-                f"start {shift} days later (day {start + shift})",
+                f"start {shift} days later (on {_date(s, start + shift)})",
                 dataclasses.replace(s, forecast_mean=fm - ex + moved_ex, promotions=promos),
                 0.0,
             )

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 StoreChannel = Literal["walk_in", "pickup", "ship_from_store"]
 DemandChannel = Literal["walk_in", "pickup", "ecommerce"]
@@ -323,6 +324,9 @@ class Scenario(Strict):
     start_date: Date
     horizon_days: Annotated[int, Field(ge=1, le=MAX_DAYS)]
     warmup_days: Annotated[int, Field(ge=0, le=MAX_DAYS)] = 0
+    currency: str = Field(
+        "USD", description="ISO 4217 code every price and cost is in (a label: it converts nothing)"
+    )
     synthetic: Synthetic | None = None
     stores: tuple[Store, ...] = ()
     dcs: tuple[DC, ...] = ()
@@ -358,6 +362,16 @@ class Scenario(Strict):
         """Day index of ``date`` (0 = start_date)."""
         return (date - self.start_date).days
 
+    @field_validator("currency")
+    @classmethod
+    def _currency_code(cls, code: str) -> str:
+        if not re.fullmatch(r"[A-Z]{3}", code):
+            raise ValueError(
+                f"{code!r} is not a currency code: give three capitals, e.g. USD or EUR"
+            )
+        return code
+
     def content_hash(self) -> str:
         """Short sha256 of the content: equal for equal scenarios, whatever file they came from."""
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
+        # the currency only labels the numbers: runs under another code are the same runs
+        return hashlib.sha256(self.model_dump_json(exclude={"currency"}).encode()).hexdigest()[:16]

@@ -120,3 +120,27 @@ def test_depth_slider_changes_the_kpis(server: str, page: Any, tmp_path: Path) -
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
     assert not [u for u in blocked if "127.0.0.1" in u]
+
+
+def test_planner_metric_labels_fit_at_1400_px(server: str, page: Any) -> None:
+    """Every headline metric's label is shown whole (no ellipsis) in a 1400 px wide window."""
+    from playwright.sync_api import expect
+
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.context.route(
+        "**/*",
+        lambda route: (
+            route.continue_()
+            if urlparse(route.request.url).hostname == "127.0.0.1"
+            else route.abort()
+        ),
+    )
+    page.goto(f"{server}/Planner")
+    labels = page.get_by_test_id("stMetricLabel")
+    expect(labels.first).to_be_visible(timeout=60_000)
+    expect(labels).to_have_count(5, timeout=30_000)
+    cut = labels.evaluate_all(
+        """els => els.filter(el => [el, ...el.querySelectorAll('*')].some(
+               e => e.scrollWidth > e.clientWidth + 1)).map(el => el.innerText)"""
+    )
+    assert cut == [], f"truncated at 1400 px: {cut}"

@@ -59,7 +59,7 @@ def test_home_links_every_page() -> None:
     assert not at.exception
     assert "Promotwin" in at.title[0].value
     links = [e.proto.page for e in at.get("page_link")]
-    assert links == ["Planner", "Leadership", "Shadow", "Exceptions_and_audit"]
+    assert links == ["Planner", "Leadership", "Shadow", "Exceptions_and_audit", "Post-event"]
 
 
 def test_planner_depth_change_moves_the_kpis() -> None:
@@ -99,6 +99,23 @@ def test_planner_sweep_on_a_scenario_file(tmp_path: Path) -> None:
     assert len(at.get("image")) == 1  # st.pyplot: the KPI-against-depth chart
     sweep = table(at, "promotion fill rate")
     assert list(sweep["depth"]) == ["10%", "40%"]
+
+
+def test_planner_scenario_switch_starts_from_the_new_promotion(tmp_path: Path) -> None:
+    """The old promotion's dates and flags must not carry over into another scenario."""
+    from promotwin.testing.scenarios import small_scenario
+
+    at = page(PLANNER)
+    at.slider(key="depth").set_value(55).run()
+    at.checkbox(key="display").set_value(not at.checkbox(key="display").value).run()
+    at.text_input(key="scenario_file").set_value(str(small_scenario_file(tmp_path))).run()
+    assert not at.exception and not at.error
+    promo = small_scenario().promotions[0]
+    assert at.slider(key="depth").value == round(promo.depth * 100)
+    assert at.date_input(key="start").value == promo.start
+    assert at.date_input(key="end").value == promo.end
+    assert at.checkbox(key="display").value == promo.display
+    assert at.multiselect(key="channels").value == list(promo.channels)
 
 
 def test_planner_missing_file_is_explained(tmp_path: Path) -> None:

@@ -79,6 +79,16 @@ def test_leadership_reuses_report_functions_and_follows_the_baseline(experiment:
     table = leadership.kpi_table(exp, "base-stock")
     assert set(table[table["policy"] == "base-stock"]["change vs baseline"]) == {"baseline"}
     assert table["95% CI"].str.contains(" to ").all()
+    costs = leadership.cost_table(exp)
+    assert list(costs.columns[3:]) == [
+        "lost-sale cost ($)",
+        "ordering cost ($)",
+        "holding cost ($)",
+        "transport cost ($)",
+        "expedite cost ($)",
+        "total cost ($)",
+    ]
+    assert len(costs) == len(exp.results.groupby(["scenario", "variation", "policy"]))
     titles = [t for t, png in leadership.charts(exp, "base-stock") if png[:4] == b"\x89PNG"]
     assert any("against base-stock" in t for t in titles) and any("depth" in t for t in titles)
 
@@ -175,6 +185,7 @@ def test_twin_dashboard_command() -> None:
         "--server.headless": "true",
         "--server.address": "127.0.0.1",
         "--browser.gatherUsageStats": "false",
+        "--client.toolbarMode": "minimal",
         "--server.port": "8600",
     }
     runner = CliRunner()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import re
 
 import numpy as np
@@ -63,7 +64,10 @@ def test_score_rises_when_an_expedite_covers_the_shortfalls(case: tuple) -> None
 def test_reasons_name_place_sku_day_and_lead_time(case: tuple) -> None:
     _, snap, _ = case
     r = next(r for r in assess(snap, PROMO).reasons if r.kind == "stock")
-    assert r.where in r.text and r.sku in r.text and f"day {r.day}" in r.text
+    assert r.day is not None
+    date = snap.date + dt.timedelta(days=r.day - snap.day)  # a date, not a day index
+    assert r.where in r.text and r.sku in r.text and f"by {date.isoformat()}" in r.text
+    assert "day " not in r.text
     assert "80th percentile" in r.text
 
 

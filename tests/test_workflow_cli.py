@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from promotwin.cli.main import app
 from promotwin.workflow.config import OWNERS
+from promotwin.workflow.identity import Identity
 from promotwin.workflow.store import Store, audit, audit_head
 
 runner = CliRunner()
@@ -242,6 +243,18 @@ def test_list_approve_reject_and_verify(files: Path, users: Path) -> None:
         [second, "rejected", "ben"],
     ]
 
+    verified = runner.invoke(app, ["audit", "verify", "--store", s])
+    assert verified.exit_code == 0 and "intact" in verified.output
+
+    # once nothing is open, the empty list says why and how to see the decided ones
+    ben = Identity("ben", "approver", {q: float("inf") for q in OWNERS}, "password")
+    for row in store.list_exceptions("open"):
+        store.decide(row["id"], "rejected", ben, "closing out")
+    empty = runner.invoke(app, ["exceptions", "list", "--store", s])
+    assert empty.exit_code == 0
+    told = " ".join(empty.output.split())
+    assert "no open exceptions" in told and "simulated planners" in told
+    assert f"--store {s} --status all" in told and "1 approved" in told
     verified = runner.invoke(app, ["audit", "verify", "--store", s])
     assert verified.exit_code == 0 and "intact" in verified.output
     with store.engine.begin() as conn:

@@ -5,10 +5,12 @@ day (``Twin.tick``) reads top to bottom through four more files:
 
 1. receipts: the shipments that landed at ``t``, booked together (``execution.receive``);
 2. demand for every cell, from the generator or replayed history;
-3. fulfilment with the day's prices (``fulfilment.fulfil``); the day's record (``records``);
+3. fulfilment with the day's prices (``fulfilment.fulfil``);
 4. the policy's snapshot, ``policy.decide()``, governance (``review``);
 5. execution within stock, capacity and MOQ (``execution.execute``), scheduling the arrivals;
-6. governance records what was carried out; the decision lines (``records``).
+6. governance records what was carried out; the day's record of end-of-day stock, taken after
+   the dispatch so holding cost is charged on what stays overnight, and the decision lines
+   (``records``).
 
 The ledger (``ledger``) gets every unit movement on the way.
 """
@@ -340,6 +342,14 @@ class Twin:
             self.forecast.observe(day, sold, sold >= before)  # sold out: demand censored
         forecast = self.forecast_for(day)
         self.forecast_score.add(day, forecast.today, demand.by_location)
+        snapshot = self.snapshot(day, forecast.window, forecast.terms)
+        plan = self.policy.decide(snapshot)
+        review = self.governance.review(plan, snapshot)
+        self.exceptions += len(review.routed)
+        executed, scheduled = execute(day, review.approved, self.limits(), self.stock, self.ledger)
+        self._schedule_all([(shipment, day + max(days, 1)) for shipment, days in scheduled])
+        self.governance.record_execution(day, review.approved, executed)
+        # after the day's dispatch: stock (and its holding cost) is what stays overnight
         self.daily.append(
             day_record(
                 day,
@@ -352,13 +362,6 @@ class Twin:
                 self.work,
             )
         )
-        snapshot = self.snapshot(day, forecast.window, forecast.terms)
-        plan = self.policy.decide(snapshot)
-        review = self.governance.review(plan, snapshot)
-        self.exceptions += len(review.routed)
-        executed, scheduled = execute(day, review.approved, self.limits(), self.stock, self.ledger)
-        self._schedule_all([(shipment, day + max(days, 1)) for shipment, days in scheduled])
-        self.governance.record_execution(day, review.approved, executed)
         self.decisions += decision_lines(
             day, review.approved, executed, review.routed, self.ledger.detail, net.n_locations
         )

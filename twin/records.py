@@ -29,10 +29,13 @@ def day_record(
     forecast: FloatArray,
     work: WorkBuffers,
 ) -> dict[str, Any]:
-    """Per location: stock and its value, pipelines, demand, sales, lost sales and the error of
-    the forecast made for the day (``forecast`` ``[L, S]``; ``served`` the demand by location)."""
+    """Per location: end-of-day stock and its value (holding cost is charged on it), pipelines,
+    demand, sales, lost sales and the error of the forecast made for the day (``forecast``
+    ``[L, S]``; ``served`` the demand by location), also over the promoted SKUs alone (the
+    post-event report's forecast error by day of promotion)."""
     error = np.subtract(forecast, served, out=work.get("forecast error", served.shape))
     on_hand = stock.on_hand
+    promo_error = error[:, promo_skus]  # a copy: the whole array's error is made absolute below
     return {
         "day": day,
         "on_hand": on_hand.sum(axis=1),
@@ -47,6 +50,9 @@ def day_record(
         "stockout_cells": sales.stockout_cells,
         "forecast": forecast.sum(axis=1),
         "abs_error": np.abs(error, out=error).sum(axis=1),
+        "promo_demand": served[:, promo_skus].sum(axis=1),
+        "promo_forecast": forecast[:, promo_skus].sum(axis=1),
+        "promo_abs_error": np.abs(promo_error, out=promo_error).sum(axis=1),
     }
 
 

@@ -48,6 +48,8 @@ class RunResult:
     promo_windows: list[tuple[int, int]] = field(default_factory=list)
     audit: dict[str, Any] | None = None  # governed runs: the audit head after the run
     forecast_notes: tuple[str, ...] = ()  # what the forecaster sensed in-season, in words
+    currency: str = "USD"  # the scenario's: every money KPI is in it
+    source: Scenario | None = None  # the scenario as run (written beside the outputs)
 
     def manifest(self) -> dict[str, Any]:
         governed = {} if self.audit is None else {"audit": self.audit}
@@ -61,6 +63,7 @@ class RunResult:
             "forecast_notes": list(self.forecast_notes),
             "seed": self.seed,
             "days": self.days,
+            "currency": self.currency,
             "version": promotwin.__version__,
             "timings_s": self.timings,
             **governed,
@@ -123,6 +126,8 @@ def simulate(
         promo_windows=[(pc.start_day, pc.end_day) for pc in twin.model.promotions],
         audit=governed.audit_anchor() if governed is not None else None,
         forecast_notes=twin.forecast.notes(),
+        currency=scenario.currency,
+        source=scenario,
     )
 
 
@@ -166,6 +171,10 @@ def write_outputs(result: RunResult, out: Path) -> None:
         result.ledger.to_parquet(tmp / "ledger.parquet", index=False)
         result.decisions.to_parquet(tmp / "decisions.parquet", index=False)
         promoted_category_chart(result, tmp / "promoted_category.png", result.promo_windows)
+        if result.source is not None:  # what post-event analysis re-reads (plan and truth)
+            from promotwin.twin.outlook import variant_yaml
+
+            (tmp / "scenario.yaml").write_text(variant_yaml(result.source), encoding="utf-8")
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)

@@ -16,6 +16,13 @@ from promotwin.twin import outlook
 st.set_page_config(page_title="Planner · Promotwin", layout="wide")
 st.title("Promotion planner")
 
+
+def _forget(keys: tuple[str, ...]) -> None:
+    """Drop widgets' remembered values, so they start from the newly chosen promotion's own."""
+    for key in keys:
+        st.session_state.pop(key, None)
+
+
 with ui.plain_errors():
     names = ui.library()
     side = st.sidebar
@@ -24,14 +31,27 @@ with ui.plain_errors():
         names,
         index=names.index(ui.DEFAULT_SCENARIO) if ui.DEFAULT_SCENARIO in names else 0,
         key="scenario",
+        on_change=_forget,
+        args=(("promotion", *planner.PROMOTION_WIDGETS),),
     )
-    path = side.text_input("…or a scenario YAML file on this machine", key="scenario_file")
+    path = side.text_input(
+        "…or a scenario YAML file on this machine",
+        key="scenario_file",
+        on_change=_forget,
+        args=(("promotion", *planner.PROMOTION_WIDGETS),),
+    )
     ref = path.strip() or name
     scenario = ui.scenario(ref)
     if not scenario.promotions:
         st.info(f"Scenario {scenario.name} has no promotions to plan. Pick another scenario.")
         st.stop()
-    promo_id = side.selectbox("Promotion", [p.id for p in scenario.promotions], key="promotion")
+    promo_id = side.selectbox(
+        "Promotion",
+        [p.id for p in scenario.promotions],
+        key="promotion",
+        on_change=_forget,
+        args=(planner.PROMOTION_WIDGETS,),
+    )
     promo = outlook.find_promotion(scenario, promo_id)
     current = outlook.PromoSettings.of(promo)
     policy = side.selectbox(
@@ -56,7 +76,11 @@ with ui.plain_errors():
         "End (inclusive)", promo.end, scenario.start_date, scenario.end_date, key="end"
     )
     channels = c3.multiselect(
-        "Channels", ["walk_in", "pickup", "ecommerce"], list(promo.channels), key="channels"
+        "Channels",
+        list(planner.CHANNEL_WORDS),
+        list(promo.channels),
+        format_func=planner.CHANNEL_WORDS.__getitem__,
+        key="channels",
     )
     c4, c5, c6 = st.columns(3)
     display = c4.checkbox("In-store display", promo.display, key="display")
@@ -135,11 +159,13 @@ with ui.plain_errors():
         }[kind]
         # st.metric reads the direction from a leading ASCII "-", not the typographic minus
         delta_text = delta_text.replace("−", "-", 1)
+        label, tip = planner.METRIC_LABELS.get(key, (str(row["measure"]), ""))
         col.metric(
-            str(row["measure"]),
+            label,
             shown,
             delta_text if abs(delta) > 1e-9 else None,
             delta_color=better.get(key, "normal"),  # type: ignore[arg-type]
+            help=tip or None,
         )
     st.caption(
         f"Against the current plan ({current.depth:.0%} off, {current.start} to {current.end}). "
@@ -193,7 +219,7 @@ with ui.plain_errors():
             [
                 {
                     by: r["group"],
-                    "channel": r["channel"],
+                    "channel": planner.CHANNEL_WORDS.get(r["channel"], r["channel"]),
                     "without promotion (units)": f"{r['baseline_units']:,.0f}",
                     "with promotion (units)": f"{r['expected_units']:,.0f}",
                     "uplift": fmt.pct(r["uplift"], signed=True, digits=0),
@@ -236,7 +262,10 @@ with ui.plain_errors():
             width="stretch",
             key="lost_heat",
         )
-        st.markdown("**Stockout location-SKU-days during the promotion**")
+        st.markdown(
+            "**Out-of-stock days during the promotion** (location × SKU: one SKU out at one "
+            "store for 3 days counts 3)"
+        )
         st.dataframe(
             out.style.background_gradient(cmap=fmt.SHORTFALL_CMAP, axis=None).format("{:,.0f}"),
             width="stretch",
@@ -303,7 +332,11 @@ with ui.plain_errors():
             bar.empty()
         frame = st.session_state.get(repr(sweep_key))
         if frame is None:
-            st.info("Press **Run depth sweep** (about 1 s per depth for the appliance scenario).")
+            st.info(
+                f"Press **Run depth sweep**: one twin run per depth, about "
+                f"{planner.sweep_seconds(result.seconds, len(depths))} with {policy} "
+                f"(this run took {result.seconds:.1f} s)."
+            )
         else:
             fig = charts.sweep_figure(frame, current.depth, settings.depth)
             st.pyplot(fig)

@@ -51,6 +51,13 @@ with ui.plain_errors():
         "paired over replications with common random numbers. `clear` means the interval "
         "excludes no change."
     )
+    st.subheader("Total cost and its parts (mean per run)")
+    st.dataframe(leadership.cost_table(exp), hide_index=True, width="stretch", key="cost_table")
+    st.caption(
+        "Total cost = lost-sale + ordering + holding + transport + expedite cost. Holding is "
+        "charged on the stock each location holds at the end of the day, after the day's "
+        "dispatch; the cost of goods is in gross margin, not here."
+    )
     st.subheader("Charts")
     for title, png in leadership.charts(exp, baseline):
         st.image(png, caption=title)

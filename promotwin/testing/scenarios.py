@@ -63,6 +63,53 @@ def single_cell_scenario(days: int, dispersion: float = 1e7, store_days: float =
     return parse_scenario(yaml.safe_dump(raw, sort_keys=False))
 
 
+def supplier_dc_store_scenario(
+    days: int, mean: float, variance: float, holding: float, lost_sale: float
+) -> Scenario:
+    """One supplier (1-day lead time, always in full) -> one DC -> one store (1-day lane): an
+    order placed at the end of day t is on the store's shelf at the start of day t+2. One SKU,
+    flat negative-binomial demand (``mean``, ``variance`` units a day); ``holding`` currency per
+    unit-day, ``lost_sale`` currency per lost unit (the lost margin, no goodwill); no ordering
+    or transport cost. The DC opens empty, the store with two days of demand."""
+    unit_cost = 10.0
+    raw = {
+        "name": "supplier_dc_store",
+        "start_date": "2026-01-05",
+        "horizon_days": days,
+        "stores": [{"id": "S1", "region": "R", "channels": ["walk_in"], "pickup_share": 0.0}],
+        "dcs": [{"id": "DC", "region": "R", "throughput": 1e9, "serves": ["S1"]}],
+        "suppliers": [
+            {
+                "id": "V",
+                "lead_time": {"distribution": "fixed", "mean": 1},
+                "fill_rate": 1.0,
+                "order_cost": 0.0,
+            }
+        ],
+        "lanes": [{"origin": "DC", "destination": "S1", "transit_days": 1, "cost_per_unit": 0}],
+        "skus": [
+            {
+                "id": "K",
+                "category": "c",
+                "price": unit_cost + lost_sale,
+                "unit_cost": unit_cost,
+                "holding_rate": holding * 365.0 / unit_cost,
+                "supplier": "V",
+                "baseline": mean,
+                "ecommerce_share": 0.0,
+            }
+        ],
+        "demand": {
+            "dispersion": mean**2 / (variance - mean),
+            "weekday": [1] * 7,
+            "forecast_error": 0.0,
+        },
+        "costs": {"lost_sale_penalty": 0.0},
+        "initial_inventory": {"store_days": 2.0, "dc_days": 0.0},
+    }
+    return parse_scenario(yaml.safe_dump(raw, sort_keys=False))
+
+
 @dataclass
 class Checking:
     """Wraps a policy; records the state it is shown each day (the twin's own state)."""
