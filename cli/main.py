@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from promotwin import strict_json
-from promotwin.cli import dashboard, experiments, governance, history, intelligence, shadow
+from promotwin.cli import dashboard, experiments, governance, history, intelligence, serve, shadow
 from promotwin.cli.common import check_days, check_seed, console, err, kpi_table, user_errors
 from promotwin.cli.outputs import check_out_dir, check_writable, exclusive
 from promotwin.policies.registry import POLICIES, make_policy
@@ -302,7 +302,7 @@ def main() -> None:  # pragma: no cover - console entry point
     app()
 
 
-for group in (experiments, governance, shadow, intelligence, dashboard, history):
+for group in (experiments, governance, shadow, intelligence, dashboard, history, serve):
     group.register(app)
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
