@@ -254,9 +254,17 @@ class ServiceStore:
     # -- events -------------------------------------------------------------------------------
 
     def insert_new(self, conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> int:
-        """Insert the rows whose event id is new; returns how many (the rest are duplicates)."""
+        """Insert the rows whose event id is new; returns how many (the rest are duplicates).
+
+        Through the driver's executemany: SQLAlchemy's per-row parameter processing cost
+        ~10 ms of CPU per 500-line batch, as much as everything else in the request."""
         make = self._insert or sqlite.insert
-        done = conn.execute(make(table).on_conflict_do_nothing(), list(rows))
+        compiled = make(table).on_conflict_do_nothing().compile(dialect=conn.dialect)
+        params: list[Any] = list(rows)
+        if compiled.positional and compiled.positiontup is not None:
+            keys = compiled.positiontup
+            params = [tuple(map(r.__getitem__, keys)) for r in rows]
+        done = conn.exec_driver_sql(str(compiled), params)
         return int(done.rowcount)
 
     def counts(self) -> dict[str, int]:

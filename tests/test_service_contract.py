@@ -127,3 +127,20 @@ def test_rate_limit_bucket_refills_at_the_rate() -> None:
     wait = limit.take("k")
     assert 0.05 < wait <= 0.1  # one token every 1/10 s
     assert limit.take("other") == 0.0
+
+
+def test_events_are_deduplicated_by_id_on_either_database(store_url: str) -> None:
+    from promotwin.service import db
+
+    store = db.ServiceStore(store_url)
+    rows = [
+        {"event_id": f"e{i}", "date": "2026-05-10", "location": "N01", "sku": "FAN-01"}
+        | {"channel": "walk_in", "units": i}
+        for i in range(10)
+    ]
+    with store.begin() as conn:
+        assert store.insert_new(conn, db.sales, rows[:6]) == 6
+    with store.begin() as conn:  # 4 new, 6 resent, one of them twice in the batch
+        assert store.insert_new(conn, db.sales, [*rows, rows[0]]) == 4
+    assert store.counts()["service_sales"] == 10
+    store.close()
