@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -423,7 +424,7 @@ def _exception_row(result: Mapping[str, Any], a: Mapping[str, Any], actor: str) 
         "owner": a["owner"],
         "priority": PRIORITY_INDEX[a["priority"]],
         "created_day": a["day"],
-        "expires_day": a["day"] + 3,
+        "expires_day": a["expires_day"],
         "policy": result["policy"],
         "kind": a["kind"],
         "origin": a["origin"],
@@ -502,6 +503,15 @@ def _events(conn: Connection) -> tuple[list[tuple[str, str, str, str, int]], lis
 def _maybe_replan(svc: Service) -> None:
     if svc.replans.due():
         svc.replans.running = asyncio.create_task(_replan_all(svc))
+        svc.replans.running.add_done_callback(_report_failure)
+
+
+def _report_failure(task: asyncio.Task[None]) -> None:
+    """A background re-plan that failed says so in the server's log (the events stay stored;
+    the next trigger re-plans from them)."""
+    if not task.cancelled() and task.exception() is not None:
+        exc = task.exception()
+        print(f"re-plan failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
 
 
 # -- the app --------------------------------------------------------------------------------------

@@ -371,6 +371,7 @@ def actions(
                 "priority": PRIORITIES[int(ev.priority[i])],
                 "value": float(ev.value[i]),
                 "value_at_risk": float(ev.value_at_risk[i]),
+                "expires_day": snap.day + config.routing.expiry_days,  # if routed
             }
         )
     return out

@@ -97,8 +97,15 @@ def test_recommendations_are_what_twin_run_decides(
     assert fed == api
 
 
-@pytest.mark.parametrize("server", [("--replan-lines", "300")], indirect=True)
-def test_pos_lines_past_the_threshold_trigger_a_replan(server: tuple[Server, str, Path]) -> None:
+@pytest.mark.parametrize(
+    "server",
+    [("--replan-lines", "300"), ("--replan-lines", "0", "--replan-seconds", "2")],
+    ids=["threshold", "schedule"],
+    indirect=True,
+)
+def test_pos_lines_trigger_a_replan_past_the_threshold_or_on_schedule(
+    server: tuple[Server, str, Path],
+) -> None:
     running, token, store = server
     first = _post(running, token, "/v1/promotions", _event()).json()
     start = load_scenario(SCENARIO).promotions[0].start
