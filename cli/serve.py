@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from promotwin import strict_json
 from promotwin.policies.registry import POLICIES
 
 ENV_WEBHOOK_SECRET = "TWIN_WEBHOOK_SECRET"  # never an argument: argv is logged
@@ -206,7 +207,7 @@ def schema() -> None:
     """Print the promotion event's JSON Schema (a scenario's promotion entry plus `version`)."""
     from promotwin.service.models import promotion_schema
 
-    typer.echo(json.dumps(promotion_schema(), indent=2))
+    typer.echo(strict_json.dumps(promotion_schema(), indent=2))
 
 
 def register(app: typer.Typer) -> None:

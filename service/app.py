@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import promotwin
+from promotwin import strict_json
 from promotwin.scenarios.config_files import Problem
 from promotwin.scenarios.network import compile_network
 from promotwin.scenarios.schema import Scenario
@@ -313,7 +314,7 @@ def _commit(
         seen = svc.store.replay(conn, p.key.id, p.idem, p.hash)
         if seen is not None:
             return _stored(*seen)
-        text = json.dumps(write(conn), separators=(",", ":"))
+        text = strict_json.dumps(write(conn), separators=(",", ":"))
         svc.store.remember(conn, p.key.id, p.idem, p.hash, status, text)
     return Response(text, status, media_type="application/json")
 
@@ -407,7 +408,7 @@ def _record_plan(
             "version": result["version"],
             "status": a["decision"],
             "exception_id": a.get("exception_id"),
-            "action": json.dumps(a, separators=(",", ":")),
+            "action": strict_json.dumps(a, separators=(",", ":")),
         }
         for a in result["actions"]
     ]
@@ -462,7 +463,7 @@ async def _replan_all(svc: Service) -> None:
             conn.execute(
                 db.promotions.update()
                 .where(db.promotions.c.id == result["promotion"])
-                .values(result=json.dumps(result))
+                .values(result=strict_json.dumps(result))
             )
             svc.store.audit(
                 conn,
@@ -638,10 +639,10 @@ def _routes(app: FastAPI, svc: Service) -> None:
                 table.insert().values(
                     id=event.id,
                     version=event.version,
-                    event=json.dumps(body),
+                    event=strict_json.dumps(body),
                     proposed_by=key.name,
                     received_at=now(),
-                    result=json.dumps(result),
+                    result=strict_json.dumps(result),
                 )
             )
             svc.store.audit(
@@ -798,7 +799,7 @@ def _routes(app: FastAPI, svc: Service) -> None:
                     version=action["version"],
                     status=decision,
                     exception_id=exception_id,
-                    action=json.dumps(action, separators=(",", ":")),
+                    action=strict_json.dumps(action, separators=(",", ":")),
                 )
             )
             if decision == "approved":

@@ -37,6 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from promotwin import strict_json
 from promotwin.workflow.store import AuditEvent, Store, now
 
 SERVICE_RUN = "service"  # run id of the service's audit records
@@ -179,7 +180,7 @@ class ServiceStore:
                     id=key_id,
                     name=name,
                     role=role,
-                    limits=json.dumps(limits, sort_keys=True),
+                    limits=strict_json.dumps(limits, sort_keys=True),
                     hash=_secret_hash(secret),
                     created_at=now(),
                 )

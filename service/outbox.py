@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import threading
 import time
 import uuid
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select, update
 
+from promotwin import strict_json
 from promotwin.workflow.store import now
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ class Outbox:
             "promotion": promotion,
             "actions": list(actions),
         }
-        text = json.dumps(body, separators=(",", ":"), sort_keys=True)
+        text = strict_json.dumps(body, separators=(",", ":"), sort_keys=True)
         rows = [
             {
                 "created_at": stamp,
