@@ -17,6 +17,7 @@ from promotwin.cli import (
     history,
     intelligence,
     post_event,
+    serve,
     shadow,
 )
 from promotwin.cli.common import check_days, check_seed, console, err, kpi_table, user_errors
@@ -360,7 +361,16 @@ def main() -> None:  # pragma: no cover - console entry point
     app()
 
 
-for group in (experiments, governance, shadow, intelligence, dashboard, history, post_event):
+for group in (
+    experiments,
+    governance,
+    shadow,
+    intelligence,
+    dashboard,
+    history,
+    post_event,
+    serve,
+):
     group.register(app)
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
