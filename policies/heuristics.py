@@ -39,6 +39,7 @@ from promotwin.policies.contract import (
     PlanningSnapshot,
     RunContext,
 )
+from promotwin.policies.explain import with_forecast_notes
 from promotwin.policies.forecast_terms import ForecastDay, forecast_day, serving_matrix
 
 
@@ -235,7 +236,7 @@ class BaseStockPolicy:
         self._order_for_dcs(
             plan, s, routes, terms[:n_echelon], days, z, store_safety, store_position
         )
-        return plan.build()
+        return with_forecast_notes(plan.build(), s)
 
     def _ship_to_stores(
         self,
