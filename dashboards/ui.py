@@ -68,9 +68,13 @@ def _project(
     seed: int,
     days_before: int,
     quantile: float,
+    forecast: str,
+    model: str | None,
 ) -> PlannerResult:
     settings = PromoSettings(depth, start, end, channels, display, feature, ecommerce_cap)
-    return project(scenario(ref), promotion, settings, policy, seed, days_before, quantile)
+    return project(
+        scenario(ref), promotion, settings, policy, seed, days_before, quantile, forecast, model
+    )
 
 
 def planned(
@@ -81,8 +85,10 @@ def planned(
     seed: int,
     days_before: int,
     quantile: float,
+    forecast: str = "oracle",
+    model: str | None = None,
 ) -> PlannerResult:
-    """:func:`promotwin.twin.outlook.project`, cached per setting."""
+    """:func:`promotwin.twin.outlook.project`, cached per setting (and model file version)."""
     path = Path(ref)
     mtime = path.stat().st_mtime if path.suffix in (".yaml", ".yml") and path.is_file() else 0.0
     s = settings
@@ -101,4 +107,6 @@ def planned(
         seed,
         days_before,
         quantile,
+        forecast,
+        model,
     )

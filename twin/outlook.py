@@ -31,6 +31,7 @@ import pandas as pd
 import yaml
 from pydantic import ValidationError
 
+from promotwin.demand.forecaster import make_forecaster
 from promotwin.demand.model import DemandModel
 from promotwin.policies.contract import (
     BoolArray,
@@ -463,15 +464,22 @@ def project(
     seed: int = 0,
     days_before: int = 7,
     quantile: float = 0.8,
+    forecast: str = "oracle",
+    model: str | None = None,
 ) -> PlannerResult:
-    """Everything the planner page shows for ``settings`` (see the module docstring)."""
+    """Everything the planner page shows for ``settings`` (see the module docstring).
+
+    ``forecast``: the forecaster the policy plans on, ``NAME[+sensing]`` (``model``: the fitted
+    model file a learned one needs)."""
     t0 = time.perf_counter()
+    name, _, sensing = forecast.partition("+")
+    forecaster = make_forecaster(name, model, sensing == "sensing")
     s = variant(scenario, promotion_id, settings)
     net = compile_network(s)
     start, end = s.day_of(settings.start), s.day_of(settings.end)
     days = min(s.horizon_days, end + s.demand.post_promo_days + 1)
     recorder = launch_recorder(s, promotion_id, make_policy(policy), days_before)
-    run = simulate(s, recorder, seed=seed, days=days)
+    run = simulate(s, recorder, seed=seed, days=days, forecaster=forecaster)
     lost = _lost_units(run.ledger, net, start, end)
     stockouts = _stockout_days(run.daily, net, start, end)
     snap = recorder.recorded()
