@@ -63,17 +63,17 @@ class SalesSoFar:
     """The promoted cell-days observed since launch: group, sales, prior mean, censored."""
 
     def __init__(self) -> None:
-        self._parts: list[tuple[IntArray, FloatArray, FloatArray, BoolArray]] = []
         self.group: IntArray = np.zeros(0, np.int64)
         self.sales: FloatArray = np.zeros(0)
         self.prior: FloatArray = np.zeros(0)
         self.censored: BoolArray = np.zeros(0, bool)
 
     def add(self, group: IntArray, sales: FloatArray, prior: FloatArray, cens: BoolArray) -> None:
-        self._parts.append((group, sales, prior, cens))
-        self.group, self.sales, self.prior, self.censored = (
-            np.concatenate([p[i] for p in self._parts]) for i in range(4)
-        )
+        """One day's cell-days (a promotion lasts weeks: appending arrays a day is cheap)."""
+        self.group = np.concatenate([self.group, group])
+        self.sales = np.concatenate([self.sales, sales])
+        self.prior = np.concatenate([self.prior, prior])
+        self.censored = np.concatenate([self.censored, cens])
 
 
 class SensingForecaster:
@@ -131,6 +131,11 @@ class SensingForecaster:
         self.sales = SalesSoFar()
         self._volume = np.zeros(n)
         self._tomorrow = None
+
+    @property
+    def groups(self) -> list[tuple[str, int, str]]:
+        """(promotion id, SKU index, segment) of each group, in the order of ``multiplier``."""
+        return list(self._labels)
 
     @property
     def multiplier(self) -> FloatArray:

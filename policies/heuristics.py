@@ -355,12 +355,7 @@ class BaseStockPolicy:
         level = np.ceil(mu + z * np.sqrt(var) + store_safety)
         due_soon = np.zeros((nd, s.n_skus))
         for ship in s.inbound:
-            by = s.day + int(fast[ship.sku].max(initial=0))
-            if (
-                ship.kind in ("purchase", "expedite")
-                and ship.destination < nd
-                and ship.due_day <= by
-            ):
+            if ship.kind in ("purchase", "expedite") and ship.destination < nd:
                 arrives = ship.due_day <= s.day + fast[ship.sku]
                 np.add.at(due_soon[ship.destination], ship.sku[arrives], ship.qty[arrives])
         position = s.on_hand[:nd] + s.in_transit[:nd] + due_soon + stores_e

@@ -81,7 +81,7 @@ def test_sensing_recovers_a_cluster_deviation_through_stock_outs(appliance: Scen
     sensing = _run(_surprise(appliance, store_days=4, dc_days=6), days_in=7)
     sensed = sensing.segment_uplift()
     obs = sensing.sales
-    urban_groups = [i for i, (_, _, seg) in enumerate(sensing._labels) if seg.startswith("urban")]
+    urban_groups = [i for i, (_, _, seg) in enumerate(sensing.groups) if seg.startswith("urban")]
     urban = np.isin(obs.group, urban_groups)
     assert obs.censored[urban].mean() > 0.3  # the case this test is about
     kept = urban & ~obs.censored
