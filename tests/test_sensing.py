@@ -176,3 +176,28 @@ def test_base_stock_expedites_what_cannot_arrive_in_time() -> None:
         )
     )
     assert not (plan.kind == ActionKind.EXPEDITE).any()
+
+
+def test_a_line_takes_its_cells_note_and_a_dc_line_its_echelons_largest() -> None:
+    """Store lines take their own cell's note; a DC line the largest change (the smallest note
+    index) among the DC's row and its stores' rows for that SKU; no note, reason unchanged."""
+    import dataclasses
+
+    from promotwin.policies.contract import PlanBuilder
+    from promotwin.policies.explain import with_forecast_notes
+
+    s = tiny_snapshot(n_stores=2, n_skus=2, horizon=3, demand=1.0)
+    note = np.array([[-1, -1], [1, -1], [0, -1]])  # rows DC0, S0, S1; SKU 1 never noted
+    s = dataclasses.replace(s, forecast_note=note, forecast_notes=("+50% urban", "-30% suburban"))
+    plan = PlanBuilder("p")
+    plan.add(ActionKind.SHIPMENT, [0, 0, 0], [1, 2, 1], [0, 0, 1], [3, 3, 3], 0.0, 0.5, "ship")
+    plan.add(ActionKind.PURCHASE, [0, 0], [0, 0], [0, 1], [9, 9], 1.0, 0.5, "buy")
+    reasons = with_forecast_notes(plan.build(), s)
+    text = [reasons.reasons[r] for r in reasons.reason]
+    assert text == [
+        "ship; -30% suburban",
+        "ship; +50% urban",
+        "ship",
+        "buy; +50% urban",
+        "buy",
+    ]
