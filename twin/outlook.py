@@ -473,7 +473,10 @@ def project(
     model file a learned one needs)."""
     t0 = time.perf_counter()
     name, _, sensing = forecast.partition("+")
-    forecaster = make_forecaster(name, model, sensing == "sensing")
+    # the oracle as the twin's default (None), so its runs keep their run ids
+    forecaster = (
+        None if forecast == "oracle" else make_forecaster(name, model, sensing == "sensing")
+    )
     s = variant(scenario, promotion_id, settings)
     net = compile_network(s)
     start, end = s.day_of(settings.start), s.day_of(settings.end)
