@@ -191,8 +191,10 @@ def main() -> None:
 
 
 def report(runs: pd.DataFrame, scenario: str) -> None:
-    """Means per policy x forecaster, regret, and the paired differences."""
-    runs = runs.copy()
+    """Means per policy x forecaster, regret, and the paired differences, over the seeds where
+    a policy ran every one of its forecasters (a benchmark stopped early leaves a seed half
+    done: its runs would make the means unpaired)."""
+    runs = complete_seeds(runs)
     runs["regret"] = runs["total_cost"] - runs["hindsight_cost"]
     base = runs[runs["forecaster"] == "oracle"].set_index(["policy", "seed"])
     key = pd.MultiIndex.from_frame(runs[["policy", "seed"]])
@@ -219,6 +221,16 @@ def report(runs: pd.DataFrame, scenario: str) -> None:
         for kpi in ("total_cost", "promo_lost_sales_units"):
             print(f"\nadvantage over order-point on {kpi} (order-point minus policy, paired)")
             print(advantage_over_order_point(runs, kpi).round(3).to_string(index=False))
+
+
+def complete_seeds(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs of the (policy, seed) pairs that have all of the policy's forecasters."""
+    wanted = runs.groupby("policy")["forecaster"].nunique()
+    have = runs.groupby(["policy", "seed"])["forecaster"].transform("nunique")
+    done = have.to_numpy() == runs["policy"].map(wanted).to_numpy()
+    if not done.all():
+        print(f"left out {int((~done).sum())} runs of seeds not finished for their policy")
+    return runs[done].copy()
 
 
 def _half(x: pd.Series) -> float:
