@@ -88,7 +88,7 @@ def planned(
     forecast: str = "oracle",
     model: str | None = None,
 ) -> PlannerResult:
-    """:func:`promotwin.twin.outlook.project`, cached per setting (and model file version)."""
+    """:func:`promotwin.twin.outlook.project`, cached per setting and forecaster."""
     path = Path(ref)
     mtime = path.stat().st_mtime if path.suffix in (".yaml", ".yml") and path.is_file() else 0.0
     s = settings
