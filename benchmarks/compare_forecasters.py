@@ -1,17 +1,20 @@
 """Policies x forecasters on a scenario with hidden truth, paired over seeds (common random
 numbers: every policy and forecaster of a seed meets the same demand and the same truth).
 
-    python benchmarks/compare_forecasters.py [--scenario appliance_promo_surprise] [--reps 20]
-        [--policies order-point,base-stock,optimizer] [--optimizer-reps N]
-        [--forecasters oracle,plan] [--model MODEL.json] [--first-seed S] [--out runs.csv]
+    python benchmarks/compare_forecasters.py [--scenario appliance_promo_surprise]
+        [--replications 20] [--policies order-point,base-stock,base-stock-expedite,optimizer]
+        [--optimizer-replications N] [--forecasters oracle,plan [--exact]] [--model GBM.json]
+        [--first-seed S] [--out runs.csv]
     python benchmarks/compare_forecasters.py --summarise runs.csv more.csv
 
-Per policy x forecaster (oracle, plan, and glm or gbm with --model; each also +sensing): means of
-promotion-window lost sales, total cost, average inventory value, transfer units, promotion
-forecast WAPE, and regret against the hindsight bound of the same seed; then sensing's paired
-effect against the same forecaster without it (mean difference, 95% interval, wins). Time per
-run is reported as a ratio to the oracle run of the same policy and seed (CPU and wall), the
-baseline measured in the same benchmark.
+Per policy x forecaster (oracle, plan, and each --model file's kind; each also +sensing): means
+of promotion-window lost sales, total cost, average inventory value, transfer and expedite
+units, promotion forecast WAPE, and regret against the hindsight bound of the same seed. Then
+paired differences with 95% intervals: sensing against the same forecaster without it, and each
+policy against order-point (its total cost and promotion lost sales advantage, and the share of
+the advantage it has with the oracle that it keeps with each forecaster). order-point reads
+sales history, never the forecast: it runs once per seed. Time per run is reported as a ratio
+to the oracle run of the same policy and seed (CPU and wall), measured in the same benchmark.
 """
 
 from __future__ import annotations
@@ -33,23 +36,37 @@ from promotwin.twin import simulate
 from promotwin.twin.history import hindsight_inputs
 
 KPIS = ("promo_lost_sales_units", "total_cost", "avg_inventory_value", "promo_forecast_wape")
+FORECAST_BLIND = ("order-point",)  # policies that never read the forecast: one run per seed
+Z95 = 1.96
 
 
 def run_one(
-    scenario_name: str, policy: str, forecast: str, model: str | None, seed: int
+    scenario_name: str, policy: str, forecast: str, models: dict[str, str], seed: int
 ) -> dict[str, float | str | int]:
     name, _, sensed = forecast.partition("+")
     scenario = load_scenario(scenario_name)
-    forecaster = make_forecaster(name, model if name in ("glm", "gbm") else None, bool(sensed))
+    forecaster = make_forecaster(name, models.get(name), bool(sensed))
     cpu, wall = time.process_time(), time.perf_counter()
     result = simulate(scenario, make_policy(policy), seed=seed, forecaster=forecaster)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     d = result.decisions
-    transfers = d[(d["kind"] == int(ActionKind.TRANSFER)) & (d["status"] == "approved")]
+    done = d[d["status"] == "approved"]
     row: dict[str, float | str | int] = {"policy": policy, "forecaster": forecast, "seed": seed}
     row |= {k: result.kpis[k] for k in KPIS}
-    row |= {"transfer_units": float(transfers["executed"].sum()), "cpu_s": cpu, "wall_s": wall}
+    for kind, col in (
+        (ActionKind.TRANSFER, "transfer_units"),
+        (ActionKind.EXPEDITE, "expedite_units"),
+    ):
+        row[col] = float(done.loc[done["kind"] == int(kind), "executed"].sum())
+    row |= {"cpu_s": cpu, "wall_s": wall}
     return row
+
+
+def paired(diff: pd.Series) -> tuple[int, float, float]:
+    """n, mean and 95% half-width of a paired difference (normal approximation)."""
+    n = len(diff)
+    half = Z95 * diff.std(ddof=1) / np.sqrt(n) if n > 1 else float("nan")
+    return n, float(diff.mean()), float(half)
 
 
 def sensing_effect(runs: pd.DataFrame, kpi: str) -> pd.DataFrame:
@@ -59,16 +76,15 @@ def sensing_effect(runs: pd.DataFrame, kpi: str) -> pd.DataFrame:
     for base in [c for c in wide.columns if "+" not in c and f"{c}+sensing" in wide.columns]:
         diff = (wide[f"{base}+sensing"] - wide[base]).dropna()
         for policy, part in diff.groupby(level="policy"):
-            n = len(part)
-            half = 1.96 * part.std(ddof=1) / np.sqrt(n) if n > 1 else float("nan")
-            rel = part.sum() / wide[base].loc[policy].sum()
+            n, mean, half = paired(part)
+            rel = part.sum() / wide[base].loc[policy].loc[part.index.get_level_values(1)].sum()
             out.append(
                 {
                     "policy": policy,
                     "forecaster": base,
                     "kpi": kpi,
                     "n": n,
-                    "mean_diff": part.mean(),
+                    "mean_diff": mean,
                     "ci95": half,
                     "relative": rel,
                     "sensing_wins": int((part < 0).sum()),
@@ -77,46 +93,92 @@ def sensing_effect(runs: pd.DataFrame, kpi: str) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def advantage_over_order_point(runs: pd.DataFrame, kpi: str) -> pd.DataFrame:
+    """Paired (same seed) ``order-point - policy`` of ``kpi`` per policy x forecaster, and the
+    share of the policy's advantage with the oracle that it keeps with each forecaster."""
+    ref = runs[runs["policy"] == "order-point"].groupby("seed")[kpi].first()
+    out = []
+    for (policy, forecast), part in runs[runs["policy"] != "order-point"].groupby(
+        ["policy", "forecaster"]
+    ):
+        gain = ref.reindex(part["seed"]).to_numpy() - part[kpi].to_numpy()
+        n, mean, half = paired(pd.Series(gain).dropna())
+        out.append(
+            {
+                "policy": policy,
+                "forecaster": forecast,
+                "kpi": kpi,
+                "n": n,
+                "advantage": mean,
+                "ci95": half,
+            }
+        )
+    table = pd.DataFrame(out)
+    if not len(table):
+        return table
+    oracle = table[table["forecaster"] == "oracle"].set_index("policy")["advantage"]
+    table["kept_vs_oracle"] = table["advantage"] / table["policy"].map(oracle)
+    return table
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--scenario", default="appliance_promo_surprise")
-    ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--replications", "--reps", type=int, default=20, dest="replications")
     ap.add_argument("--first-seed", type=int, default=0)
-    ap.add_argument("--policies", default="order-point,base-stock,optimizer")
-    ap.add_argument("--optimizer-reps", type=int, default=None, help="fewer seeds for optimizer")
+    ap.add_argument("--policies", default="order-point,base-stock,base-stock-expedite,optimizer")
+    ap.add_argument(
+        "--optimizer-replications",
+        "--optimizer-reps",
+        type=int,
+        default=None,
+        dest="optimizer_replications",
+        help="fewer seeds for the optimizer (it is slow); the output says how many it ran",
+    )
     ap.add_argument("--forecasters", default="oracle,plan", help="each also runs +sensing")
-    ap.add_argument("--model", default=None, help="fitted model file (twin fit): adds its kind")
+    ap.add_argument(
+        "--exact",
+        action="store_true",
+        help="run --forecasters as listed (e.g. oracle,gbm+sensing), no +sensing added",
+    )
+    ap.add_argument(
+        "--model", action="append", default=[], help="fitted model file (twin fit), repeatable"
+    )
     ap.add_argument("--out", type=Path, default=None, help="CSV of every run")
     ap.add_argument("--summarise", type=Path, nargs="*", help="only report these runs' CSVs")
     args = ap.parse_args()
     if args.summarise:
         report(pd.concat([pd.read_csv(p) for p in args.summarise]), args.scenario)
         return
-    forecasts = [f for name in args.forecasters.split(",") for f in (name, f"{name}+sensing")]
-    if args.model:  # the model file's own kind (glm or gbm), with and without sensing
-        kind = load_model(args.model).kind
-        forecasts += [kind, f"{kind}+sensing"]
-    if args.first_seed < 0 or args.reps < 1:
-        ap.error("--reps must be at least 1 and --first-seed at least 0")
+    if args.first_seed < 0 or args.replications < 1:
+        ap.error("--replications must be at least 1 and --first-seed at least 0")
+    listed = args.forecasters.split(",")
+    forecasts = listed if args.exact else [f for n in listed for f in (n, f"{n}+sensing")]
+    models: dict[str, str] = {}
+    for path in args.model:  # each model file's own kind (glm or gbm), with and without sensing
+        kind = load_model(path).kind
+        models[kind] = path
+        if not args.exact:
+            forecasts += [kind, f"{kind}+sensing"]
     rows = []
     bounds = {}
-    for seed in range(args.first_seed, args.first_seed + args.reps):
+    optimizer_reps = args.optimizer_replications or args.replications
+    for seed in range(args.first_seed, args.first_seed + args.replications):
         bounds[seed] = hindsight_bound(
             hindsight_inputs(load_scenario(args.scenario), seed)
         ).total_cost
         for policy in args.policies.split(","):
-            late = seed - args.first_seed >= (args.optimizer_reps or args.reps)
-            if policy == "optimizer" and late:
+            if policy == "optimizer" and seed - args.first_seed >= optimizer_reps:
                 continue
-            for forecast in forecasts:
-                row = run_one(args.scenario, policy, forecast, args.model, seed)
+            for forecast in forecasts[:1] if policy in FORECAST_BLIND else forecasts:
+                row = run_one(args.scenario, policy, forecast, models, seed)
                 rows.append(row)
                 if args.out:  # kept as it goes: a long benchmark stopped early still has its runs
                     pd.DataFrame(rows).assign(
                         hindsight_cost=lambda f: f["seed"].map(bounds)
                     ).to_csv(args.out, index=False)
                 print(
-                    f"seed {seed} {policy:12s} {forecast:15s} promo lost "
+                    f"seed {seed} {policy:20s} {forecast:15s} promo lost "
                     f"{row['promo_lost_sales_units']:8.0f} cost {row['total_cost']:12.0f} "
                     f"({row['wall_s']:.0f} s)",
                     flush=True,
@@ -129,23 +191,50 @@ def main() -> None:
 
 
 def report(runs: pd.DataFrame, scenario: str) -> None:
-    """Means per policy x forecaster, and sensing's paired effect."""
-    runs = runs.copy()
+    """Means per policy x forecaster, regret, and the paired differences, over the seeds where
+    a policy ran every one of its forecasters (a benchmark stopped early leaves a seed half
+    done: its runs would make the means unpaired)."""
+    runs = complete_seeds(runs)
     runs["regret"] = runs["total_cost"] - runs["hindsight_cost"]
     base = runs[runs["forecaster"] == "oracle"].set_index(["policy", "seed"])
     key = pd.MultiIndex.from_frame(runs[["policy", "seed"]])
     runs["cpu_ratio"] = runs["cpu_s"].to_numpy() / base["cpu_s"].reindex(key).to_numpy()
     runs["wall_ratio"] = runs["wall_s"].to_numpy() / base["wall_s"].reindex(key).to_numpy()
-    cols = [*KPIS, "transfer_units", "regret", "cpu_ratio", "wall_ratio"]
-    table = runs.groupby(["policy", "forecaster"])[cols].mean()
-    table.insert(0, "n", runs.groupby(["policy", "forecaster"]).size())
+    extra = [c for c in ("transfer_units", "expedite_units") if c in runs]
+    cols = [*KPIS, *extra, "regret", "cpu_ratio", "wall_ratio"]
+    groups = runs.groupby(["policy", "forecaster"])
+    table = groups[cols].mean()
+    table.insert(0, "n", groups.size())
+    table.insert(table.columns.get_loc("regret") + 1, "regret_ci95", groups["regret"].agg(_half))
     pd.set_option("display.width", 250)
-    bound = runs.groupby("seed")["hindsight_cost"].first().mean()
-    print(f"\n{scenario}: means over seeds; hindsight bound mean {bound:,.0f}")
+    pd.set_option("display.max_columns", 30)
+    bound = runs.groupby("seed")["hindsight_cost"].first()
+    print(
+        f"\n{scenario}: means over seeds; hindsight bound mean {bound.mean():,.0f} "
+        f"({len(bound)} seeds); runs per policy in column n"
+    )
     print(table.round(3).to_string())
     for kpi in ("promo_lost_sales_units", "total_cost"):
         print(f"\nsensing's paired effect on {kpi} (negative = better)")
         print(sensing_effect(runs, kpi).round(3).to_string(index=False))
+    if (runs["policy"] == "order-point").any():
+        for kpi in ("total_cost", "promo_lost_sales_units"):
+            print(f"\nadvantage over order-point on {kpi} (order-point minus policy, paired)")
+            print(advantage_over_order_point(runs, kpi).round(3).to_string(index=False))
+
+
+def complete_seeds(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs of the (policy, seed) pairs that have all of the policy's forecasters."""
+    wanted = runs.groupby("policy")["forecaster"].nunique()
+    have = runs.groupby(["policy", "seed"])["forecaster"].transform("nunique")
+    done = have.to_numpy() == runs["policy"].map(wanted).to_numpy()
+    if not done.all():
+        print(f"left out {int((~done).sum())} runs of seeds not finished for their policy")
+    return runs[done].copy()
+
+
+def _half(x: pd.Series) -> float:
+    return paired(x)[2]
 
 
 if __name__ == "__main__":

@@ -115,7 +115,10 @@ def run(
         typer.Option(
             help="forecaster: oracle (the generator's own mean: an upper bound no retailer "
             "has), plan (the scenario's plan, none of the hidden truth), glm or gbm (a fitted "
-            "--model file)"
+            "--model file). The default stays oracle until a learned one beats the others: "
+            "gbm --sensing does not yet (it under-forecasts promotions; see "
+            "benchmarks/compare_forecasters.py); plan --sensing is the best forecast a "
+            "retailer could have"
         ),
     ] = "oracle",
     model: Annotated[

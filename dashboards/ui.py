@@ -66,11 +66,13 @@ def planned(
     seed: int,
     days_before: int,
     quantile: float,
+    forecast: str = "oracle",
+    model: str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> PlannerResult:
-    """:func:`promotwin.twin.outlook.project`, cached per setting by the planner cache (not
-    ``st.cache_data``: ``progress`` updates a bar the page owns); ``progress(day, days)`` while
-    it simulates."""
+    """:func:`promotwin.twin.outlook.project`, cached per setting and forecaster by the planner
+    cache (not ``st.cache_data``: ``progress`` updates a bar the page owns);
+    ``progress(day, days)`` while it simulates."""
     return project(
         scenario(ref),
         promotion,
@@ -79,6 +81,8 @@ def planned(
         seed,
         days_before,
         quantile,
+        forecast,
+        model,
         cache=planner_cache(),
         progress=progress,
     )

@@ -75,6 +75,11 @@ class Forecaster(Protocol):
         """What the forecaster has learnt in-season, in words a planner reads."""
         ...
 
+    def cell_notes(self) -> tuple[IntArray | None, tuple[str, ...]]:
+        """Which of ``notes()`` explains each cell's forecast: ``[L, S]`` indices (-1: none),
+        or None when nothing was learnt; the notes, the largest change first."""
+        ...
+
 
 class OracleForecaster:
     """Today's twin forecast: the generator's own mean (hidden truth included) with the
@@ -117,6 +122,9 @@ class OracleForecaster:
 
     def notes(self) -> tuple[str, ...]:
         return ()
+
+    def cell_notes(self) -> tuple[IntArray | None, tuple[str, ...]]:
+        return None, ()
 
 
 class PlanForecaster(OracleForecaster):
@@ -256,6 +264,9 @@ class FittedForecaster:
 
     def notes(self) -> tuple[str, ...]:
         return ()
+
+    def cell_notes(self) -> tuple[IntArray | None, tuple[str, ...]]:
+        return None, ()
 
 
 def make_forecaster(

@@ -122,6 +122,10 @@ class PlanningSnapshot:
     # per-date terms of ``forecast_mean`` from the forecast provider (None: a policy computes
     # them); kept only if they were computed from this very forecast (see ForecastTerms)
     forecast_terms: ForecastTerms | None = None
+    # what moved the forecast in-season (sensing), for the reasons on plan lines: per cell an
+    # index into ``forecast_notes`` (-1: nothing), the notes the largest change first
+    forecast_note: IntArray | None = None  # [L, S]
+    forecast_notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         """Every array a policy is handed is read-only: a what-if builds a new snapshot

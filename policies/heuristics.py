@@ -5,6 +5,10 @@
   target cycle service level, echelon stock at the DCs (whose level adds the stores' own safety
   stocks; open purchase orders count at the supplier's expected fill), fair-share allocation
   when a DC is short.
+- ``base-stock-expedite``: the same with a second, fast channel (a dual-index policy): expedite
+  up to the level over the expedite lead time, counting only what arrives within it; the
+  regular order then tops the whole position up. Only a fast channel turns a forecast raised
+  in-season (sensing) into stock inside a three-week promotion when suppliers need 7-12 days.
 - ``static-forecast``: order points fixed before the season from baseline x planned promotion
   uplift (a static uplift file); never updated from live sales.
 
@@ -35,6 +39,7 @@ from promotwin.policies.contract import (
     PlanningSnapshot,
     RunContext,
 )
+from promotwin.policies.explain import with_forecast_notes
 from promotwin.policies.forecast_terms import ForecastDay, forecast_day, serving_matrix
 
 
@@ -199,6 +204,7 @@ class BaseStockPolicy:
     service_level: float = 0.98
     name: str = "base-stock"
     horizon_days: int = 21
+    expedite: bool = False  # dual index: also expedite up to the expedite-lead-time level
     # a forecast date's terms cost passes over every store cell: they come from the forecast
     # provider with the snapshot (the twin computes each date's once) or are computed here
     _routes: _Routes | None = field(default=None, repr=False, compare=False)
@@ -239,7 +245,7 @@ class BaseStockPolicy:
         self._order_for_dcs(
             plan, s, routes, terms[:n_echelon], days, z, store_safety, store_position
         )
-        return plan.build()
+        return with_forecast_notes(plan.build(), s)
 
     def _ship_to_stores(
         self,
@@ -323,16 +329,58 @@ class BaseStockPolicy:
         # (BLAS; whole units, so the sums are exact), in the stores' "held" buffer (done with)
         as_float = self._buffers.get("held", store_position.shape, np.float64)
         np.copyto(as_float, store_position)
+        stores_e = routes.assign @ as_float
         # open purchase orders count at the supplier's expected fill: the units it will not
         # deliver are reordered now rather than a lead time late, when the receipt falls short
         unfilled = s.on_order[:nd] * (1.0 - s.fill_rate[s.sku_supplier])
         dc_position = s.on_hand[:nd] + s.in_transit[:nd] + s.on_order[:nd]
-        position_e = dc_position - unfilled + routes.assign @ as_float
+        position_e = dc_position - unfilled + stores_e
+        if self.expedite:
+            position_e += self._expedite(plan, s, routes, terms, z, store_safety, stores_e)
         order = np.maximum(level_e - position_e, 0).astype(np.int64)
         conf_e = mu_e / np.maximum(level_e, 1e-9)
         add_purchases(
             plan, s, order, conf_e, "base-stock: echelon position below order-up-to level"
         )
+
+    def _expedite(
+        self,
+        plan: PlanBuilder,
+        s: PlanningSnapshot,
+        routes: _Routes,
+        terms: list[ForecastDay],
+        z: float,
+        store_safety: FloatArray,
+        stores_e: FloatArray,
+    ) -> IntArray:
+        """Expedite each DC x SKU up to its level over the expedite lead time + transit, against
+        the units that arrive within it (on hand, in transit, the stores', purchase orders due
+        by then); returns the units expedited ``[D, S]``."""
+        nd = s.n_dcs
+        fast = s.expedite_lead_time[s.sku_supplier]  # [S] days
+        days = np.rint(fast[None, :] + routes.mean_transit[:, None]).astype(np.int64)
+        mu = cover_sum([t.echelon_mean for t in terms], days)
+        var = cover_sum([t.echelon_var for t in terms], days)
+        level = np.ceil(mu + z * np.sqrt(var) + store_safety)
+        due_soon = np.zeros((nd, s.n_skus))
+        for ship in s.inbound:
+            if ship.kind in ("purchase", "expedite") and ship.destination < nd:
+                arrives = ship.due_day <= s.day + fast[ship.sku]
+                np.add.at(due_soon[ship.destination], ship.sku[arrives], ship.qty[arrives])
+        position = s.on_hand[:nd] + s.in_transit[:nd] + due_soon + stores_e
+        qty = np.maximum(level - position, 0).astype(np.int64)
+        dcs, skus = np.nonzero(qty)
+        plan.add(
+            ActionKind.EXPEDITE,
+            s.sku_supplier[skus],
+            dcs,
+            skus,
+            qty[dcs, skus],
+            s.unit_cost[skus] + s.expedite_premium[skus],
+            (mu / np.maximum(level, 1e-9))[dcs, skus],
+            "base-stock: position due within the expedite lead time below its level",
+        )
+        return qty
 
 
 @dataclass

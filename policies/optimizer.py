@@ -46,6 +46,7 @@ from promotwin.policies.contract import (
     PlanningSnapshot,
     RunContext,
 )
+from promotwin.policies.explain import with_forecast_notes
 from promotwin.policies.forecast_terms import serving_matrix
 from promotwin.policies.heuristics import BaseStockPolicy
 
@@ -117,6 +118,7 @@ class OptimizerPolicy:
             return self._fallback(s, np.arange(s.n_skus), TerminationStatus.ERROR, repr(exc))
         self.last_result = result
         plan = optimizer_plan(self.name, s, net, lanes, inputs, result, self.round_up_from)
+        plan = with_forecast_notes(plan, s)  # the fallback's base-stock lines have theirs
         if len(result.failed_skus):
             fb = self._fallback(s, result.failed_skus, result.status, result.message)
             plan = Plan.concat(self.name, plan, fb)

@@ -24,6 +24,12 @@ def _base_stock() -> Policy:
     return BaseStockPolicy()
 
 
+def _base_stock_expedite() -> Policy:
+    from promotwin.policies.heuristics import BaseStockPolicy
+
+    return BaseStockPolicy(name="base-stock-expedite", expedite=True)
+
+
 def _static_forecast() -> Policy:
     from promotwin.policies.heuristics import StaticForecastPolicy
 
@@ -39,6 +45,7 @@ def _optimizer() -> Policy:
 POLICIES: dict[str, Callable[[], Policy]] = {
     "order-point": _order_point,
     "base-stock": _base_stock,
+    "base-stock-expedite": _base_stock_expedite,
     "static-forecast": _static_forecast,
     "optimizer": _optimizer,
 }

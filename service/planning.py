@@ -35,6 +35,7 @@ from promotwin.policies.contract import (
     ActionKind,
     BoolArray,
     FloatArray,
+    IntArray,
     Plan,
     PlanningSnapshot,
     Policy,
@@ -227,6 +228,9 @@ class ObservedSales:
 
     def notes(self) -> tuple[str, ...]:
         return self.inner.notes()
+
+    def cell_notes(self) -> tuple[IntArray | None, tuple[str, ...]]:
+        return self.inner.cell_notes()
 
 
 @dataclass

@@ -89,6 +89,29 @@ def test_planner_bad_settings_are_plain_words() -> None:
     assert [e.value for e in at.error] == ["Pick at least one channel for the promotion."]
 
 
+def test_planner_picks_the_forecaster() -> None:
+    """The page plans on the forecaster picked (here the planners' own with sensing, on the
+    surprise scenario): its numbers are the twin's for that forecaster, not the oracle's."""
+    from promotwin.scenarios import load_scenario
+    from promotwin.twin.outlook import PromoSettings, find_promotion, project
+
+    at = page(PLANNER)
+    at.selectbox(key="scenario").set_value("appliance_promo_surprise").run()
+    oracle = metrics(at)["promotion lost sales"]
+    at.selectbox(key="forecaster").set_value("plan").run()
+    at.checkbox(key="sensing").check().run()
+    assert not at.exception and not at.error
+    assert any("on the plan+sensing forecast" in c.value for c in at.caption)
+    scenario = load_scenario("appliance_promo_surprise")
+    current = PromoSettings.of(find_promotion(scenario, scenario.promotions[0].id))
+    truth = project(scenario, scenario.promotions[0].id, current, forecast="plan+sensing")
+    shown = metrics(at)["promotion lost sales"]
+    assert shown == f"{truth.kpis['promo_lost_sales_units']:,.0f} units" and shown != oracle
+    at.selectbox(key="forecaster").set_value("gbm").run()  # a learned one needs its file
+    assert not at.exception
+    assert "needs --model FILE" in at.error[0].value
+
+
 def test_planner_sweep_on_a_scenario_file(tmp_path: Path) -> None:
     at = page(PLANNER)
     at.text_input(key="scenario_file").set_value(str(small_scenario_file(tmp_path))).run()

@@ -18,6 +18,7 @@ POLICIES = {
     "order-point": OrderPointPolicy,
     "base-stock": BaseStockPolicy,
     "static-forecast": StaticForecastPolicy,
+    "base-stock-expedite": lambda: BaseStockPolicy(name="base-stock-expedite", expedite=True),
 }
 
 networks = st.fixed_dictionaries(

@@ -420,6 +420,7 @@ class Twin:
     ) -> PlanningSnapshot:
         """What the policy sees at the end of ``day`` (read-only arrays; stock copied)."""
         net = self.net
+        note, notes = self.forecast.cell_notes() if self.forecast.senses else (None, ())
         return PlanningSnapshot(
             day=day,
             date=self.scenario.start_date + dt.timedelta(days=day),
@@ -432,6 +433,8 @@ class Twin:
             dc_throughput=self._throughput[: net.n_dcs] * self.dc_factor,
             seed=self.seed,
             forecast_terms=terms,
+            forecast_note=note,
+            forecast_notes=notes,
             **self._static,
         )
 

@@ -36,12 +36,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import yaml
 from pydantic import ValidationError
 
+from promotwin.demand.forecaster import make_forecaster
 from promotwin.demand.model import DemandModel
 from promotwin.policies.contract import (
     BoolArray,
@@ -497,7 +499,7 @@ class ReplayPolicy:
         return self.inner.decide(s)
 
 
-TraceKey = tuple[str, str, str, int, int, int]
+TraceKey = tuple[str, str, str, int, int, int, str]
 
 
 @dataclass
@@ -505,7 +507,8 @@ class PlannerCache:
     """Plan traces and results of :func:`project`, least recently used dropped first.
 
     Results are keyed by (scenario hash, promotion, settings, policy, seed, days before launch,
-    quantile); traces by (scenario hash, promotion, policy, seed, run length, days before).
+    quantile, forecaster); traces by (scenario hash, promotion, policy, seed, run length, days
+    before, forecaster).
     """
 
     max_results: int = 128
@@ -587,26 +590,45 @@ def project(
     seed: int = 0,
     days_before: int = 7,
     quantile: float = 0.8,
+    forecast: str = "oracle",
+    model: str | None = None,
     cache: PlannerCache | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> PlannerResult:
     """Everything the planner page shows for ``settings`` (see the module docstring).
 
-    ``cache``: reuse an identical request's result, and re-simulate from the day the promotion
-    first matters when a run of the same scenario, promotion, policy and seed is traced.
-    ``progress(day, days)`` is called after each simulated day.
+    ``forecast``: the forecaster the policy plans on, ``NAME[+sensing]`` (``model``: the fitted
+    model file a learned one needs). ``cache``: reuse an identical request's result, and
+    re-simulate from the day the promotion first matters when a run of the same scenario,
+    promotion, policy, forecaster and seed is traced. ``progress(day, days)`` is called after
+    each simulated day.
     """
     t0 = time.perf_counter()
     scenario_hash = scenario.content_hash()
-    result_key = (scenario_hash, promotion_id, settings, policy, seed, days_before, quantile)
+    planned_on = _planned_on(forecast, model)
+    result_key = (
+        scenario_hash,
+        promotion_id,
+        settings,
+        policy,
+        seed,
+        days_before,
+        quantile,
+        planned_on,
+    )
     if cache is not None and (found := cache.result(result_key)) is not None:
         return found
+    name, _, sensing = forecast.partition("+")
+    # the oracle as the twin's default (None), so its runs keep their run ids
+    forecaster = (
+        None if forecast == "oracle" else make_forecaster(name, model, sensing == "sensing")
+    )
     s = variant(scenario, promotion_id, settings)
     net = compile_network(s)
     start, end = s.day_of(settings.start), s.day_of(settings.end)
     days = min(s.horizon_days, end + s.demand.post_promo_days + 1)
     recorder = launch_recorder(s, promotion_id, make_policy(policy), days_before)
-    trace_key: TraceKey = (scenario_hash, promotion_id, policy, seed, days, days_before)
+    trace_key: TraceKey = (scenario_hash, promotion_id, policy, seed, days, days_before, planned_on)
     trace = cache.trace(trace_key) if cache is not None and policy in REPLAYABLE else None
     runner: Policy = recorder
     if trace is not None:
@@ -614,7 +636,7 @@ def project(
         runner = ReplayPolicy(recorder, trace, live_from)
     elif cache is not None and policy in REPLAYABLE:
         runner = TracingPolicy(recorder)
-    run = simulate(s, runner, seed=seed, days=days, progress=progress)
+    run = simulate(s, runner, seed=seed, days=days, progress=progress, forecaster=forecaster)
     replayed = max(0, min(runner.live_from, days)) if isinstance(runner, ReplayPolicy) else 0
     if isinstance(runner, TracingPolicy) and cache is not None:
         cache.keep_trace(trace_key, PlanTrace(runner.plans, start))
@@ -644,6 +666,14 @@ def project(
     if cache is not None:
         cache.keep_result(result_key, result)
     return result
+
+
+def _planned_on(forecast: str, model: str | None) -> str:
+    """The forecaster as a cache key: a refitted model file is another forecaster."""
+    if model is None:
+        return forecast
+    path = Path(model)
+    return f"{forecast}:{path.resolve()}:{path.stat().st_mtime_ns if path.is_file() else ''}"
 
 
 def _lost_units(ledger: pd.DataFrame, net: Network, start: int, end: int) -> pd.DataFrame:

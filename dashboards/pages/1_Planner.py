@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import streamlit as st
 
 from promotwin.dashboards import charts, fmt, planner, ui
+from promotwin.demand.forecaster import FORECASTERS, make_forecaster
 from promotwin.policies.registry import POLICIES
 from promotwin.twin import outlook
 
@@ -60,6 +61,20 @@ with ui.plain_errors():
         index=list(POLICIES).index("base-stock"),
         key="policy",
     )
+    name = side.selectbox(
+        "Forecaster",
+        list(FORECASTERS),
+        key="forecaster",
+        help="oracle knows the true demand: an upper bound, not a forecast anyone has. plan is "
+        "the planners' forecast; glm and gbm are fitted model files (`twin fit`).",
+    )
+    model = side.text_input("Fitted model file (glm, gbm)", key="model").strip() or None
+    sensing = side.checkbox(
+        "In-season sensing", key="sensing", help="Re-forecast from the promotion's sales."
+    )
+    forecast = f"{name}+sensing" if sensing else name
+    make_forecaster(name, model if name in ("glm", "gbm") else None, sensing)  # checked up front
+    model = model if name in ("glm", "gbm") else None
     seed = int(side.number_input("Random seed", 0, 10_000, 0, key="seed"))
     days_before = int(
         side.number_input(
@@ -117,10 +132,28 @@ with ui.plain_errors():
         return show
 
     base = ui.planned(
-        ref, promo_id, current, policy, seed, days_before, 0.8, simulating("the current plan")
+        ref,
+        promo_id,
+        current,
+        policy,
+        seed,
+        days_before,
+        0.8,
+        forecast,
+        model,
+        simulating("the current plan"),
     )
     result = ui.planned(
-        ref, promo_id, settings, policy, seed, days_before, 0.8, simulating("this variant")
+        ref,
+        promo_id,
+        settings,
+        policy,
+        seed,
+        days_before,
+        0.8,
+        forecast,
+        model,
+        simulating("this variant"),
     )
     bar.empty()
 
@@ -169,7 +202,8 @@ with ui.plain_errors():
         )
     st.caption(
         f"Against the current plan ({current.depth:.0%} off, {current.start} to {current.end}). "
-        f"Twin run {result.run_id}: {policy}, seed {seed}, days 0–{result.days - 1} "
+        f"Twin run {result.run_id}: {policy} on the {forecast} forecast, seed {seed}, "
+        f"days 0–{result.days - 1} "
         f"(through the post-promotion dip); computed in {result.seconds:.2f} s. "
         f"Readiness {result.readiness_note}."
     )
@@ -308,7 +342,15 @@ with ui.plain_errors():
             [round(d * 100) for d in planner.SWEEP_DEPTHS],
             key="sweep_depths",
         )
-        sweep_key = ("sweep", ref, promo_id, dataclasses.replace(settings, depth=0.0), policy, seed)
+        sweep_key = (
+            "sweep",
+            ref,
+            promo_id,
+            dataclasses.replace(settings, depth=0.0),
+            policy,
+            seed,
+            forecast,
+        )
         if st.button("Run depth sweep", key="sweep"):
             bar = st.progress(0.0, text="Simulating depths…")
 
@@ -327,7 +369,9 @@ with ui.plain_errors():
                 seed,
                 days_before,
                 progress=show_progress,
-                run=lambda s, p, st_, *a: ui.planned(ref, p, st_, *a),
+                run=lambda s, p, st_, pol, sd, db, q: ui.planned(
+                    ref, p, st_, pol, sd, db, q, forecast, model
+                ),
             )
             bar.empty()
         frame = st.session_state.get(repr(sweep_key))
