@@ -188,31 +188,61 @@ class GbmModel:
 # -- features ---------------------------------------------------------------------------------
 
 
-def _since_promo(rows: pd.DataFrame, period: int, last_promo: Mapping[str, str]) -> FloatArray:
+@dataclass(frozen=True)
+class _Grid:
+    """Each row's series (an integer id) and period number, to find its neighbours by array
+    lookups (string keys and pandas index alignment made the forecast calendar slow)."""
+
+    series: npt.NDArray[np.int64]
+    period: npt.NDArray[np.int64]
+    order: npt.NDArray[np.int64]  # rows sorted by (series, period)
+    sorted_key: npt.NDArray[np.int64]
+    stride: int
+
+    @classmethod
+    def of(cls, rows: pd.DataFrame, period_days: int) -> _Grid:
+        codes = [pd.factorize(rows[c])[0] for c in ("location", "sku", "group")]
+        dims = tuple(max(int(c.max()) + 1, 1) for c in codes)
+        series = np.ravel_multi_index(codes, dims).astype(np.int64)
+        days = (rows["date"] - rows["date"].min()).dt.days.to_numpy(np.int64)
+        period = days // period_days
+        stride = int(period.max()) + 3  # room for one period either side
+        key = series * stride + period + 1
+        order = np.argsort(key, kind="stable")
+        return cls(series, period, order, key[order], stride)
+
+    def neighbour(self, values: FloatArray, shift: int) -> FloatArray:
+        """``values`` of the same series ``shift`` periods away (0 where not in the rows)."""
+        target = self.series * self.stride + self.period + 1 + shift
+        pos = np.minimum(np.searchsorted(self.sorted_key, target), len(self.sorted_key) - 1)
+        found = self.sorted_key[pos] == target
+        return np.where(found, values[self.order[pos]], 0.0)
+
+
+def _since_promo(
+    rows: pd.DataFrame, grid: _Grid, period: int, last_promo: Mapping[str, str]
+) -> FloatArray:
     """Periods since the series' previous promoted period (before this row), capped."""
-    key = series_key(rows)
-    promo_date = rows["date"].where(rows["promo"] > 0)
-    order = np.lexsort((rows["date"].to_numpy(), key.to_numpy()))
-    k_sorted = key.to_numpy()[order]
-    prev = promo_date.iloc[order].groupby(k_sorted).shift(1).groupby(k_sorted).ffill()
-    last = pd.Series(pd.NaT, index=rows.index, dtype="datetime64[ns]")
-    last.iloc[order] = prev.to_numpy()
+    promo = rows["promo"].to_numpy()[grid.order] > 0
+    per = grid.period[grid.order].astype(np.float64)
+    ser = grid.series[grid.order]
+    stamp = np.where(promo, per, np.nan)
+    # the latest promoted period so far within each series, then shifted one row
+    running = pd.Series(stamp).groupby(ser).ffill().to_numpy()
+    first_of_series = np.r_[True, ser[1:] != ser[:-1]]
+    prev = np.where(first_of_series, np.nan, np.r_[np.nan, running[:-1]])
+    since_sorted = per - prev
+    since = np.empty(len(rows))
+    since[grid.order] = since_sorted
     if last_promo:
-        last = last.fillna(key.map({k: pd.Timestamp(v) for k, v in last_promo.items()}))
-    since = (rows["date"] - last).dt.days.to_numpy(np.float64) / period
+        missing = np.isnan(since)
+        if missing.any():
+            before = series_key(rows[missing]).map(
+                {k: pd.Timestamp(v) for k, v in last_promo.items()}
+            )
+            days = (rows["date"][missing] - before).dt.days.to_numpy(np.float64)
+            since[missing] = days / period
     return np.minimum(np.nan_to_num(since, nan=SINCE_CAP), SINCE_CAP)
-
-
-def _neighbour(rows: pd.DataFrame, column: str, period: int, shift: int) -> FloatArray:
-    """The series' ``column`` ``shift`` periods away (0 where that period is not in rows)."""
-    key = series_key(rows)
-    moved = rows.assign(
-        key=key, date=rows["date"] - pd.Timedelta(days=shift * period), flag=rows[column]
-    )
-    lookup = moved.set_index(["key", "date"])["flag"]
-    lookup = lookup[~lookup.index.duplicated()]
-    idx = pd.MultiIndex.from_arrays([key, rows["date"]])
-    return lookup.reindex(idx).fillna(0).to_numpy(np.float64)
 
 
 def _regular_price(rows: pd.DataFrame, model: GbmModel) -> FloatArray:
@@ -246,6 +276,7 @@ def feature_frame(
     display = rows["display"].to_numpy(np.float64)
     feature = rows["feature"].to_numpy(np.float64)
     shelf = pd.DataFrame({"display": display, "feature": feature}).groupby(keys, sort=False)
+    grid = _Grid.of(rows, period)
     others = np.maximum(count - 1.0, 1.0)
     out: dict[str, FloatArray] = {
         c: pd.Categorical(rows[c].astype(str), categories=model.levels[c]).codes.astype(np.float64)
@@ -260,14 +291,14 @@ def feature_frame(
             "display": display,
             "feature": feature,
             "promo": promo,
-            "promo_prev": _neighbour(rows, "promo", period, -1),
-            "promo_next": _neighbour(rows, "promo", period, 1),
-            "depth_prev": _neighbour(rows, "depth", period, -1),
-            "depth_next": _neighbour(rows, "depth", period, 1),
-            "display_prev": _neighbour(rows, "display", period, -1),
-            "display_next": _neighbour(rows, "display", period, 1),
-            "feature_prev": _neighbour(rows, "feature", period, -1),
-            "since_promo": _since_promo(rows, period, last_promo),
+            "promo_prev": grid.neighbour(promo, -1),
+            "promo_next": grid.neighbour(promo, 1),
+            "depth_prev": grid.neighbour(depth, -1),
+            "depth_next": grid.neighbour(depth, 1),
+            "display_prev": grid.neighbour(display, -1),
+            "display_next": grid.neighbour(display, 1),
+            "feature_prev": grid.neighbour(feature, -1),
+            "since_promo": _since_promo(rows, grid, period, last_promo),
             "regular_price": reg,
             "price_index": paid / mean_paid,
             "price_over_cheapest": paid / cheapest,
