@@ -1,8 +1,11 @@
 """A global gradient-boosted promotion forecaster (LightGBM, Poisson objective).
 
-One model over every location x SKU x channel-group series. Each row's log baseline (the
-series' mean units over its non-promoted training periods, shrunk toward its SKU's) is the
-boosting's starting score, so the trees learn multiplicative effects on top of it from:
+One model over every location x SKU x channel-group series. The boosting starts from a
+log-linear score: the series' baseline (its mean units over its non-promoted training periods,
+shrunk toward its SKU's) times ``exp(elasticity log(1 - depth) + display + feature lifts)`` from
+a penalised Poisson GLM (so a deeper cut than any in the history sells more by the elasticity,
+where trees alone would cap it at the deepest one's uplift). The trees learn multiplicative
+corrections on top of it from:
 
 - promotion: depth, display, feature, the promotion flag; the previous and next period's flag,
   depth, display and feature (pantry loading before, the dip after); periods since the last
@@ -24,9 +27,12 @@ training periods, held out of the first fit, which also picks the number of tree
 stopping), then scaled so that the window's 90% intervals cover 90%. The final model is refitted
 on the whole training window with that number of trees.
 
-Censored sales (``stockout``): the first fit leaves stocked-out rows out; their demand is then
-imputed as ``E[Y | Y >= sales]`` under the current fit and the model refitted on every row, a
-few times (EM; the first fit's promoted level is low, as only days that did not sell out remain).
+Censored sales (``stockout``): the first fit leaves stocked-out rows out; the NB ``k`` then
+comes from the censored likelihood on the held-out rows (the rows that did not sell out are the
+low-demand ones: their spread alone says ``k`` is far too large). ``GbmOptions.censoring``:
+``impute`` (default) replaces each stocked-out row's sales by ``E[Y | Y >= sales]`` under the
+current fit and refits on every row, a few times (EM); ``likelihood`` does that imputation
+inside every boosting round of one fit; ``drop`` leaves the rows out (biased low).
 
 Reproducible bit for bit: one thread, ``deterministic``, ``force_col_wise``, a seed. The file
 is JSON with LightGBM's own text format inside, with the kind, version and features.
