@@ -45,6 +45,7 @@ def test_backtest_beats_the_no_uplift_baseline_on_promoted_weeks(oj) -> None:  #
         assert abs(promoted.loc[model, "bias"]) < abs(promoted.loc[NAIVE, "bias"])
         assert 0.8 <= promoted.loc[model, "coverage_90"] <= 0.97
     assert promoted.loc[GLM, "wape"] < promoted.loc[PLAIN, "wape"]
+    assert promoted.loc[GBM, "wape"] < promoted.loc[PLAIN, "wape"]
     # real OJ is price elastic and feature ads lift sales (the recipe found about -3.3 and +108%)
     glm = r.models[GLM]
     assert isinstance(glm, FittedModel)
