@@ -50,7 +50,7 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy import optimize, stats
+from scipy import optimize, sparse, stats
 
 from promotwin.demand.glm_design import FloatArray, prepare, series_key
 from promotwin.demand.glm_estimation import censored_mean, censored_rows
@@ -92,6 +92,7 @@ POISSON_HESSIAN_STEP = math.exp(0.7)  # LightGBM's Poisson max_delta_step safegu
 CENSORING = ("likelihood", "impute", "drop")
 PROMO_PRIOR_SD = 2.0  # a category's elasticity / lift (log scale): weak
 SKU_PRIOR_SD = 0.5  # a SKU's elasticity around its category's
+PROMO_TERMS = ("log_price", "display", "feature")
 BASELINE_PRIOR = 4.0  # periods of the SKU's level a series' baseline is shrunk with
 
 
@@ -494,24 +495,26 @@ def _final_fit(
 
 def _promo_design(
     rows: pd.DataFrame, categories: list[str], skus: list[str]
-) -> tuple[FloatArray, list[str], FloatArray]:
+) -> tuple[sparse.csr_matrix, list[str], FloatArray]:
     """The log-linear promotion terms (the twin's and the GLM's): per category ``log(1 -
     depth)``, display and feature, and per SKU its deviation from the category's elasticity.
-    Returns the columns, their names and their prior sds."""
-    cat = rows["category"].astype(str).to_numpy()
-    sku = rows["sku"].astype(str).to_numpy()
+    Returns the columns (sparse: each row has at most four non-zeros), their names and their
+    prior sds."""
+    n = len(rows)
+    cat = pd.Categorical(rows["category"].astype(str), categories=categories).codes
+    sku = pd.Categorical(rows["sku"].astype(str), categories=skus).codes
     log_price = np.log1p(-rows["depth"].to_numpy(np.float64))
-    terms = {
-        "log_price": log_price,
-        "display": rows["display"].to_numpy(np.float64),
-        "feature": rows["feature"].to_numpy(np.float64),
-    }
-    names = [f"{t}|{c}" for c in categories for t in terms]
-    cols = [np.where(cat == c, v, 0.0) for c in categories for v in terms.values()]
+    values = [log_price, rows["display"].to_numpy(np.float64), rows["feature"].to_numpy(np.float64)]
+    r = np.arange(n)
+    cols = [3 * cat.astype(np.int64) + t for t in range(3)] + [3 * len(categories) + sku]
+    data = np.concatenate([*values, log_price])
+    x = sparse.csr_matrix(
+        (data, (np.tile(r, 4), np.concatenate(cols))), shape=(n, 3 * len(categories) + len(skus))
+    )
+    names = [f"{t}|{c}" for c in categories for t in PROMO_TERMS]
     names += [f"log_price_sku|{k}" for k in skus]
-    cols += [np.where(sku == k, log_price, 0.0) for k in skus]
     sd = np.r_[np.full(3 * len(categories), PROMO_PRIOR_SD), np.full(len(skus), SKU_PRIOR_SD)]
-    return np.column_stack(cols), names, sd
+    return x, names, sd
 
 
 def _promo_effects(rows: pd.DataFrame, y: FloatArray, log_base: FloatArray) -> dict[str, float]:
@@ -530,7 +533,7 @@ def _promo_effects(rows: pd.DataFrame, y: FloatArray, log_base: FloatArray) -> d
         sorted(rows["category"].astype(str).unique()),
         sorted(rows["sku"].astype(str).unique()),
     )
-    used = np.abs(x).sum(axis=0) > 0
+    used = np.asarray(abs(x).sum(axis=0)).ravel() > 0
     if not used.any():
         return {}
     fit = penalised_nb_glm(y, x[:, used], log_base, 0.0, sd[used], maxiter=50)
@@ -553,13 +556,19 @@ def start_score(rows: pd.DataFrame, model: GbmModel) -> FloatArray:
     log_base = np.log(series_key(rows).map(model.baseline).to_numpy(np.float64))
     if not model.promo_effect:
         return log_base
-    x, names, _ = _promo_design(
-        rows,
-        sorted(rows["category"].astype(str).unique()),
-        sorted(rows["sku"].astype(str).unique()),
-    )
-    coef = np.array([model.promo_effect.get(n, 0.0) for n in names])
-    return np.asarray(log_base + x @ coef, dtype=np.float64)
+    effect = model.promo_effect
+    cat = rows["category"].astype(str)
+    sku = rows["sku"].astype(str)
+    log_price = np.log1p(-rows["depth"].to_numpy(np.float64))
+
+    def per(term: str, keys: pd.Series) -> FloatArray:
+        coef = {k: effect.get(f"{term}|{k}", 0.0) for k in keys.unique()}
+        return np.asarray(keys.map(coef), dtype=np.float64)
+
+    score = log_price * (per("log_price", cat) + per("log_price_sku", sku))
+    score += rows["display"].to_numpy(np.float64) * per("display", cat)
+    score += rows["feature"].to_numpy(np.float64) * per("feature", cat)
+    return np.asarray(log_base + score, dtype=np.float64)
 
 
 def fit_gbm(
