@@ -41,7 +41,7 @@ def _loglik(y: FloatArray, mu: FloatArray, alpha: float) -> float:
 
 def penalised_nb_glm(
     y: FloatArray,
-    x: FloatArray,
+    x: FloatArray | sparse.spmatrix,
     offset: FloatArray,
     alpha: float,
     prior_sd: FloatArray,

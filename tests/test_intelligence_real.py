@@ -36,15 +36,16 @@ def test_backtest_beats_the_no_uplift_baseline_on_promoted_weeks(oj) -> None:  #
     r = backtest(oj, SPLIT, glm_options=FitOptions(fill_zeros=False, cross_price=True))
     promoted = r.scores[r.scores["subset"] == "promoted"].set_index("method")
     assert promoted.loc[GLM, "n"] > 500
-    # measured on this slice: glm 0.491, gbm 0.516, plain LightGBM 0.507, no-uplift seasonal
-    # naive 0.732; all four under-forecast 1992 (bias -17% to -20%: a level shift after the
-    # split no model here sees)
+    # measured on this slice: glm 0.491, gbm 0.476, plain LightGBM 0.507, no-uplift seasonal
+    # naive 0.732; all four under-forecast 1992 (bias -17% to -20%, gbm -16.6%: a level shift
+    # after the split no model here sees)
     for model in (GLM, GBM):
         assert r.improvement(model) >= 0.25
         assert promoted.loc[model, "wape"] < 0.55
         assert abs(promoted.loc[model, "bias"]) < abs(promoted.loc[NAIVE, "bias"])
         assert 0.8 <= promoted.loc[model, "coverage_90"] <= 0.97
     assert promoted.loc[GLM, "wape"] < promoted.loc[PLAIN, "wape"]
+    assert promoted.loc[GBM, "wape"] < promoted.loc[PLAIN, "wape"]
     # real OJ is price elastic and feature ads lift sales (the recipe found about -3.3 and +108%)
     glm = r.models[GLM]
     assert isinstance(glm, FittedModel)
