@@ -9,6 +9,8 @@ snapshot's notes come largest change first: the smallest index wins).
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from promotwin.policies.contract import IntArray, Plan, PlanningSnapshot
@@ -43,15 +45,4 @@ def with_forecast_notes(plan: Plan, s: PlanningSnapshot) -> Plan:
         plan.reasons[r] if n < 0 else f"{plan.reasons[r]}; {s.forecast_notes[n]}"
         for r, n in pairs.T.tolist()
     )
-    return Plan(
-        policy=plan.policy,
-        kind=plan.kind,
-        origin=plan.origin,
-        destination=plan.destination,
-        sku=plan.sku,
-        qty=plan.qty,
-        unit_cost=plan.unit_cost,
-        confidence=plan.confidence,
-        reason=code.ravel().astype(np.int64),
-        reasons=reasons,
-    )
+    return dataclasses.replace(plan, reason=code.ravel().astype(np.int64), reasons=reasons)

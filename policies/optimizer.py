@@ -19,6 +19,7 @@ the lines' reasons start with ``"fallback: "`` and :attr:`OptimizerPolicy.last_f
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 
@@ -155,17 +156,8 @@ class OptimizerPolicy:
         prefix = f"fallback: optimizer {status.value}"
         base = BaseStockPolicy(service_level=self.fallback_service_level).decide(s)
         base = base.select(np.isin(base.sku, skus))
-        return Plan(
-            policy=self.name,
-            kind=base.kind,
-            origin=base.origin,
-            destination=base.destination,
-            sku=base.sku,
-            qty=base.qty,
-            unit_cost=base.unit_cost,
-            confidence=base.confidence,
-            reason=base.reason,
-            reasons=tuple(f"{prefix}; {r}" for r in base.reasons),
+        return dataclasses.replace(
+            base, policy=self.name, reasons=tuple(f"{prefix}; {r}" for r in base.reasons)
         )
 
 

@@ -673,6 +673,16 @@ def _routes(app: FastAPI, svc: Service) -> None:
         keep = ("promotion", "version", "as_of", "readiness", "projected_stockouts", "sensing")
         return {k: r[k] for k in keep}
 
+    async def ingest(p: Posted, lines: Sequence[Any], table: Any, what: str) -> Response:
+        """Store a batch of event lines (all ids checked first), then maybe re-plan."""
+        errors = _item_problems(svc, lines, check_channel=what == "sales")
+        if errors:
+            raise ProblemError(422, f"{len(errors)} line field(s) name unknown ids", errors)
+        rows = [line.model_dump(mode="json") for line in lines]
+        response = await run_in_threadpool(_ingest, svc, p, table, rows, what)
+        _maybe_replan(svc)
+        return response
+
     @app.post("/v1/events/sales")
     async def post_sales(
         batch: SalesBatch,
@@ -682,13 +692,7 @@ def _routes(app: FastAPI, svc: Service) -> None:
     ) -> Response:
         """A batch of POS lines (deduplicated by event id): stored, and fed to sensing."""
         p = await posted(request, key, idempotency_key)
-        errors = _item_problems(svc, batch.lines, check_channel=True)
-        if errors:
-            raise ProblemError(422, f"{len(errors)} line field(s) name unknown ids", errors)
-        rows = [line.model_dump(mode="json") for line in batch.lines]
-        response = await run_in_threadpool(_ingest, svc, p, db.sales, rows, "sales")
-        _maybe_replan(svc)
-        return response
+        return await ingest(p, batch.lines, db.sales, "sales")
 
     @app.post("/v1/events/inventory")
     async def post_inventory(
@@ -699,13 +703,7 @@ def _routes(app: FastAPI, svc: Service) -> None:
     ) -> Response:
         """A batch of stock positions (deduplicated by event id): the next plan starts there."""
         p = await posted(request, key, idempotency_key)
-        errors = _item_problems(svc, batch.lines, check_channel=False)
-        if errors:
-            raise ProblemError(422, f"{len(errors)} line field(s) name unknown ids", errors)
-        rows = [line.model_dump(mode="json") for line in batch.lines]
-        response = await run_in_threadpool(_ingest, svc, p, db.stock, rows, "inventory")
-        _maybe_replan(svc)
-        return response
+        return await ingest(p, batch.lines, db.stock, "inventory")
 
     @app.get("/v1/recommendations")
     async def get_recommendations(
