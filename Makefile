@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/twin demo --out demo-output
 
 # the suite without the long integration tests (a real Tryton ERP, optimizer-vs-baseline runs):
-# under 5 minutes here; CI runs both
+# about 7 minutes on this 2-core machine (15 for test-slow); CI runs both
 test: $(STAMP) data chromium
 	$(BIN)/python -m pytest -m "not slow"
 
