@@ -228,7 +228,7 @@ def run_experiment(
             except Exception as exc:  # keep going: the other runs are still worth having
                 failures.append((task, exc))
     elif pending:
-        with _client(scheduler, execution.get("workers", 0), out) as client:
+        with dask_client(scheduler, execution.get("workers", 0), out) as client:
             failures = _run_on_dask(client, experiment, pending, finished)
     if failures:
         lines = "\n".join(
@@ -249,7 +249,9 @@ def run_experiment(
 
 
 @contextlib.contextmanager
-def _client(scheduler: str | None, workers: int, out: Path) -> Iterator[Any]:
+def dask_client(scheduler: str | None, workers: int, scratch: Path | None = None) -> Iterator[Any]:
+    """A client on ``scheduler``, or on a LocalCluster of ``workers`` processes spilling into
+    a temporary folder under ``scratch`` (the system's temporary folder if None)."""
     from dask import config
     from distributed import Client
 
@@ -264,16 +266,16 @@ def _client(scheduler: str | None, workers: int, out: Path) -> Iterator[Any]:
         with client:
             yield client
         return
-    scratch = tempfile.mkdtemp(prefix=".dask-", dir=out)
+    spill = tempfile.mkdtemp(prefix=".dask-", dir=scratch)
     try:
         with (
-            config.set({"temporary-directory": scratch}),
+            config.set({"temporary-directory": spill}),
             local_cluster(workers) as cluster,
             Client(cluster) as client,
         ):
             yield client
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(spill, ignore_errors=True)
 
 
 def _run_on_dask(

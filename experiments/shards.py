@@ -27,14 +27,12 @@ into a staging folder moved in place at the end: a failed shard leaves no result
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import resource
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -284,37 +282,6 @@ def run_shard(
     }
 
 
-@contextlib.contextmanager
-def _client(scheduler: str | None, workers: int) -> Iterator[Any]:
-    """A client on ``scheduler``, or on a LocalCluster of ``workers`` processes."""
-    from dask import config
-    from distributed import Client
-
-    from promotwin.experiments.runner import SchedulerUnreachable, local_cluster
-
-    if scheduler is not None:
-        try:
-            client = Client(scheduler, timeout="20s")
-        except (OSError, TimeoutError) as exc:
-            raise SchedulerUnreachable(
-                f"cannot reach the Dask scheduler at {scheduler} ({exc}): check the address "
-                "(tcp://HOST:PORT) and that the scheduler is running"
-            ) from None
-        with client:
-            yield client
-        return
-    scratch = tempfile.mkdtemp(prefix="promotwin-shards-")
-    try:
-        with (
-            config.set({"temporary-directory": scratch}),
-            local_cluster(workers) as cluster,
-            Client(cluster) as client,
-        ):
-            yield client
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
 def run_sharded(
     scenario: Scenario,
     policy_name: str,
@@ -342,8 +309,10 @@ def run_sharded(
         if scheduler == INLINE:
             results = [run_shard(spec, *args) for spec in specs]
         else:
+            from promotwin.experiments.runner import dask_client
+
             n_workers = workers or max(1, min(shards, os.cpu_count() or 1))
-            with _client(scheduler, n_workers) as client:
+            with dask_client(scheduler, n_workers) as client:
                 futures = [
                     client.submit(run_shard, spec, *args, key=f"shard-{spec.index}-{staging.name}")
                     for spec in specs
