@@ -12,11 +12,12 @@ from promotwin.demand.forecaster import (
     make_forecaster,
 )
 from promotwin.demand.history import validate_history
-from promotwin.demand.model import BoolArray, DemandModel, FloatArray
+from promotwin.demand.model import BoolArray, DemandModel
 from promotwin.demand.sensing import SensingForecaster
 from promotwin.policies.heuristics import OrderPointPolicy
 from promotwin.scenarios.network import compile_network
 from promotwin.scenarios.schema import HiddenTruth, InitialInventory, Scenario, UpliftDeviation
+from promotwin.testing.forecasts import ExactPlan
 from promotwin.twin import simulate
 from promotwin.twin.history import pre_season, sales_history
 from promotwin.twin.ledger import Kind
@@ -87,43 +88,13 @@ def test_wrong_elasticity_and_unplanned_halo_change_only_the_truth(appliance: Sc
     assert (ratio[store, floorcare] > 1).all()  # the halo nobody planned
 
 
-class PlanForecast:
-    """The planners' own forecast: the scenario's plan, exact (no estimation error)."""
-
-    name = "plan"
-    model_file = None
-    senses = False
-
-    def start(self, world: DemandModel, rng: np.random.Generator) -> None:
-        self.plan = DemandModel(world.scenario, world.net, view="plan")
-
-    def window(self, day: int, horizon: int) -> FloatArray:
-        return np.stack([self.plan.mean(d) for d in range(day + 1, day + 1 + horizon)])
-
-    def today(self, day: int) -> FloatArray:
-        return self.plan.mean(day)
-
-    @property
-    def dispersion(self) -> float:
-        return self.plan.params.dispersion
-
-    def uplift_log_sd(self) -> float:
-        return 0.3
-
-    def observe(self, day: int, sales: FloatArray, stocked_out: BoolArray) -> None:
-        pass
-
-    def notes(self) -> tuple[str, ...]:
-        return ()
-
-
 def test_sensing_recovers_a_cluster_deviation(appliance: Scenario) -> None:
     """Stocked well (nothing censored), a week into the promotion the sensed multiplier per
     cluster is the hidden deviation within sampling error, and the forecast there follows."""
     scenario = _with_truth(
         appliance, _cluster_truth(), initial_inventory=InitialInventory(store_days=60, dc_days=60)
     )
-    sensing = SensingForecaster(PlanForecast())
+    sensing = SensingForecaster(ExactPlan())
     start = scenario.day_of(scenario.promotions[0].start)
     simulate(scenario, OrderPointPolicy(), seed=2, days=start + 7, forecaster=sensing)
     sensed = sensing.segment_uplift()
@@ -154,7 +125,7 @@ def test_sensing_leaves_stocked_out_cells_out(appliance: Scenario) -> None:
     """A cell-day that stocked out says only "at least": it must not pull the multiplier down."""
     scenario = _with_truth(appliance, HiddenTruth())
     net = compile_network(scenario)
-    sensing = SensingForecaster(PlanForecast())
+    sensing = SensingForecaster(ExactPlan())
     sensing.start(DemandModel(scenario, net), np.random.default_rng(0))
     day = scenario.day_of(scenario.promotions[0].start)
     zero = np.zeros((net.n_locations, net.n_skus))

@@ -7,52 +7,19 @@ import numpy as np
 import pytest
 
 from promotwin.demand.forecaster import make_forecaster
-from promotwin.demand.model import DemandModel, FloatArray
+from promotwin.demand.model import DemandModel
 from promotwin.demand.sensing import SensingForecaster
 from promotwin.policies.contract import ActionKind, InboundShipment
 from promotwin.policies.heuristics import BaseStockPolicy, OrderPointPolicy
 from promotwin.scenarios import load_scenario
 from promotwin.scenarios.network import compile_network
 from promotwin.scenarios.schema import HiddenTruth, InitialInventory, Scenario, UpliftDeviation
+from promotwin.testing.forecasts import ExactPlan
 from promotwin.testing.snapshots import tiny_snapshot
 from promotwin.twin import simulate
 
 URBAN, SUBURBAN = 0.4, -0.3
 REGIONS = ("North", "Central", "South")
-
-
-class ExactPlan:
-    """The planners' forecast without estimation error: the scenario as planned, so the true
-    multiplier of a cluster is exactly 1 + its hidden deviation."""
-
-    name = "plan"
-    model_file = None
-    senses = False
-
-    def start(self, world: DemandModel, rng: np.random.Generator) -> None:
-        self.plan = DemandModel(world.scenario, world.net, view="plan")
-
-    def window(self, day: int, horizon: int) -> FloatArray:
-        return np.stack([self.plan.mean(d) for d in range(day + 1, day + 1 + horizon)])
-
-    def today(self, day: int) -> FloatArray:
-        return self.plan.mean(day)
-
-    @property
-    def dispersion(self) -> float:
-        return self.plan.params.dispersion
-
-    def uplift_log_sd(self) -> float:
-        return 0.3
-
-    def observe(self, day: int, sales: FloatArray, stocked_out: np.ndarray) -> None:
-        pass
-
-    def notes(self) -> tuple[str, ...]:
-        return ()
-
-    def cell_notes(self) -> tuple[None, tuple[str, ...]]:
-        return None, ()
 
 
 def _surprise(appliance: Scenario, store_days: float, dc_days: float) -> Scenario:
