@@ -289,11 +289,11 @@ def raise_drift_exception(
 
     run = result.run
     model = result.built.model_file if result.built is not None else None
-    what = f"{limits.level.replace('-', ' x ')} over the week to {run.as_of}"
+    level = limits.level.replace("-", " x ").replace("sku", "SKU")
     reason = (
-        f"forecast drift at {what}: {'; '.join(crossed)}. Check the forecast model "
-        f"({model or 'trailing average of ERP sales'}) against recent sales; refit it or "
-        "change the thresholds in the governance config's monitoring section"
+        f"forecast {'; '.join(crossed)} at {level}, week to {run.as_of}: check the model "
+        f"({model or 'trailing average of ERP sales'}) against recent sales, refit it, or change "
+        "the limits in the governance config's monitoring section"
     )
     with approvals.begin() as conn:
         found = conn.execute(

@@ -4,112 +4,17 @@ run against hand-computed sums, one drift exception per run in a real approval s
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from promotwin.shadow import ErpActions, ErpState, ErpUnavailable, RetryPolicy, RunStore
-from promotwin.shadow.adapter import DraftOrder
+from promotwin.shadow import RetryPolicy, RunStore
 from promotwin.shadow.monitoring import DRIFT_KIND, Monitor, accuracy_by_run, health_by_day
 from promotwin.shadow.runner import ShadowResult, ShadowRunner
+from promotwin.testing.shadow_erp import D0, HandErp, Sales, step
 from promotwin.workflow.config import GovernanceConfigError, parse_config
 from promotwin.workflow.store import Store
-
-D0 = dt.date(2026, 5, 1)
-Sales = Callable[[str, dt.date], float]  # store code, day -> units of product A sold
-
-
-class HandErp:
-    """One DC serving stores S1 and S2 (one region), product A; sales from ``sales``; the
-    first ``failures`` state reads fail as if the ERP were down."""
-
-    name = "hand-erp"
-
-    def __init__(self, sales: Sales, failures: int = 0):
-        self.sales = sales
-        self.failures = failures
-
-    def read_state(self, as_of: dt.date | None = None, history_days: int = 28) -> ErpState:
-        if self.failures:
-            self.failures -= 1
-            raise ErpUnavailable("connection refused")
-        assert as_of is not None
-        days = [as_of - dt.timedelta(days=d) for d in range(history_days)]
-        return ErpState.build(
-            as_of,
-            self.name,
-            history_days,
-            locations=pd.DataFrame(
-                {
-                    "erp_id": ["1", "2", "3"],
-                    "code": ["DC", "S1", "S2"],
-                    "name": ["dc", "s1", "s2"],
-                    "kind": ["dc", "store", "store"],
-                    "serving_dc": ["", "1", "1"],
-                }
-            ),
-            products=pd.DataFrame(
-                {
-                    "erp_id": ["10"],
-                    "code": ["A"],
-                    "name": ["a"],
-                    "category": ["c"],
-                    "price": [10.0],
-                    "unit_cost": [6.0],
-                }
-            ),
-            suppliers=pd.DataFrame({"erp_id": ["7"], "code": ["V"], "name": ["v"]}),
-            product_suppliers=pd.DataFrame(
-                {"product": ["10"], "supplier": ["7"], "lead_time_days": [4.0], "sequence": [1]}
-            ),
-            stock=pd.DataFrame(
-                {
-                    "location": ["1", "2", "3"],
-                    "product": ["10"] * 3,
-                    "on_hand": [500.0, 40.0, 40.0],
-                    "forecast": [float("nan")] * 3,
-                }
-            ),
-            sales=pd.DataFrame(
-                [
-                    {
-                        "date": d,
-                        "location": erp,
-                        "product": "10",
-                        "channel": "walk_in",
-                        "units": self.sales(code, d),
-                    }
-                    for d in days
-                    for erp, code in (("2", "S1"), ("3", "S2"))
-                ]
-            ),
-        )
-
-    def read_actions(self, start: dt.date, end: dt.date) -> ErpActions:
-        return ErpActions.build(start, end)
-
-    def read_sales(self, start: dt.date, end: dt.date) -> pd.DataFrame:
-        raise NotImplementedError
-
-    def find_draft(self, key: str) -> str | None:
-        return None
-
-    def create_draft(self, order: DraftOrder, description: str) -> str:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        pass
-
-
-def step(after: float) -> Sales:
-    """Each store sells 20 units a day; S1 sells ``after`` from D0 + 1 on."""
-
-    def sales(code: str, d: dt.date) -> float:
-        return after if code == "S1" and d > D0 else 20.0
-
-    return sales
 
 
 def runs(
@@ -217,3 +122,51 @@ def test_integration_health_per_day(tmp_path: Path) -> None:
     day = health.iloc[0]
     assert (day["runs"], day["ok"], day["failed"], day["retries"]) == (2, 1, 1, 2)
     assert 0 < day["read_seconds_max"] < 10
+
+
+def test_cli_monitors_folder_runs_and_refuses_bad_input(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from promotwin.cli.main import app
+    from promotwin.shadow import write_folder
+
+    folder, store, approvals = tmp_path / "erp", tmp_path / "s.sqlite", tmp_path / "a.sqlite"
+    base = ["shadow", "--erp", "folder", "--url", str(folder), "--store", str(store)]
+    erp = HandErp(step(10))
+    cli = CliRunner(env={"COLUMNS": "250"})
+    for day in (0, 7):  # the ERP exports into the same folder every day
+        write_folder(erp.read_state(D0 + dt.timedelta(days=day)), folder)
+        done = cli.invoke(app, [*base, "--approvals", str(approvals)])
+        assert done.exit_code == 0, done.output
+    shown = cli.invoke(app, ["shadow", "monitor", "--store", str(store)])
+    assert shown.exit_code == 0 and "+33.3%" in shown.output and "2026-05-08" in shown.output
+    listed = cli.invoke(app, ["exceptions", "list", "--store", str(approvals)])
+    assert "forecast-d" in listed.output and "merchandi" in listed.output  # cut to fit
+    bad = cli.invoke(app, [*base, "--governance", str(tmp_path / "none.yaml")])
+    assert bad.exit_code == 2 and "none.yaml" in bad.output
+    missing = cli.invoke(app, ["shadow", "monitor", "--store", str(tmp_path / "no.sqlite")])
+    assert missing.exit_code == 2 and "no.sqlite" in missing.output
+
+
+def test_shadow_page_shows_monitoring(tmp_path: Path) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from promotwin.testing.dashboards import APP, quiet_streamlit
+    from promotwin.testing.shadow_erp import monitored_store
+
+    quiet_streamlit()
+    monitored_store(tmp_path / "s.sqlite")
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    at.session_state["shadow_store"] = str(tmp_path / "s.sqlite")
+    at.switch_page("pages/3_Shadow.py").run()
+    assert not at.exception, at.exception
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["bias, SKU × region × week"] == "+33.3%"
+    assert shown["WAPE, SKU × location × day"] == "33.3%"
+    tables = {tuple(d.value.columns): d.value for d in at.dataframe}
+    acc = next(v for k, v in tables.items() if "drift" in k)
+    assert acc["drift"].tolist() == ["bias +33.3% beyond ±20%"]
+    health = next(v for k, v in tables.items() if "retries" in k)
+    assert health[["runs", "ok", "failed"]].values.tolist() == [["3", "2", "1"]]
+    at.text_input(key="governance").set_value("no-such-config").run()
+    assert not at.exception and "no-such-config" in at.error[0].value
