@@ -20,8 +20,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -83,10 +84,16 @@ class Accuracy:
         return (self.forecast_units - a) / a if a else float("nan")
 
 
-def _connect(store: RunStore) -> sqlite3.Connection:
+@contextmanager
+def _connect(store: RunStore) -> Iterator[sqlite3.Connection]:
+    """One transaction on the run store's file (committed on exit), then closed."""
     con = sqlite3.connect(store.path, timeout=30)
-    con.executescript(SCHEMA)
-    return con
+    try:
+        with con:
+            con.executescript(SCHEMA)
+            yield con
+    finally:
+        con.close()
 
 
 def _regions(snap: PlanningSnapshot) -> np.ndarray:
@@ -356,8 +363,6 @@ def raise_drift_exception(
 
 def accuracy_by_run(store: RunStore, level: str | None = None) -> pd.DataFrame:
     """Every scored run's WAPE and bias (one row per run and level), oldest first."""
-    if not Path(store.path).is_file():
-        return pd.DataFrame()
     with _connect(store) as con:
         frame = pd.read_sql_query(
             "SELECT * FROM monitor_accuracy ORDER BY as_of, run_id, level", con
