@@ -2,11 +2,11 @@
 drift exception for the model owner when it crosses the governance config's thresholds, and the
 integration's health per day.
 
-Each run keeps the first ``FORECAST_DAYS`` days of its forecast (location x SKU x day, in the
-shadow run store). A later run reads the ERP's sales up to its ``as_of`` and scores the week
-ending there (``as_of - 6 .. as_of``): each day against the forecast of the latest earlier run
-issued before that day (``as_of < day``), so every figure is an out-of-sample forecast. Two
-levels, as planners judge a forecast:
+Each run keeps the first ``FORECAST_DAYS`` days of its forecast (location x SKU x day, one
+compressed array per run in the shadow run store). A later run reads the ERP's sales up to its
+``as_of`` and scores the week ending there (``as_of - 6 .. as_of``): each day against the
+forecast of the latest earlier run issued before that day (``as_of < day``), so every figure is
+an out-of-sample forecast. Two levels, as planners judge a forecast:
 
 - SKU x location x day: WAPE = sum |f - a| / sum a over the cells and days;
 - SKU x region x week: the week's units summed per SKU and region first (a region is a DC and
@@ -18,8 +18,10 @@ Bias = (sum f - sum a) / sum a (positive: over-forecast) is the same at both lev
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import sqlite3
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from promotwin.policies.contract import PlanningSnapshot
+from promotwin.policies.contract import FloatArray, IntArray, PlanningSnapshot
 from promotwin.workflow.config import GovernanceConfig, Monitoring
 
 if TYPE_CHECKING:
@@ -45,11 +47,10 @@ LEVELS = ("sku-location-day", "sku-region-week")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS monitor_forecasts (
-    run_id TEXT NOT NULL, source TEXT NOT NULL, as_of TEXT NOT NULL, date TEXT NOT NULL,
-    location TEXT NOT NULL, region TEXT NOT NULL, sku TEXT NOT NULL, units REAL NOT NULL,
-    PRIMARY KEY (run_id, date, location, sku)
+    run_id TEXT PRIMARY KEY, source TEXT NOT NULL, as_of TEXT NOT NULL, days INTEGER NOT NULL,
+    locations TEXT NOT NULL, skus TEXT NOT NULL, mean BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS monitor_forecasts_by_date ON monitor_forecasts (source, date);
+CREATE INDEX IF NOT EXISTS monitor_forecasts_by_as_of ON monitor_forecasts (source, as_of);
 CREATE TABLE IF NOT EXISTS monitor_accuracy (
     run_id TEXT NOT NULL, source TEXT NOT NULL, as_of TEXT NOT NULL, level TEXT NOT NULL,
     first_day TEXT NOT NULL, last_day TEXT NOT NULL, days INTEGER NOT NULL,
@@ -96,104 +97,118 @@ def _connect(store: RunStore) -> Iterator[sqlite3.Connection]:
         con.close()
 
 
-def _regions(snap: PlanningSnapshot) -> np.ndarray:
-    """Each location's region: a DC is its own, a store its serving DC's."""
-    ids = np.asarray(snap.location_ids, dtype=object)
-    own = np.arange(len(ids)) < snap.n_dcs
-    return np.where(own, ids, ids[snap.serving_dc])
+def _regions(snap: PlanningSnapshot) -> list[IntArray]:
+    """The location rows of each region: a DC's own row and the rows of the stores it serves
+    (a DC's ``serving_dc`` is itself)."""
+    return [np.flatnonzero(snap.serving_dc == r) for r in np.unique(snap.serving_dc)]
 
 
-def forecast_rows(run_id: str, source: str, snap: PlanningSnapshot) -> pd.DataFrame:
-    """The first ``FORECAST_DAYS`` days of the snapshot's forecast, nonzero cells only."""
-    fc = snap.forecast_mean[:FORECAST_DAYS]
-    h, loc, sku = np.nonzero(fc > 0)
-    regions = _regions(snap)
-    return pd.DataFrame(
-        {
-            "run_id": run_id,
-            "source": source,
-            "as_of": str(snap.date),
-            "date": [str(snap.date + dt.timedelta(days=int(d) + 1)) for d in h],
-            "location": np.asarray(snap.location_ids, dtype=object)[loc],
-            "region": regions[loc],
-            "sku": np.asarray(snap.sku_ids, dtype=object)[sku],
-            "units": fc[h, loc, sku].astype(float),
-        }
-    )
-
-
-def actual_sales(
-    history: pd.DataFrame, snap: PlanningSnapshot, days: list[dt.date]
-) -> pd.DataFrame:
-    """Units sold per date x location x SKU on ``days``, as the snapshot plans them: store rows
-    from store sales, a DC's rows from the ecommerce sales of the stores it serves."""
-    index = {x: i for i, x in enumerate(snap.location_ids)}
-    skus = set(snap.sku_ids)
-    rows = history[
-        history["date"].isin(days) & history["location"].isin(index) & history["sku"].isin(skus)
-    ]
-    loc = rows["location"].map(index).to_numpy(np.int64)
-    loc = np.where((rows["channel"] == "ecommerce").to_numpy(), snap.serving_dc[loc], loc)
-    ids = np.asarray(snap.location_ids, dtype=object)
-    frame = pd.DataFrame(
-        {
-            "date": rows["date"].astype(str).to_numpy(object),
-            "location": ids[loc],
-            "region": _regions(snap)[loc],
-            "sku": rows["sku"].to_numpy(object),
-            "units": rows["units"].to_numpy(float),
-        }
-    )
-    return frame.groupby(["date", "location", "region", "sku"], as_index=False)[["units"]].sum()
-
-
-def issued_forecasts(con: sqlite3.Connection, source: str, days: list[dt.date]) -> pd.DataFrame:
-    """For each of ``days``, the forecast of the latest run of ``source`` issued before it."""
-    frame = pd.read_sql_query(
-        "SELECT run_id, as_of, date, location, region, sku, units FROM monitor_forecasts "
-        "WHERE source = ? AND date >= ? AND date <= ? AND as_of < date",
-        con,
-        params=(source, str(min(days)), str(max(days))),
-    )
-    if not len(frame):
-        return frame
-    # the latest as_of wins; among runs of one as_of the latest started (run ids begin with it)
-    issue = frame["as_of"] + "|" + frame["run_id"]
-    latest = issue.groupby(frame["date"]).transform("max")
-    return frame[issue == latest].drop(columns=["run_id", "as_of"])
-
-
-def score(forecast: pd.DataFrame, actual: pd.DataFrame, days: list[dt.date]) -> list[Accuracy]:
-    """WAPE and bias of ``forecast`` against ``actual`` at both levels, over the days that had a
-    forecast (an empty list when none had one)."""
-    scored = sorted(set(forecast["date"])) if len(forecast) else []
-    if not scored:
-        return []
-    keys = ["date", "location", "region", "sku"]
-    both = forecast[[*keys, "units"]].merge(
-        actual[actual["date"].isin(scored)], on=keys, how="outer", suffixes=("_f", "_a")
-    )
-    f, a = both["units_f"].fillna(0.0), both["units_a"].fillna(0.0)
-    week = both.assign(f=f, a=a).groupby(["sku", "region"])[["f", "a"]].sum().reset_index()
-    first, last = min(days), max(days)
-    return [
-        Accuracy(
-            LEVELS[0],
-            first,
-            last,
-            len(scored),
-            float(a.sum()),
-            float(f.sum()),
-            float((f - a).abs().sum()),
+def keep_forecast(
+    con: sqlite3.Connection, run_id: str, source: str, snap: PlanningSnapshot
+) -> None:
+    """The first ``FORECAST_DAYS`` days of the snapshot's forecast, one compressed float32
+    array per run (a row per cell would cost seconds per run on a large ERP)."""
+    mean = np.ascontiguousarray(snap.forecast_mean[:FORECAST_DAYS], dtype=np.float32)
+    con.execute(
+        "INSERT OR REPLACE INTO monitor_forecasts VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            run_id,
+            source,
+            str(snap.date),
+            len(mean),
+            json.dumps(list(snap.location_ids)),
+            json.dumps(list(snap.sku_ids)),
+            zlib.compress(mean.tobytes(), 1),
         ),
+    )
+
+
+def _onto(ids: list[str], onto: tuple[str, ...]) -> tuple[IntArray, IntArray]:
+    """Positions in ``ids`` and in ``onto`` of the ids both have."""
+    where = {x: i for i, x in enumerate(onto)}
+    pairs = [(i, where[x]) for i, x in enumerate(ids) if x in where]
+    return np.asarray([i for i, _ in pairs], np.int64), np.asarray([j for _, j in pairs], np.int64)
+
+
+def issued_forecasts(
+    con: sqlite3.Connection, source: str, days: list[dt.date], snap: PlanningSnapshot
+) -> tuple[list[int], FloatArray]:
+    """For each of ``days``, the forecast of the latest run of ``source`` issued before it, on
+    the snapshot's locations x SKUs: the positions of the days that had one, and ``[n, L, S]``."""
+    earliest = min(days) - dt.timedelta(days=FORECAST_DAYS)
+    rows = con.execute(
+        "SELECT run_id, as_of, days, locations, skus, mean FROM monitor_forecasts "
+        "WHERE source = ? AND as_of >= ? AND as_of < ? ORDER BY as_of, run_id",
+        (source, str(earliest), str(max(days))),
+    ).fetchall()
+    latest: dict[dt.date, tuple[Any, ...]] = {}  # the latest issue before each day wins
+    for row in rows:
+        as_of = dt.date.fromisoformat(row[1])
+        for h in range(int(row[2])):
+            latest[as_of + dt.timedelta(days=h + 1)] = (*row, h)
+    shape = (len(snap.location_ids), len(snap.sku_ids))
+    onto: dict[str, FloatArray] = {}  # each run's forecast on today's locations x SKUs
+    found, out = [], []
+    for i, day in enumerate(days):
+        if day not in latest:
+            continue
+        run_id, _, n, locations, skus, blob, h = latest[day]
+        if run_id not in onto:
+            loc_ids, sku_ids = json.loads(locations), json.loads(skus)
+            li, lj = _onto(loc_ids, snap.location_ids)
+            si, sj = _onto(sku_ids, snap.sku_ids)
+            mean = np.frombuffer(zlib.decompress(blob), np.float32)
+            mean = mean.reshape(int(n), len(loc_ids), len(sku_ids))
+            mapped = np.zeros((int(n), *shape))
+            mapped[:, lj[:, None], sj] = mean[:, li[:, None], si]
+            onto[run_id] = mapped
+        found.append(i)
+        out.append(onto[run_id][h])
+    return found, np.asarray(out).reshape(len(out), *shape)
+
+
+def actual_sales(history: pd.DataFrame, snap: PlanningSnapshot, days: list[dt.date]) -> FloatArray:
+    """Units sold ``[day, L, S]`` on ``days``, as the snapshot plans them: store rows from store
+    sales, a DC's rows from the ecommerce sales of the stores it serves."""
+    loc_index = {x: i for i, x in enumerate(snap.location_ids)}
+    sku_index = {x: i for i, x in enumerate(snap.sku_ids)}
+    day_index = {d: i for i, d in enumerate(days)}
+    rows = history[
+        history["date"].isin(day_index)
+        & history["location"].isin(loc_index)
+        & history["sku"].isin(sku_index)
+    ]
+    loc = rows["location"].map(loc_index).to_numpy(np.int64)
+    loc = np.where((rows["channel"] == "ecommerce").to_numpy(), snap.serving_dc[loc], loc)
+    out = np.zeros((len(days), len(snap.location_ids), len(snap.sku_ids)))
+    np.add.at(
+        out,
+        (
+            rows["date"].map(day_index).to_numpy(np.int64),
+            loc,
+            rows["sku"].map(sku_index).to_numpy(),
+        ),
+        rows["units"].to_numpy(np.float64),
+    )
+    return out
+
+
+def score(
+    forecast: FloatArray, actual: FloatArray, regions: list[IntArray], days: list[dt.date]
+) -> list[Accuracy]:
+    """WAPE and bias of ``forecast`` against ``actual`` (``[n, L, S]``, the days that had a
+    forecast) at both levels; an empty list when no day had one."""
+    if not len(forecast):
+        return []
+    week_f, week_a = forecast.sum(axis=0), actual.sum(axis=0)  # [L, S]
+    region_f = np.stack([week_f[rows].sum(axis=0) for rows in regions])
+    region_a = np.stack([week_a[rows].sum(axis=0) for rows in regions])
+    first, last, n = min(days), max(days), len(forecast)
+    sold, planned = float(actual.sum()), float(forecast.sum())
+    return [
+        Accuracy(LEVELS[0], first, last, n, sold, planned, float(np.abs(forecast - actual).sum())),
         Accuracy(
-            LEVELS[1],
-            first,
-            last,
-            len(scored),
-            float(week["a"].sum()),
-            float(week["f"].sum()),
-            float((week["f"] - week["a"]).abs().sum()),
+            LEVELS[1], first, last, n, sold, planned, float(np.abs(region_f - region_a).sum())
         ),
     ]
 
@@ -228,8 +243,9 @@ class Monitor:
         as_of = snap.date
         days = [as_of - dt.timedelta(days=d) for d in range(WINDOW_DAYS - 1, -1, -1)]
         with _connect(self.store) as con:
-            issued = issued_forecasts(con, run.source, days)
-            scores = score(issued, actual_sales(history, snap, days), days)
+            found, issued = issued_forecasts(con, run.source, days, snap)
+            sold = actual_sales(history, snap, days)[found]
+            scores = score(issued, sold, _regions(snap), days)
             con.executemany(
                 "INSERT OR REPLACE INTO monitor_accuracy VALUES "
                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -251,11 +267,7 @@ class Monitor:
                     for s in scores
                 ],
             )
-            rows = forecast_rows(run.run_id, run.source, snap)
-            con.executemany(
-                "INSERT OR REPLACE INTO monitor_forecasts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                rows.itertuples(index=False, name=None),
-            )
+            keep_forecast(con, run.run_id, run.source, snap)
         crossed = drift(scores, self.thresholds)
         if crossed and self.approvals is not None:
             raise_drift_exception(
