@@ -42,6 +42,7 @@ KPI_ROWS: tuple[tuple[str, str], ...] = (
     ("avg_inventory_value", "{:,.0f}"),
     ("inventory_turns", "{:.1f}"),
     ("forecast_wape", "{:.1%}"),
+    ("forecast_wape_region_week", "{:.1%}"),
     ("forecast_bias", "{:+.1%}"),
     ("promo_forecast_wape", "{:.1%}"),
     ("promo_forecast_wape_region_week", "{:.1%}"),
@@ -52,7 +53,7 @@ KPI_NOTES = (
     "total cost = lost-sale + ordering + holding + transport + expedite cost (the rows under "
     "it); holding is charged on end-of-day stock.",
     "forecast WAPE by location × SKU × day is dominated by daily noise at one store; planners "
-    "judge the promotion at SKU × region × week.",
+    "judge a forecast at SKU × region × week (the whole run, and the promotion window).",
 )
 
 

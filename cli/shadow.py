@@ -20,6 +20,7 @@ import typer
 from rich.table import Table
 
 from promotwin import strict_json
+from promotwin.cli import monitoring
 from promotwin.policies.registry import POLICIES
 
 DEFAULT_STORE = Path("shadow-runs.sqlite")
@@ -143,9 +144,13 @@ def _run(
     forecast: str = "average",
     model: Path | None = None,
     history_days: int = 28,
+    governance: str = "default",
+    approvals: str | None = None,
 ) -> None:
+    from promotwin.cli.monitoring import monitoring_inputs
     from promotwin.shadow import RetryPolicy, ShadowRunner, SnapshotOptions
     from promotwin.shadow.forecast import FORECASTS
+    from promotwin.shadow.monitoring import Monitor
     from promotwin.shadow.runner import parse_every
 
     if forecast not in FORECASTS:
@@ -160,10 +165,12 @@ def _run(
     if every and as_of:
         raise ValueError("--as-of is for a single run; --every always reads the ERP as of today")
     period = parse_every(every) if every else None
+    config, approval_store = monitoring_inputs(governance, approvals)
     adapter = _adapter(erp, url, credentials, timeout=min(30.0, time_limit))
+    run_store = _run_store(store)
     runner = ShadowRunner(
         adapter,
-        _run_store(store),
+        run_store,
         policy,
         retry=RetryPolicy(time_limit=time_limit),
         write_drafts=write_drafts,
@@ -171,6 +178,7 @@ def _run(
         allow_degraded=allow_degraded,
         history_days=history_days,
         options=SnapshotOptions(forecast=forecast, model_file=str(model) if model else None),
+        monitor=Monitor(run_store, config, approval_store).record,
     )
     try:
         if period is None:
@@ -237,6 +245,8 @@ def register(app: typer.Typer) -> None:
         history_days: Annotated[
             int, typer.Option(help="days of ERP sales read (the average's window, the fit's)")
         ] = 28,
+        governance: monitoring.GovernanceOpt = "default",
+        approvals: monitoring.ApprovalsOpt = None,
     ) -> None:
         """Pull a snapshot, run the policy and governance, store and compare (default: once)."""
         if ctx.invoked_subcommand is not None:
@@ -261,7 +271,11 @@ def register(app: typer.Typer) -> None:
             forecast,
             model,
             history_days,
+            governance,
+            approvals,
         )
+
+    monitoring.register(shadow)
 
     @shadow.command("runs")
     @user_errors

@@ -9,7 +9,12 @@ import pandas as pd
 
 from promotwin.dashboards import fmt
 from promotwin.experiments.post_event import PostEvent, load_run
-from promotwin.experiments.post_event_report import CHANNEL_WORDS
+from promotwin.experiments.post_event_report import CHANNEL_WORDS, accuracy_rows
+from promotwin.experiments.post_event_sources import (
+    ExperimentArms,
+    experiment_arms,
+    is_experiment_folder,
+)
 
 ENV_RUN = "PROMOTWIN_RUN"  # a `twin run --out` folder
 
@@ -17,6 +22,28 @@ ENV_RUN = "PROMOTWIN_RUN"  # a `twin run --out` folder
 def promotions(folder: Path | str) -> list[str]:
     """The promotions of the run's scenario (a clear error when it is not a run folder)."""
     return [p.id for p in load_run(folder).scenario.promotions]
+
+
+def arms(folder: Path | str) -> ExperimentArms | None:
+    """The experiment's arms, replications and promotions; None for a twin run folder."""
+    return experiment_arms(folder) if is_experiment_folder(Path(folder)) else None
+
+
+def accuracy_table(pe: PostEvent) -> pd.DataFrame:
+    """The run's forecast accuracy at both levels, whole run and promotion, as text."""
+    rows = accuracy_rows(pe)
+    if not len(rows):
+        return rows
+    return pd.DataFrame(
+        {
+            "over": rows["over"],
+            "measure": rows["measure"],
+            "value": [
+                fmt.pct(v, signed=bool(s))
+                for v, s in zip(rows["value"], rows["signed"], strict=True)
+            ],
+        }
+    )
 
 
 def uplift_rows(pe: PostEvent, level: str) -> pd.DataFrame:

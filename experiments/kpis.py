@@ -107,6 +107,13 @@ KPIS: dict[str, KpiInfo] = {
         "absolute forecast error over demand at the finest level, all SKUs and days: daily "
         "noise at one store dominates it, so it is high and alike for every policy",
     ),
+    "forecast_wape_region_week": KpiInfo(
+        "forecast WAPE (SKU × region × week)",
+        "rate",
+        "lower",
+        "every SKU over the run, a week's units summed per SKU and region before the error: "
+        "the level planners judge a forecast at, so it tells forecasters apart",
+    ),
     "forecast_bias": KpiInfo(
         "forecast bias", "rate", "neither", "(forecast − demand) / demand; + is over-forecast"
     ),

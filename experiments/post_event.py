@@ -413,16 +413,20 @@ class PostEvent:
     daily_lost: pd.DataFrame  # date, lost_units (this run), baseline_lost_units
     governance: dict[str, float]
     readiness: dict[str, Any] = field(default_factory=dict)
+    source: str = ""  # what was analysed: a run folder, or an experiment's arm and replication
 
-
-def counterfactual(run: RunFolder, policy: str) -> pd.DataFrame:
-    """The baseline policy's ledger on the same scenario, seed and days: the same demand (common
-    random numbers), ungoverned."""
-    from promotwin.policies.registry import make_policy
-    from promotwin.twin.run import simulate
-
-    result = simulate(run.scenario, make_policy(policy), seed=run.seed, days=run.days)
-    return result.ledger
+    @property
+    def run_accuracy(self) -> dict[str, float]:
+        """The run's forecast accuracy over the whole run and the promotion window."""
+        keys = (
+            "forecast_wape",
+            "forecast_wape_region_week",
+            "forecast_bias",
+            "promo_forecast_wape",
+            "promo_forecast_wape_region_week",
+            "promo_forecast_bias",
+        )
+        return {k: float(self.run.kpis[k]) for k in keys if k in self.run.kpis}
 
 
 def readiness_check(
@@ -453,12 +457,20 @@ def readiness_check(
 def analyse(
     source: Path | str,
     promotion_id: str,
-    baseline_policy: str = "order-point",
+    baseline_policy: str | None = None,
     level: Level = "cluster",
     readiness_days_before: int = 7,
+    arm: str | None = None,
+    replication: int = 0,
+    workdir: Path | None = None,
 ) -> PostEvent:
-    """The post-event analysis of ``promotion_id`` in the run folder ``source``."""
-    run = load_run(source)
+    """The post-event analysis of ``promotion_id`` in ``source``: a run folder (the baseline
+    policy, default order-point, re-run on the same demand), or an experiment folder (``arm``
+    and ``replication`` re-run into ``workdir``, the baseline arm on the same seed)."""
+    from promotwin.experiments.post_event_sources import open_source
+
+    src = open_source(source, baseline_policy, arm, replication, workdir, promotion_id)
+    run = load_run(src.run_folder)
     scenario = run.scenario
     index = find_promotion(scenario, promotion_id)
     net = compile_network(scenario)
@@ -474,7 +486,7 @@ def analyse(
     start = scenario.start_date
     uplift = uplift_table(run, pc, level)
     service = service_in_window(run.ledger, pc)
-    base_ledger = counterfactual(run, baseline_policy)
+    base_ledger = src.baseline_ledger(run)
     daily_lost = daily_service(run.ledger, pc, start)
     daily_lost["baseline_lost_units"] = daily_service(base_ledger, pc, start)["lost_units"]
     return PostEvent(
@@ -487,10 +499,11 @@ def analyse(
         forecast=forecast_by_day(run, pc),
         service=service,
         baseline_service=service_in_window(base_ledger, pc),
-        baseline_policy=baseline_policy,
+        baseline_policy=src.baseline_label,
         daily_lost=daily_lost,
         governance=governance_summary(run, pc),
         readiness=readiness_check(run, promotion_id, service, readiness_days_before)
         if readiness_days_before
         else {},
+        source=src.description,
     )

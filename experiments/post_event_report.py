@@ -192,6 +192,51 @@ def summary_sentences(pe: PostEvent, level: str) -> list[str]:
     return out
 
 
+ACCURACY_ROWS = (
+    ("forecast_wape", "WAPE, location × SKU × day", "the whole run, every SKU"),
+    ("forecast_wape_region_week", "WAPE, SKU × region × week", "the whole run, every SKU"),
+    ("forecast_bias", "bias (+ over-forecast)", "the whole run, every SKU"),
+    ("promo_forecast_wape", "WAPE, location × SKU × day", "promoted SKUs, promotion window"),
+    (
+        "promo_forecast_wape_region_week",
+        "WAPE, SKU × region × week",
+        "promoted SKUs, promotion window",
+    ),
+    ("promo_forecast_bias", "bias (+ over-forecast)", "promoted SKUs, promotion window"),
+)
+ACCURACY_NOTE = (
+    "Location × SKU × day counts every shelf's daily miss, which daily noise at one store "
+    "dominates; SKU × region × week sums a week's units per SKU and region first: the level "
+    "planners judge a forecast at."
+)
+
+
+def accuracy_rows(pe: PostEvent) -> pd.DataFrame:
+    """The run's forecast accuracy at both levels, over the whole run and the promotion."""
+    acc = pe.run_accuracy
+    return pd.DataFrame(
+        [
+            {"over": over, "measure": name, "value": acc[key], "signed": "bias" in key}
+            for key, name, over in ACCURACY_ROWS
+            if key in acc
+        ]
+    )
+
+
+def accuracy_section(pe: PostEvent) -> list[str]:
+    rows = accuracy_rows(pe)
+    if not len(rows):
+        return []
+    rows = rows.assign(
+        value=[_pct(v, s) for v, s in zip(rows["value"], rows["signed"], strict=True)]
+    )
+    return [
+        "<h2>Forecast accuracy: the whole run and the promotion</h2>",
+        f"<p class='muted'>{html.escape(ACCURACY_NOTE)}</p>",
+        _table(rows, {"over": str, "measure": str, "value": str}),
+    ]
+
+
 def write_post_event(pe: PostEvent, out: Path, level: str = "cluster") -> Path:
     """CSV tables, PNG charts and ``report.html`` in ``out`` (created)."""
     out = Path(out)
@@ -245,6 +290,7 @@ def write_post_event(pe: PostEvent, out: Path, level: str = "cluster") -> Path:
         f"{html.escape(pe.run.scenario.name)} under {html.escape(policy)}, seed {pe.run.seed}; "
         f"promotion {first} to {last} ({_plural((last - first).days + 1, 'day')}). "
         f"Money in {html.escape(currency)}.</p>",
+        f"<p class='muted'>Analysed: {html.escape(pe.source)}.</p>" if pe.source else "",
         '<div class="summary"><h3>In plain words</h3><ul>',
         *(f"<li>{html.escape(x)}</li>" for x in summary_sentences(pe, level)),
         "</ul></div>",
@@ -287,6 +333,7 @@ def write_post_event(pe: PostEvent, out: Path, level: str = "cluster") -> Path:
             },
         ),
         _img(*charts[1]),
+        *accuracy_section(pe),
         "<h2>Cannibalisation, halo and the post-promotion dip</h2>",
         _table(
             pe.spill,

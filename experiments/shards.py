@@ -279,6 +279,7 @@ def run_shard(
         "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
         "days": twin.days,
         "score": (score.abs_error, score.forecast, score.demand, region_week),
+        "run_score": (twin.run_forecast_score.region_week_error(), twin.run_forecast_score.demand),
     }
 
 
@@ -385,9 +386,13 @@ def _gather_outputs(
     ledger = pd.read_parquet(staging / "ledger.parquet")
     kpis = compute_kpis(ledger, daily, 0, scenario.warmup_days)
     abs_error, forecast, demand, region_week = np.sum([r["score"] for r in results], axis=0)
+    run_error, run_demand = np.sum([r["run_score"] for r in results], axis=0)  # SKUs disjoint
     nan = float("nan")
     kpis.update(
         {
+            "forecast_wape_region_week": (
+                float(np.round(run_error / run_demand, 6)) if run_demand else nan
+            ),
             "promo_forecast_wape": float(np.round(abs_error / demand, 6)) if demand else nan,
             "promo_forecast_wape_region_week": (
                 float(np.round(region_week / demand, 6)) if demand else nan

@@ -52,6 +52,7 @@ class RetryPolicy:
 @dataclass
 class Attempts:
     count: int = 0
+    retries: int = 0  # calls repeated after a transient fault (monitoring's health figure)
 
 
 def with_retries(
@@ -79,6 +80,7 @@ def with_retries(
                     f"{retry.time_limit:g} s time limit; last error: {exc}"
                 ) from None
             log.warning("ERP fault (%s); retrying in %.1f s", exc, delay)
+            attempts.retries += 1
             sleep(delay)
             delay = min(delay * 2, retry.max_delay)
 
@@ -91,6 +93,8 @@ class ShadowResult:
     drafts: pd.DataFrame = field(default_factory=pd.DataFrame)
     built: BuiltSnapshot | None = None
     issues: tuple[str, ...] = ()
+    read_seconds: float | None = None  # reading the ERP state, retries included
+    retries: int = 0
 
 
 def run_status(warnings: list[DataWarning]) -> str:
@@ -225,6 +229,7 @@ class ShadowRunner:
         add_new: bool = False,
         allow_degraded: bool = False,
         history_days: int = 28,
+        monitor: Callable[[ShadowResult], object] | None = None,
     ):
         make_policy(policy)  # fail fast on an unknown name
         self.adapter = adapter
@@ -237,6 +242,7 @@ class ShadowRunner:
         self.add_new = add_new
         self.allow_degraded = allow_degraded  # write drafts even when the run is degraded
         self.history_days = history_days  # of ERP sales read: the average's window, the fit's
+        self.monitor = monitor  # told each stored run (``shadow.monitoring.Monitor.record``)
 
     def run_once(self, as_of: dt.date | None = None) -> ShadowResult:
         """One shadow run; always returns (a failed run is recorded with its reason)."""
@@ -272,6 +278,7 @@ class ShadowRunner:
                 attempts,
                 deadline,
             )
+            read_seconds = time.monotonic() - t0
             state, layout, layout_notes = apply_kept_layout(self.store, state)
             mapping = self.store.load_mapping(source)
             built = build_snapshot(state, mapping, self._options(run_id), self.add_new)
@@ -349,8 +356,11 @@ class ShadowRunner:
             )
             self.store.save_layout(source, layout)
             log.info("shadow run %s: %s, %d recommendation(s)", run_id, status, len(recs))
-            return ShadowResult(
-                run, recs, comparisons, drafts, built, tuple(w.message for w in warnings)
+            issues = tuple(w.message for w in warnings)
+            return self._monitored(
+                ShadowResult(
+                    run, recs, comparisons, drafts, built, issues, read_seconds, attempts.retries
+                )
             )
         except ErpError as exc:
             reason = f"{type(exc).__name__}: {exc}"
@@ -362,7 +372,16 @@ class ShadowRunner:
         run = record("failed", reason, as_of=str(as_of or default_as_of(self.adapter)))
         self.store.record(run)
         log.warning("shadow run %s failed: %s", run_id, reason)
-        return ShadowResult(run)
+        return self._monitored(ShadowResult(run, retries=attempts.retries))
+
+    def _monitored(self, result: ShadowResult) -> ShadowResult:
+        """Tell the monitor about a stored run; its fault is logged, never the run's."""
+        if self.monitor is not None:
+            try:
+                self.monitor(result)
+            except Exception:  # noqa: BLE001 - the run is stored; monitoring must not undo it
+                log.exception("monitoring of shadow run %s failed", result.run.run_id)
+        return result
 
     def _options(self, run_id: str) -> SnapshotOptions:
         """The snapshot options; a model forecast without ``--model`` is fitted into a file

@@ -5,6 +5,8 @@ Days before ``warmup_days`` are left out. Money is in the scenario's currency.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -77,3 +79,47 @@ def compute_kpis(
         s, x = total(Kind.SALE, mask=ch), total(Kind.LOST, mask=ch)
         kpis[f"fill_rate_{name}"] = _ratio(s, s + x)
     return {k: float(np.round(v, 6)) for k, v in kpis.items()}
+
+
+class RunForecastScore:
+    """The forecast's error over the whole run after the warm-up, every SKU, at SKU x region x
+    week: a week's forecast and demand are summed per SKU and region first (weeks counted from
+    the first measured day, the last one possibly short), then |forecast - demand| over those
+    sums / demand. Beside ``compute_kpis``' location x SKU x day WAPE, which daily noise at one
+    store dominates, this is the level planners judge a forecast at."""
+
+    def __init__(self, regions: Sequence[str], warmup_days: int):
+        names, index = np.unique(np.asarray(regions, dtype=str), return_inverse=True)
+        self.rows = [np.flatnonzero(index == r) for r in range(len(names))]  # a region's rows
+        self.first_day = warmup_days
+        self.week = -1
+        self.forecast = self.demand_sum = np.zeros(0)  # [R, S] of the open week
+        self.closed_error = 0.0  # |forecast - demand| over the weeks already closed
+        self.demand = 0.0
+
+    def add(self, day: int, forecast: np.ndarray, demand: np.ndarray) -> None:
+        """The forecast made for ``day`` and its demand, per location x SKU ``[L, S]``."""
+        if day < self.first_day:
+            return
+        week = (day - self.first_day) // 7
+        if week != self.week:
+            self.closed_error += self._open_error()
+            self.week = week
+            shape = (len(self.rows), forecast.shape[1])
+            self.forecast, self.demand_sum = np.zeros(shape), np.zeros(shape)
+        d = np.asarray(demand)
+        for r, rows in enumerate(self.rows):  # a few regions: row sums beat a matrix product
+            self.forecast[r] += forecast[rows].sum(axis=0)
+            self.demand_sum[r] += d[rows].sum(axis=0)
+        self.demand += float(d.sum())
+
+    def _open_error(self) -> float:
+        return float(np.abs(self.forecast - self.demand_sum).sum())
+
+    def region_week_error(self) -> float:
+        """|forecast - demand| summed over SKU x region x week so far (units)."""
+        return self.closed_error + self._open_error()
+
+    def kpis(self) -> dict[str, float]:
+        wape = self.region_week_error() / self.demand if self.demand else float("nan")
+        return {"forecast_wape_region_week": float(np.round(wape, 6))}

@@ -62,6 +62,7 @@ from promotwin.twin.fulfilment import (
     price_cells,
     sfs_stores,
 )
+from promotwin.twin.kpis import RunForecastScore
 from promotwin.twin.ledger import Detail, Kind, Ledger
 from promotwin.twin.records import day_record, decision_lines
 from promotwin.workflow.governance import AutoApprove, Governance
@@ -185,6 +186,8 @@ class Twin:
         self.forecast: Forecaster = forecaster or OracleForecaster()
         self.forecast.start(self.model, self.rng["forecast"])
         self.forecast_score = PromotionForecastScore.for_model(self.model, scenario.warmup_days)
+        regions = net.locations["region"].astype(str).tolist()
+        self.run_forecast_score = RunForecastScore(regions, scenario.warmup_days)
         self.suppliers = draw_supplier_outcomes(
             net.suppliers, self.days, n_sku, self.rng["lead_time"], self.rng["fill"]
         )
@@ -342,6 +345,7 @@ class Twin:
             self.forecast.observe(day, sold, sold >= before)  # sold out: demand censored
         forecast = self.forecast_for(day)
         self.forecast_score.add(day, forecast.today, demand.by_location)
+        self.run_forecast_score.add(day, forecast.today, demand.by_location)
         snapshot = self.snapshot(day, forecast.window, forecast.terms)
         plan = self.policy.decide(snapshot)
         review = self.governance.review(plan, snapshot)

@@ -104,6 +104,7 @@ def simulate(
     exceptions = int(decisions.loc[routed, "lines"].sum())  # after warm-up, like every KPI
     kpis = compute_kpis(ledger, daily, exceptions, scenario.warmup_days)
     kpis.update({k: float(np.round(v, 6)) for k, v in twin.forecast_score.kpis().items()})
+    kpis.update(twin.run_forecast_score.kpis())
     if governed is not None:
         kpis.update(governed.kpis(twin.days, scenario.warmup_days))
     t3 = time.perf_counter()

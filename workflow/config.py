@@ -123,6 +123,25 @@ class Planners(Strict):
     seed: int = 0
 
 
+class Monitoring(Strict):
+    """Forecast drift in shadow mode (``shadow.monitoring``): each run scores the week to its
+    as-of date against the ERP's sales; crossing a limit raises one exception for ``owner``."""
+
+    level: Literal["sku-region-week", "sku-location-day"] = Field(
+        "sku-region-week", description="the level the limits apply at"
+    )
+    max_abs_bias: Annotated[float, Field(gt=0)] | None = Field(
+        0.2, description="|forecast - actual| / actual of the week's totals, share (null: none)"
+    )
+    max_wape: Annotated[float, Field(gt=0)] | None = Field(
+        0.6, description="sum |forecast - actual| / sum actual at the level, share (null: none)"
+    )
+    min_actual_units: NonNeg = Field(
+        50.0, description="a week that sold fewer units is too small to judge: no exception"
+    )
+    owner: Owner = Field("merchandising", description="the forecast model owner's queue")
+
+
 class GovernanceConfig(Strict):
     name: str
     description: str = ""
@@ -135,6 +154,7 @@ class GovernanceConfig(Strict):
     hard_limits: HardLimits = HardLimits()
     routing: Routing = Routing()
     planners: Planners = Planners()
+    monitoring: Monitoring = Monitoring()
 
     def fingerprint(self) -> str:
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]

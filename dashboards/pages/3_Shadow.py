@@ -6,6 +6,8 @@ import matplotlib.pyplot as plt
 import streamlit as st
 
 from promotwin.dashboards import charts, fmt, rollout, ui
+from promotwin.dashboards import monitoring as monitor_view
+from promotwin.workflow.config import load_config
 
 st.set_page_config(page_title="Shadow · Promotwin", layout="wide")
 st.title("Shadow runs: validating automation before rollout")
@@ -49,6 +51,48 @@ with ui.plain_errors():
         st.dataframe(bad, hide_index=True, width="stretch", key="problem_runs")
     else:
         st.success("Every shadow run completed without problems.")
+    st.subheader("Forecast monitoring: error against the ERP's sales, run by run")
+    governance = st.text_input(
+        "Drift limits from the governance config (name or YAML file)", "default", key="governance"
+    ).strip()
+    limits = load_config(governance or "default").monitoring
+    scored = monitor_view.by_run(store)
+    if not len(scored):
+        st.info(
+            "No run scored yet: each run scores the week to its as-of date against the forecasts "
+            "of earlier runs, so the second run on a later day is the first with a score."
+        )
+    else:
+        last = scored.iloc[-1]
+        m = st.columns(3)
+        m[0].metric(
+            "WAPE, SKU × region × week",
+            fmt.pct(last["wape sku-region-week"]),
+            help="latest run: sum of |forecast − sold| over SKU × region week totals / units sold",
+        )
+        m[1].metric(
+            "WAPE, SKU × location × day",
+            fmt.pct(last["wape sku-location-day"]),
+            help="latest run: every shelf's daily miss; always at least the region-week figure",
+        )
+        m[2].metric(
+            f"bias, {monitor_view.LEVEL_WORDS[limits.level]}",
+            fmt.pct(last[f"bias {limits.level}"], signed=True),
+            help="latest run: (forecast − sold) / sold; + is over-forecast",
+        )
+        fig = monitor_view.drift_figure(scored, limits)
+        st.pyplot(fig)
+        st.caption(monitor_view.EXPLAIN)
+        st.dataframe(
+            monitor_view.accuracy_rows(scored, limits),
+            hide_index=True,
+            width="stretch",
+            key="forecast_accuracy",
+        )
+    st.subheader("Integration health per day")
+    st.dataframe(
+        monitor_view.health_rows(store), hide_index=True, width="stretch", key="health_by_day"
+    )
     st.subheader("Differences worth a look")
     ids = list(ok.sort_values("started", ascending=False)["run_id"])
     if ids:
