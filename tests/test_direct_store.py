@@ -22,8 +22,10 @@ from promotwin.scenarios import Scenario, parse_scenario
 from promotwin.scenarios.loading import ScenarioError, load_scenario
 from promotwin.testing.scenarios import Checking, ledger_stock, small_scenario
 from promotwin.testing.snapshots import tiny_snapshot
+from promotwin.twin.kpis import compute_kpis
 from promotwin.twin.ledger import Kind
 from promotwin.twin.model import PlanError, Twin
+from promotwin.twin.run import daily_frame
 
 POLICIES = {
     "order-point": OrderPointPolicy,
@@ -125,6 +127,10 @@ def test_order_up_to_direct_store_receipts_are_exact(moq: int) -> None:
     assert (rec["counterparty"] == -1).all()
     assert twin.on_hand[0].sum() == 0
     assert (ledger.loc[ledger["kind"] == int(Kind.LOST), "qty"].sum()) == 0
+    # the KPIs count the store's receipts as purchases, delivered in full
+    kpis = compute_kpis(ledger, daily_frame(twin.daily, list(twin.net.locations.index)), 0)
+    assert kpis["purchased_units"] == got.sum() and kpis["supplier_fill_rate"] == 1.0
+    assert kpis["sold_units"] == 4 * days and kpis["fill_rate"] == 1.0
 
 
 def test_purchase_orders_go_to_dcs_and_direct_stores_only() -> None:
