@@ -9,6 +9,7 @@ import hashlib
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pytest
 import yaml
@@ -86,11 +87,14 @@ def flat_history(scenario: Scenario, units: int) -> pd.DataFrame:
     )
 
 
-def order_up_to_receipts(days: int, lead: int, level: int, moq: int, opening: int, demand: int):
+def order_up_to_receipts(
+    days: int, lead: int, level: int, moq: int, opening: int, demand: int
+) -> npt.NDArray[np.int64]:
     """The hand rule, one cell: each morning receive what was ordered ``lead`` days ago, sell
     ``min(demand, on hand)``, then order ``max(level - (on hand + on order), 0)`` raised to
     ``moq``. Returns the units received per day."""
-    on_hand, ordered, received = opening, {}, np.zeros(days, np.int64)
+    on_hand, received = opening, np.zeros(days, np.int64)
+    ordered: dict[int, int] = {}
     for t in range(days):
         received[t] = ordered.pop(t, 0)
         on_hand += received[t] - min(demand, on_hand + received[t])
@@ -316,7 +320,9 @@ def test_direct_share_marks_stores_and_keeps_the_rest_of_the_network() -> None:
         ({"supplied_by": "lorry"}, "stores.0.supplied_by", "'dc', 'supplier' or 'both'"),
     ],
 )
-def test_bad_supplied_by_names_the_field_and_the_fix(change: dict, field: str, message: str):
+def test_bad_supplied_by_names_the_field_and_the_fix(
+    change: dict[str, str], field: str, message: str
+) -> None:
     raw = _direct_store_raw()
     raw["stores"][0]["supplied_by"] = "dc"
     raw["dcs"][0]["serves"] = ["S1"]
