@@ -10,7 +10,9 @@ bounds and costs; the Pyomo model is never rebuilt element by element.
 
 Notation (units, days): ``inv[l,k]`` stock at the end of day ``day+k`` after demand and dispatch;
 ``sales[l,h]`` units served on day ``day+1+h``; ``order[d,e]``/``expedite[d,e]`` placed at the end
-of day ``day+e`` at DC ``d``; ``move[a,e]`` units dispatched on lane ``a`` at the end of ``day+e``.
+of day ``day+e`` at DC ``d``; ``direct[j,e]`` the same for a store ``j`` a supplier delivers to
+directly (direct-store delivery); ``move[a,e]`` units dispatched on lane ``a`` at the end of
+``day+e``.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ def define_sets(m: pyo.ConcreteModel, net: NetworkStructure, supplier: int) -> N
     exp_lead = int(net.expedite_lead_time[supplier])
     m.LOC = pyo.Set(initialize=range(net.n_locations), ordered=True)
     m.DC = pyo.Set(initialize=range(net.n_dcs), ordered=True)
+    m.DIRECT = pyo.Set(initialize=[int(j) for j in net.direct_stores], ordered=True)
     m.K = pyo.Set(initialize=range(T + 1), ordered=True)  # inventory days 0..T
     m.H = pyo.Set(initialize=range(T), ordered=True)  # demand days day+1..day+T
     m.E = pyo.Set(initialize=range(T), ordered=True)  # dispatch epochs
@@ -85,11 +88,13 @@ def define_parameters(m: pyo.ConcreteModel, net: NetworkStructure) -> None:
 
 
 def define_variables(m: pyo.ConcreteModel) -> None:
-    """Stock, sales and the four decisions, all non-negative units."""
+    """Stock, sales and the decisions (orders into DCs and direct into stores, expedites,
+    moves), all non-negative units."""
     nonneg = pyo.NonNegativeReals
     m.inv = pyo.Var(m.LOC, m.K, domain=nonneg)
     m.sales = pyo.Var(m.LOC, m.H, bounds=lambda m, loc, h: (0, m.demand[loc, h]))
     m.order = pyo.Var(m.DC, m.ORDER_E, domain=nonneg)
+    m.direct = pyo.Var(m.DIRECT, m.ORDER_E, domain=nonneg)
     m.expedite = pyo.Var(m.DC, m.EXPEDITE_E, domain=nonneg)
     m.move = pyo.Var(m.MOVE, domain=nonneg)
 
@@ -102,7 +107,8 @@ def define_inventory_balance_constraints(
     ``inv[l,0] + sum_{a: o(a)=l} move[a,0] = supply[l,0]`` (today's on hand), and for k = 1..T:
     ``inv[l,k] = inv[l,k-1] + supply[l,k] + f*order[l,k-lead] + f*expedite[l,k-lead_x]
     + sum_{a: d(a)=l} move[a,k-transit(a)] - sales[l,k-1] - sum_{a: o(a)=l} move[a,k]``
-    where ``f`` is the supplier's fill rate and ``supply[l,k]`` the arrivals already planned.
+    where ``f`` is the supplier's fill rate and ``supply[l,k]`` the arrivals already planned;
+    at a store supplied directly ``f*direct[l,k-lead]`` takes the place of the order term.
     Non-negative ``inv`` makes every dispatch come from stock on hand after that day's demand.
     """
     lead = int(net.lead_time[supplier])
@@ -124,6 +130,8 @@ def define_inventory_balance_constraints(
                 inflow += fill * m.order[loc, k - lead]
             if k - exp_lead in m.EXPEDITE_E:
                 inflow += fill * m.expedite[loc, k - exp_lead]
+        elif loc in m.DIRECT and k - lead in m.ORDER_E:
+            inflow += fill * m.direct[loc, k - lead]
         stock_change = m.inv[loc, k] - m.inv[loc, k - 1]
         return stock_change - inflow + m.sales[loc, k - 1] + outflow == m.supply[loc, k]
 
@@ -168,7 +176,7 @@ def define_supplier_capacity_constraints(
 ) -> None:
     """Supplier capacity per order day, shared by the supplier's SKUs (units).
 
-    ``sum_d order[d,e] + expedite[d,e] <= supplier_capacity[e]``
+    ``sum_d order[d,e] + expedite[d,e] + sum_j direct[j,e] <= supplier_capacity[e]``
     """
     if not net.supplier_limited[supplier]:
         return
@@ -176,6 +184,7 @@ def define_supplier_capacity_constraints(
     def rule(m: pyo.ConcreteModel, e: int) -> object:
         terms = [m.order[d, e] for d in m.DC if e in m.ORDER_E]
         terms += [m.expedite[d, e] for d in m.DC if e in m.EXPEDITE_E]
+        terms += [m.direct[j, e] for j in m.DIRECT if e in m.ORDER_E]
         if not terms:
             return pyo.Constraint.Skip
         return sum(terms) <= m.supplier_capacity[e]
@@ -188,7 +197,8 @@ def define_objective(m: pyo.ConcreteModel, net: NetworkStructure) -> None:
 
     ``min sum_{l,h} -lost_sale_cost*sales[l,h] + sum_{l,k>=1} holding*w_l*inv[l,k]
     + sum_{a,e} lane_cost[a]*move[a,e] + sum_{d,e} expedite_premium*expedite[d,e]
-    + order_cost*(order + expedite)``, ``w_l`` = 1 at DCs and ``store_holding_factor`` at stores.
+    + order_cost*(order + direct + expedite)``, ``w_l`` = 1 at DCs and ``store_holding_factor``
+    at stores.
 
     End-of-horizon valuation: purchases are not charged and sales not credited (the lost-sale
     penalty carries the margin), which values stock left at the horizon's end at its cost, so the
@@ -200,14 +210,16 @@ def define_objective(m: pyo.ConcreteModel, net: NetworkStructure) -> None:
     def w(loc: int) -> object:
         return 1.0 if loc < D else m.store_holding_factor
 
-    m.cost = pyo.Objective(
-        expr=-m.lost_sale_cost * sum(m.sales[i, h] for i in m.LOC for h in m.H)
+    expr = (
+        -m.lost_sale_cost * sum(m.sales[i, h] for i in m.LOC for h in m.H)
         + m.holding_cost * sum(w(i) * m.inv[i, k] for i in m.LOC for k in m.K if k >= 1)
         + sum(m.lane_cost[a] * m.move[a, e] for a, e in m.MOVE)
         + (m.expedite_premium + m.order_cost) * sum(m.expedite[d, e] for d, e in m.expedite)
-        + m.order_cost * sum(m.order[d, e] for d, e in m.order),
-        sense=pyo.minimize,
+        + m.order_cost * sum(m.order[d, e] for d, e in m.order)
     )
+    if len(m.DIRECT):
+        expr += m.order_cost * sum(m.direct[j, e] for j, e in m.direct)
+    m.cost = pyo.Objective(expr=expr, sense=pyo.minimize)
 
 
 @dataclass(frozen=True)
@@ -228,6 +240,7 @@ class SkuTemplate:
     col_order: IntArray  # [D, T]
     col_expedite: IntArray  # [D, T]
     col_move: IntArray  # [A, T]
+    col_direct: IntArray  # [L, T] (-1 but at stores supplied directly)
     row_balance: IntArray  # [L, T+1] local row index
     w_lost: FloatArray  # [n_cols] objective weight of lost_sale_cost
     w_hold: FloatArray  # [n_cols] weight of holding_cost (DC stock)
@@ -247,7 +260,7 @@ def compile_sku_template(net: NetworkStructure, supplier: int) -> SkuTemplate:
     L, D, T, A = net.n_locations, net.n_dcs, net.horizon, net.n_lanes
     columns = [m.inv[i] for i in m.inv] + [m.sales[i] for i in m.sales]
     columns += [m.order[i] for i in m.order] + [m.expedite[i] for i in m.expedite]
-    columns += [m.move[i] for i in m.move]
+    columns += [m.move[i] for i in m.move] + [m.direct[i] for i in m.direct]
     info = LinearStandardFormCompiler().write(m, mixed_form=True, column_order=columns)
     col_of = {id(v): j for j, v in enumerate(info.columns)}
     n = len(info.columns)
@@ -265,6 +278,7 @@ def compile_sku_template(net: NetworkStructure, supplier: int) -> SkuTemplate:
     col_order = index_map(m.order, (D, T))
     col_expedite = index_map(m.expedite, (D, T))
     col_move = index_map(m.move, (A, T))
+    col_direct = index_map(m.direct, (L, T))
     if (col_inv < 0).any() or (col_sales < 0).any():
         raise RuntimeError("compiled template lost stock or sales columns; check the model")
 
@@ -309,6 +323,7 @@ def compile_sku_template(net: NetworkStructure, supplier: int) -> SkuTemplate:
         col_order=col_order,
         col_expedite=col_expedite,
         col_move=col_move,
+        col_direct=col_direct,
         row_balance=row_balance,
         w_lost=weights["lost"],
         w_hold=weights["hold"],

@@ -337,6 +337,7 @@ class SubProblem:
                 ("order", t.col_order[:, 0]),
                 ("expedite", t.col_expedite[:, 0]),
                 ("move", t.col_move[:, 0]),
+                ("direct", t.col_direct[:, 0]),
             ):
                 present = local >= 0
                 if present.any():
@@ -433,6 +434,7 @@ class ReplenishmentModel:
             "order": np.zeros((net.n_dcs, S)),
             "expedite": np.zeros((net.n_dcs, S)),
             "move": np.zeros((net.n_lanes, S)),
+            "direct": np.zeros((net.n_locations, S)),
             "sales": np.zeros((net.n_locations, S)),
         }
         failed = [r for r in results if not r.status.ok]
@@ -442,7 +444,7 @@ class ReplenishmentModel:
         failed_skus = (
             np.sort(np.concatenate([r.skus for r in failed])) if failed else np.zeros(0, np.int64)
         )
-        for name in ("order", "expedite", "move"):
+        for name in ("order", "expedite", "move", "direct"):
             out[name][:, failed_skus] = 0.0
             np.maximum(out[name], 0.0, out=out[name])
         planned_lost = np.maximum(x.demand.sum(axis=0) - out["sales"], 0.0)
@@ -468,6 +470,7 @@ class ReplenishmentModel:
             expedite=out["expedite"],
             move=out["move"],
             planned_lost=planned_lost,
+            direct=out["direct"] if len(net.direct_stores) else None,
             groups=tuple(results),
             failed_skus=failed_skus,
             message=message,

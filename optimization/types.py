@@ -45,6 +45,9 @@ class NetworkStructure:
     fill_rate: FloatArray  # [V] expected share of ordered units delivered
     supplier_limited: BoolArray  # [V] capacity below UNLIMITED -> a shared capacity row
     transfer_epochs: int = 3
+    # stores a supplier delivers to directly (location indices): they order like a DC, at the
+    # supplier's lead time and fill rate, within its capacity
+    direct_stores: IntArray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     @property
     def n_lanes(self) -> int:
@@ -69,6 +72,7 @@ class NetworkStructure:
             self.horizon,
             self.transfer_epochs,
             *(tuple(np.asarray(a).tolist()) for a in arrays),
+            tuple(np.asarray(self.direct_stores).tolist()),
         )
 
 
@@ -141,6 +145,8 @@ class SolveResult:
     expedite: FloatArray  # [D, S]
     move: FloatArray  # [A, S] lane flows dispatched today
     planned_lost: FloatArray  # [L, S] planned unserved demand over the horizon
+    # [L, S] regular supplier orders placed today direct to stores (rows of other locations 0)
+    direct: FloatArray | None = None
     groups: tuple[GroupResult, ...] = ()
     failed_skus: IntArray = field(default_factory=lambda: np.zeros(0, np.int64))
     message: str = ""

@@ -126,6 +126,12 @@ class PlanningSnapshot:
     # index into ``forecast_notes`` (-1: nothing), the notes the largest change first
     forecast_note: IntArray | None = None  # [L, S]
     forecast_notes: tuple[str, ...] = ()
+    # direct-store delivery, per location [L]: the stores a supplier delivers to (purchase
+    # orders may name them as destination) and the stores their DC replenishes (``serving_dc``
+    # of a store with neither flag is only its home DC, for ecommerce); None: no store is
+    # supplied directly and every store is replenished by its DC
+    direct: BoolArray | None = None
+    dc_replenished: BoolArray | None = None
 
     def __post_init__(self) -> None:
         """Every array a policy is handed is read-only: a what-if builds a new snapshot
@@ -155,6 +161,11 @@ class PlanningSnapshot:
         return int(self.forecast_mean.shape[0])
 
     @property
+    def has_direct(self) -> bool:
+        """Some store is supplied by suppliers directly (direct-store delivery)."""
+        return self.direct is not None and bool(self.direct.any())
+
+    @property
     def position(self) -> IntArray:
         """Inventory position per cell: on hand + in transit + on order (units)."""
         return self.on_hand + self.in_transit + self.on_order
@@ -165,8 +176,8 @@ class PlanningSnapshot:
 
 
 class ActionKind(IntEnum):
-    PURCHASE = 0  # supplier -> DC
-    EXPEDITE = 1  # supplier -> DC, faster and dearer
+    PURCHASE = 0  # supplier -> DC, or -> a store it delivers to directly
+    EXPEDITE = 1  # the same, faster and dearer
     SHIPMENT = 2  # DC -> store allocation
     TRANSFER = 3  # DC <-> DC or store <-> store
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from promotwin.arrays import FloatArray, IntArray
+from promotwin.arrays import BoolArray, FloatArray, IntArray
 
 
 def serving_matrix(serving_dc: IntArray, n_dcs: int) -> FloatArray:
@@ -37,7 +37,7 @@ class ForecastDay:
     """Terms of one forecast date (read-only arrays)."""
 
     store_var: FloatArray  # [stores, S] variance of each store cell's daily demand
-    echelon_mean: FloatArray  # [D, S] the DC's row + its stores' rows
+    echelon_mean: FloatArray  # [D, S] the DC's row + the rows of the stores it replenishes
     echelon_var: FloatArray  # [D, S]
 
 
@@ -83,11 +83,19 @@ class RollingTerms:
     """A rolling window's terms, each date's computed once: for a provider whose rows for a
     date do not change while the date is in the window (the twin's forecast)."""
 
-    def __init__(self, serving_dc: IntArray, n_dcs: int, dispersion: float):
+    def __init__(
+        self,
+        serving_dc: IntArray,
+        n_dcs: int,
+        dispersion: float,
+        dc_replenished: BoolArray | None = None,
+    ):
         self.serving_dc = serving_dc
         self.n_dcs = n_dcs
         self.dispersion = dispersion
         self.assign = serving_matrix(serving_dc[n_dcs:], n_dcs)
+        if dc_replenished is not None:  # a store only suppliers replenish is in no echelon
+            self.assign[:, ~np.asarray(dc_replenished[n_dcs:], bool)] = 0.0
         self._days: dict[int, ForecastDay] = {}
 
     def window(self, first_date: int, mean: FloatArray) -> ForecastTerms:

@@ -40,7 +40,14 @@ from promotwin.policies.contract import (
     RunContext,
 )
 from promotwin.policies.explain import with_forecast_notes
-from promotwin.policies.forecast_terms import ForecastDay, forecast_day, serving_matrix
+from promotwin.policies.forecast_terms import ForecastDay, forecast_day
+from promotwin.policies.supply import (
+    dc_replenished,
+    direct,
+    direct_lead_days,
+    replenishing_matrix,
+    supplier_only,
+)
 
 
 def store_transit(s: PlanningSnapshot) -> IntArray:
@@ -147,7 +154,8 @@ def add_purchases(
     confidence: FloatArray | float,
     reason: str,
 ) -> None:
-    """One purchase line per DC cell with ``qty > 0``; ``confidence`` per cell or for all."""
+    """One purchase line per cell with ``qty > 0`` (``qty`` ``[D, S]`` for DCs, or ``[L, S]``
+    with rows of stores supplied directly); ``confidence`` per cell or for all."""
     dcs, skus = np.nonzero(qty)
     if not len(dcs):  # nothing to order today
         return
@@ -175,14 +183,17 @@ class _Routes:
     lanes: pd.DataFrame
     n_skus: int
     transit: IntArray  # [stores] days
-    assign: FloatArray  # [D, stores]
+    assign: FloatArray  # [D, stores] which DC replenishes each store
     mean_transit: FloatArray  # [D] days
     share_group: IntArray  # [stores * S] fair-share group of each store cell
+    supplier_only: BoolArray  # [stores] replenished by suppliers only (no DC shipments)
+    second_source: BoolArray  # [stores] supplied by their DC and by suppliers (``both``)
 
     @classmethod
     def of(cls, s: PlanningSnapshot) -> _Routes:
-        assign = serving_matrix(s.serving_dc[s.n_dcs :], s.n_dcs)
+        assign = replenishing_matrix(s)
         transit = store_transit(s)
+        nd = s.n_dcs
         return cls(
             serving_dc=s.serving_dc,
             lanes=s.lanes,
@@ -191,10 +202,17 @@ class _Routes:
             assign=assign,
             mean_transit=(assign @ transit) / np.maximum(assign.sum(axis=1), 1),
             share_group=share_groups(s.serving_dc[s.n_dcs :], s.n_skus),
+            supplier_only=supplier_only(s)[nd:],
+            second_source=(direct(s) & dc_replenished(s))[nd:],
         )
 
     def fits(self, s: PlanningSnapshot) -> bool:
-        return s.serving_dc is self.serving_dc and s.lanes is self.lanes and s.n_skus == self.n_skus
+        return (
+            s.serving_dc is self.serving_dc
+            and s.lanes is self.lanes
+            and s.n_skus == self.n_skus
+            and bool(np.array_equal(supplier_only(s)[s.n_dcs :], self.supplier_only))
+        )
 
 
 @dataclass
@@ -245,6 +263,8 @@ class BaseStockPolicy:
         self._order_for_dcs(
             plan, s, routes, terms[:n_echelon], days, z, store_safety, store_position
         )
+        if routes.supplier_only.any():
+            self._order_direct(plan, s, routes, z)
         return with_forecast_notes(plan.build(), s)
 
     def _ship_to_stores(
@@ -287,6 +307,8 @@ class BaseStockPolicy:
         np.add(position, s.on_order[nd:], out=position)
         np.subtract(need, position, out=need)
         np.maximum(need, 0, out=need)
+        if routes.supplier_only.any():  # no DC ships to them: _order_direct buys their stock
+            need[routes.supplier_only] = 0.0
         # fair share over the cells with a need only (row-major, as np.nonzero): a cell without
         # one neither adds to its DC's total nor gets a unit when the DC is short
         lines = np.flatnonzero(need > 0)  # a mask: nonzero on floats is five times slower
@@ -303,6 +325,10 @@ class BaseStockPolicy:
         add_store_lines(
             plan, s, stores, skus, ship, confidence, "base-stock: below order-up-to level"
         )
+        if routes.second_source.any():
+            short = need.copy()
+            short.ravel()[lines] -= ship
+            add_second_source(plan, s, routes.second_source, short, "base-stock")
         return store_safety, position
 
     def _order_for_dcs(
@@ -382,6 +408,87 @@ class BaseStockPolicy:
         )
         return qty
 
+    def _order_direct(
+        self, plan: PlanBuilder, s: PlanningSnapshot, routes: _Routes, z: float
+    ) -> None:
+        """Order each cell of a store only suppliers replenish up to its level over the
+        supplier's lead time (its own safety stock, lead-time variance included); open orders
+        count at the supplier's expected fill. With ``expedite``, first expedite up to the
+        level over the expedite lead time, as at a DC."""
+        rows = np.flatnonzero(routes.supplier_only) + s.n_dcs  # location indices
+        fc = s.forecast_mean[:, rows]  # [H, n, S]
+        lead = direct_lead_days(s)[None, :]
+        mu = cover_sum(fc, lead)
+        var = cover_sum(fc, lead, per_day=s.forecast_var)
+        var += (s.lead_time_sd[s.sku_supplier][None, :] * fc[0]) ** 2
+        level = np.ceil(mu + z * np.sqrt(var))
+        on_order = s.on_order[rows]
+        position = s.on_hand[rows] + s.in_transit[rows] + on_order
+        if self.expedite:
+            position = position + self._expedite_direct(plan, s, rows, fc, z)
+        unfilled = on_order * (1.0 - s.fill_rate[s.sku_supplier])
+        order = np.maximum(level - (position - unfilled), 0).astype(np.int64)
+        at, skus = np.nonzero(order)
+        plan.add(
+            ActionKind.PURCHASE,
+            s.sku_supplier[skus],
+            rows[at],
+            skus,
+            order[at, skus],
+            s.unit_cost[skus],
+            (mu / np.maximum(level, 1e-9))[at, skus],
+            "base-stock: direct-store position below order-up-to level",
+        )
+
+    def _expedite_direct(
+        self, plan: PlanBuilder, s: PlanningSnapshot, rows: IntArray, fc: FloatArray, z: float
+    ) -> IntArray:
+        """Expedite the supplier-only store cells ``rows`` up to their level over the expedite
+        lead time, against what arrives within it; returns the units expedited ``[n, S]``."""
+        fast = s.expedite_lead_time[s.sku_supplier]  # [S] days
+        mu = cover_sum(fc, fast[None, :])
+        level = np.ceil(mu + z * np.sqrt(cover_sum(fc, fast[None, :], per_day=s.forecast_var)))
+        row_of = np.full(s.n_locations, -1, np.int64)
+        row_of[rows] = np.arange(len(rows))
+        due_soon = np.zeros((len(rows), s.n_skus))
+        for ship in s.inbound:
+            r = row_of[ship.destination]
+            if ship.kind in ("purchase", "expedite") and r >= 0:
+                arrives = ship.due_day <= s.day + fast[ship.sku]
+                np.add.at(due_soon[r], ship.sku[arrives], ship.qty[arrives])
+        position = s.on_hand[rows] + s.in_transit[rows] + due_soon
+        qty = np.maximum(level - position, 0).astype(np.int64)
+        at, skus = np.nonzero(qty)
+        plan.add(
+            ActionKind.EXPEDITE,
+            s.sku_supplier[skus],
+            rows[at],
+            skus,
+            qty[at, skus],
+            s.unit_cost[skus] + s.expedite_premium[skus],
+            (mu / np.maximum(level, 1e-9))[at, skus],
+            "base-stock: direct-store position due within the expedite lead time below its level",
+        )
+        return qty
+
+
+def add_second_source(
+    plan: PlanBuilder, s: PlanningSnapshot, both: BoolArray, short: FloatArray, policy: str
+) -> None:
+    """Order from the supplier, direct to the store, what a store supplied by its DC and by
+    suppliers (``both``) needs but its DC could not ship today (``short`` ``[stores, S]``)."""
+    stores, skus = np.nonzero((short > 0) & both[:, None])
+    plan.add(
+        ActionKind.PURCHASE,
+        s.sku_supplier[skus],
+        stores + s.n_dcs,
+        skus,
+        short[stores, skus].astype(np.int64),
+        s.unit_cost[skus],
+        0.5,
+        f"{policy}: DC short, ordered direct from the supplier",
+    )
+
 
 @dataclass
 class MinMax:
@@ -402,10 +509,13 @@ def min_max_from_usage(
     """ERP-style min/max from average daily usage ``[L, S]`` (DC usage includes its stores)."""
     nd = s.n_dcs
     transit = store_transit(s)
-    dc_usage = usage[:nd] + serving_matrix(s.serving_dc[s.n_dcs :], s.n_dcs) @ usage[nd:]
+    dc_usage = usage[:nd] + replenishing_matrix(s) @ usage[nd:]
     lead = s.lead_time_mean[s.sku_supplier][None, :]
     minimum = np.empty_like(usage)
     minimum[nd:] = np.ceil(usage[nd:] * (transit[:, None] + safety_days))
+    if s.has_direct:  # a store only suppliers replenish covers the supplier's lead time
+        only = np.flatnonzero(supplier_only(s)[nd:]) + nd
+        minimum[only] = np.ceil(usage[only] * (lead + safety_days))
     minimum[:nd] = np.ceil(dc_usage * (lead + safety_days))
     maximum = minimum + np.ceil(np.vstack([dc_usage, usage[nd:]]) * order_days)
     return MinMax(minimum, maximum)
@@ -418,10 +528,22 @@ def min_max_plan(
     nd = s.n_dcs
     position = s.position
     need = points.order(position[nd:], slice(nd, None))
+    direct_need = None
+    if s.has_direct:  # the stores only suppliers replenish order from them, not the DC
+        only = supplier_only(s)[nd:]
+        direct_need = np.where(only[:, None], need, 0)
+        need = np.where(only[:, None], 0, need)
     ship = fair_share(need, s.on_hand[:nd], s.serving_dc[nd:])
     add_store_shipments(plan, s, ship, confidence, f"{why}: store position at or below min")
     order = points.order(position[:nd], slice(0, nd))
     add_purchases(plan, s, order, confidence, f"{why}: DC position at or below min")
+    if direct_need is not None:
+        direct_order = np.vstack([np.zeros_like(order), direct_need])  # [L, S]
+        add_purchases(
+            plan, s, direct_order, confidence, f"{why}: direct-store position at or below min"
+        )
+        both = (direct(s) & dc_replenished(s))[nd:]
+        add_second_source(plan, s, both, (need - ship).astype(np.float64), why)
     return plan.build()
 
 

@@ -50,6 +50,7 @@ from promotwin.policies.contract import (
 from promotwin.policies.explain import with_forecast_notes
 from promotwin.policies.forecast_terms import serving_matrix
 from promotwin.policies.heuristics import BaseStockPolicy
+from promotwin.policies.supply import dc_replenished, direct, supplier_only
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,8 @@ def usable_lanes(s: PlanningSnapshot, max_store_transfers: int) -> LaneTable:
     cost = lanes["cost_per_unit"].to_numpy(np.float64)
     transit = np.maximum(lanes["transit_days"].to_numpy(np.int64), 1)
     shipment = (o < nd) & (d >= nd) & (s.serving_dc[d] == o)
+    if s.has_direct:  # no DC ships to a store only suppliers replenish
+        shipment &= dc_replenished(s)[d]
     dc_dc = (o < nd) & (d < nd) & (o != d)
     store_store = (o >= nd) & (d >= nd) & (o != d)
     keep_ss = np.zeros(len(o), bool)
@@ -223,8 +226,18 @@ def network_structure(
         fill_rate=np.clip(np.asarray(s.fill_rate, np.float64), 0.05, 1.0),
         supplier_limited=np.asarray(s.supplier_capacity) < UNLIMITED,
         transfer_epochs=transfer_epochs,
+        direct_stores=np.flatnonzero(direct(s)),
     )
     return net, lanes
+
+
+def replenishing_all(s: PlanningSnapshot) -> FloatArray:
+    """``[D, L]`` 0/1: each DC itself and the stores it replenishes (not the stores only
+    suppliers replenish)."""
+    assign = serving_matrix(s.serving_dc, s.n_dcs)
+    if s.has_direct:
+        assign[:, supplier_only(s)] = 0.0
+    return assign
 
 
 def supplier_lead_days(s: PlanningSnapshot) -> IntArray:
@@ -265,6 +278,7 @@ def pipeline(s: PlanningSnapshot, T: int) -> FloatArray:
     if residual.any():
         days = np.ones((L, S), np.int64)
         days[: s.n_dcs] = supplier_lead_days(s)[s.sku_supplier][None, :]
+        days[direct(s)] = supplier_lead_days(s)[s.sku_supplier][None, :]
         days = np.minimum(days, T)
         ll, ss = np.nonzero(residual)
         np.add.at(arr, (days[ll, ss], ll, ss), residual[ll, ss])
@@ -279,7 +293,8 @@ def safety_stock(
     Store: ``z * sqrt(sum_{h<tau} var[h])`` on day tau (a shipment sent today arrives then).
     DC: ``z * sqrt(sum_{h<lead+tau_mean} var_pool[h] + (sd_lead * mu_pool)^2)`` on day ``lead``,
     pooled over the locations the DC serves (its ecommerce and its stores), plus the safety
-    stock of the stores it serves.
+    stock of the stores it serves. A store only suppliers replenish is in no DC's pool: its own
+    ``z * sqrt(sum_{h<lead} var[h] + (sd_lead * mu)^2)`` on day ``lead``, as a DC's.
     """
     mu = np.maximum(s.forecast_mean[:T], 0.0)
     var = s.forecast_var(mu)
@@ -291,9 +306,15 @@ def safety_stock(
     day = np.zeros((L, s.n_skus), np.int64)
     ss[nd:] = z * np.sqrt(cumvar[tau[nd:] - 1, np.arange(nd, L)])
     day[nd:] = (tau[nd:] - 1)[:, None]
-    assign = serving_matrix(s.serving_dc, s.n_dcs)
+    assign = replenishing_all(s)
     lead = supplier_lead_days(s)[s.sku_supplier]  # [S]
     lead_sd = np.asarray(s.lead_time_sd, np.float64)[s.sku_supplier]
+    if s.has_direct:  # a store only suppliers replenish: its own buffer over the lead time
+        only = np.flatnonzero(supplier_only(s))
+        window = np.minimum(lead, T) - 1  # [S]
+        v_only = cumvar[window[None, :], only[:, None], np.arange(s.n_skus)[None, :]]
+        ss[only] = z * np.sqrt(v_only + (lead_sd[None, :] * mu[0, only]) ** 2)
+        day[only] = window[None, :]
     mean_tau = (assign @ tau) / np.maximum(assign.sum(axis=1), 1)  # [D]
     window = np.minimum(np.rint(lead[None, :] + mean_tau[:, None]).astype(np.int64), T)  # [D, S]
     pooled_var = np.einsum("dl,hls->hds", assign, cumvar)  # [T, D, S]
@@ -363,7 +384,7 @@ def outlook(s: PlanningSnapshot, inputs: TickInputs) -> _Outlook:
     cum_supply = s.on_hand[None].astype(np.float64) + np.cumsum(inputs.supply[1:], axis=0)
     # stores: own stock; DCs: echelon (its own ecommerce plus what its stores will need)
     store_short = np.maximum(cum_mu[:, nd:] - cum_supply[:, nd:], 0.0)  # [T, stores, S]
-    assign = serving_matrix(s.serving_dc, s.n_dcs)[:, nd:]  # [D, stores]
+    assign = replenishing_all(s)[:, nd:]  # [D, stores]
     proj = cum_supply - cum_mu
     proj[:, :nd] -= np.einsum("dl,tls->tds", assign, store_short)
     neg = proj < -1e-9
@@ -377,7 +398,7 @@ def outlook(s: PlanningSnapshot, inputs: TickInputs) -> _Outlook:
             cells = s.promotion_cells.get(pid)
             if start <= hi and end >= lo and cells is not None:
                 promoted |= cells
-    promoted[:nd] |= (serving_matrix(s.serving_dc, s.n_dcs) @ promoted.astype(float)) > 0
+    promoted[:nd] |= (replenishing_all(s) @ promoted.astype(float)) > 0
     ech_mu, ech_var = cum_mu.copy(), cum_var.copy()
     ech_mu[:, :nd] += np.einsum("dl,tls->tds", assign, cum_mu[:, nd:])
     ech_var[:, :nd] += np.einsum("dl,tls->tds", assign, cum_var[:, nd:])
@@ -475,6 +496,13 @@ def optimizer_plan(
         qty = np.maximum(qty, np.ceil(moq[v]).astype(np.int64))  # MOQ: round small lines up
         cost = s.unit_cost[skus] + (s.expedite_premium[skus] if kind == ActionKind.EXPEDITE else 0)
         _add_lines(plan, o, T, kind, v, dcs, skus, qty, cost, days_v[v], lead_v[v])
+    if r.direct is not None:  # purchase orders into the stores suppliers deliver to
+        q = np.floor(r.direct + shift - 1e-6).astype(np.int64)
+        stores, skus = np.nonzero(q > 0)
+        v = s.sku_supplier[skus]
+        qty = np.maximum(q[stores, skus], np.ceil(moq[v]).astype(np.int64))
+        kind = ActionKind.PURCHASE
+        _add_lines(plan, o, T, kind, v, stores, skus, qty, s.unit_cost[skus], lead_v[v], lead_v[v])
     q = np.floor(r.move + shift - 1e-6).astype(np.int64)  # [A, S]
     a, skus = np.nonzero(q > 0)
     qty = q[a, skus]

@@ -1,13 +1,14 @@
 """Readiness of a planned promotion, from a ``PlanningSnapshot``: can the network serve its demand
 at an upper quantile, where and when does it fall short, and which mitigation helps how much.
 
-Per DC network (the DC and the stores it serves) and promoted SKU, for each day ``t`` from
-tomorrow to the promotion's last day: cumulative demand at quantile ``q`` (gamma matched to the
-negative-binomial variance plus the uplift's own uncertainty, a log-normal factor with sd
-``uplift_log_sd`` shared by the whole promotion x SKU) against supply by ``t`` = on hand +
-inbound due by ``t`` + what a new order placed today can deliver by ``t`` (supplier lead time at
-quantile ``q``, capped by supplier capacity). Two more checks: DC outbound throughput over the
-window, and each store's stock until a shipment dispatched today can arrive (allocation timing).
+Per DC network (the DC and the stores it replenishes; a store only suppliers replenish is a network
+of its own, its supply the orders placed direct with the supplier) and promoted SKU, for each day
+``t`` from tomorrow to the promotion's last day: cumulative demand at quantile ``q`` (gamma matched
+to the negative-binomial variance plus the uplift's own uncertainty, a log-normal factor with sd
+``uplift_log_sd`` shared by the whole promotion x SKU) against supply by ``t`` = on hand + inbound
+due by ``t`` + what a new order placed today can deliver by ``t`` (supplier lead time at quantile
+``q``, capped by supplier capacity). Two more checks: DC outbound throughput over the window, and
+each store's stock until a shipment dispatched today can arrive (allocation timing).
 
 Score = 100 x (1 - units short / units of demand at ``q``). Every mitigation is applied to a
 copy of the snapshot and scored again by the same function: its effect is measured, not asserted.
@@ -23,7 +24,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from promotwin.policies.contract import BoolArray, FloatArray, InboundShipment, PlanningSnapshot
+from promotwin.policies.contract import (
+    BoolArray,
+    FloatArray,
+    InboundShipment,
+    IntArray,
+    PlanningSnapshot,
+)
+from promotwin.policies.supply import supplier_only
 
 EXPEDITE_TOP = 5  # expedite the largest shortfalls
 DEPTH_STEP = 0.10  # "limit depth" lowers the discount by this much in short networks
@@ -69,6 +77,16 @@ class ReadinessReport:
         return "\n".join(lines)
 
 
+def network_of(s: PlanningSnapshot) -> IntArray:
+    """``[L]`` the network each location is assessed in: its DC's, or for a store only
+    suppliers replenish, its own (its index)."""
+    net = s.serving_dc
+    if not s.has_direct:
+        return net
+    only = supplier_only(s)
+    return np.where(only, np.arange(s.n_locations), net)
+
+
 def _gamma_q(mean: FloatArray, var: FloatArray, q: float) -> FloatArray:
     """Quantile of a gamma with the given mean and variance (0 where the mean is 0)."""
     safe_m = np.maximum(mean, 1e-12)
@@ -103,7 +121,7 @@ def assess(
     f = s.forecast_mean[:n_days]  # [T, L, S]
     skus = np.nonzero(cells.any(axis=0))[0]
     nd = s.n_dcs
-    net = s.serving_dc  # [L] -> DC
+    net = network_of(s)  # [L] -> the DC, or a store supplied by suppliers only
     z = float(stats.norm.ppf(quantile))
     days_abs = first + np.arange(n_days)
     in_promo = (days_abs >= start) & (days_abs <= end)
@@ -120,7 +138,7 @@ def assess(
         if h < n_days:
             np.add.at(inbound_due[h, sh.destination], sh.sku, sh.qty)
     lead_q = s.lead_time_mean + z * s.lead_time_sd
-    for d in range(nd):
+    for d in np.unique(net).tolist():
         members = net == d
         for sku in skus:
             mu = f[:, members, sku]  # [T, members]
@@ -151,6 +169,7 @@ def assess(
                     if lead > to_launch
                     else ""
                 )
+                what = "network" if d < nd else "(supplied direct)"
                 reasons.append(
                     Reason(
                         "stock",
@@ -158,12 +177,14 @@ def assess(
                         s.sku_ids[sku],
                         short,
                         day,
-                        f"{s.location_ids[d]} network short {short:,.0f} units of "
+                        f"{s.location_ids[d]} {what} short {short:,.0f} units of "
                         f"{s.sku_ids[sku]} by {_date(s, day)} at the {quantile * 100:.0f}th "
                         f"percentile{why}",
                     )
                 )
                 short_total += short
+        if d >= nd:  # a store supplied direct: no DC outbound, no allocation to time
+            continue
         # DC outbound: store replenishment of every SKU + ecommerce, over the window
         stores = members.copy()
         stores[:nd] = False
@@ -193,6 +214,8 @@ def assess(
     # allocation timing: promoted cells of each store until today's shipment can arrive
     transit = {int(d): int(t) for d, t in zip(s.lanes["d"], s.lanes["transit_days"], strict=True)}
     for store in range(nd, s.n_locations):
+        if net[store] == store:  # supplied by suppliers only: no shipment to wait for
+            continue
         t = min(transit.get(store, 1), n_days)
         mu = f[:t, store][:, skus]
         q = _gamma_q(mu.sum(axis=0), (mu + mu**2 / k).sum(axis=0), quantile)
@@ -335,7 +358,7 @@ def _limit_depth(
         return None
     new_depth = max(depth - DEPTH_STEP, 0.0)
     ratio = ((1 - new_depth) / (1 - depth)) ** elasticity  # [S] (< 1 for elasticity < 0)
-    where = np.isin(s.serving_dc, short_dcs)[:, None] & f.cells
+    where = np.isin(network_of(s), short_dcs)[:, None] & f.cells
     factor = np.where(f.in_promo & where[None], ratio[None, None, :], 1.0)
     names = ", ".join(s.location_ids[d] for d in short_dcs)
     detail = f"{depth:.0%} -> {new_depth:.0%} in {names}"

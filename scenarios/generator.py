@@ -28,6 +28,21 @@ def expand_synthetic(scenario: Scenario) -> Scenario:
     return scenario.model_copy(update={"synthetic": None, **parts})
 
 
+def direct_stores(stores: list[Store], spec: Synthetic) -> list[Store]:
+    """Make ``spec.direct_share`` of the stores direct-store delivery, chosen by a stream of
+    their own (the rest of the network is drawn as without them); every second one chosen is
+    also supplied by its DC (``both``), the others by suppliers only."""
+    n = int(round(spec.direct_share * len(stores)))
+    if n == 0:
+        return stores
+    chosen = np.sort(np.random.default_rng([spec.seed, 14]).permutation(len(stores))[:n])
+    out = list(stores)
+    for j, i in enumerate(chosen.tolist()):
+        supplied_by = "both" if j % 2 else "supplier"
+        out[i] = out[i].model_copy(update={"supplied_by": supplied_by})
+    return out
+
+
 def generate_network(spec: Synthetic, start: dt.date, horizon_days: int) -> dict[str, tuple]:
     """Stores, DCs, suppliers, lanes, SKUs and promotions for ``spec`` (same seed, same network)."""
     rng = np.random.default_rng(spec.seed)
@@ -53,12 +68,17 @@ def generate_network(spec: Synthetic, start: dt.date, horizon_days: int) -> dict
                 pickup_share=float(np.round(rng.uniform(0.05, 0.25), 3)),
             )
         )
+    stores = direct_stores(stores, spec)
     dcs = [
         DC(
             id=dc_ids[d],
             region=regions[d % n_regions],
             throughput=1e12,  # set below from the network's volume
-            serves=tuple(s.id for s, k in zip(stores, store_dc, strict=True) if k == d),
+            serves=tuple(
+                s.id
+                for s, k in zip(stores, store_dc, strict=True)
+                if k == d and s.supplied_by != "supplier"
+            ),
         )
         for d in range(spec.dcs)
     ]
@@ -94,11 +114,12 @@ def generate_network(spec: Synthetic, start: dt.date, horizon_days: int) -> dict
         )
         for k in range(spec.skus)
     ]
+    # every store draws its lane's transit (the draws stay the same whatever is direct)
+    transit = [int(rng.integers(1, 3)) for _ in stores]
     lanes = [
-        Lane(
-            origin=dc_ids[int(store_dc[i])], destination=s.id, transit_days=int(rng.integers(1, 3))
-        )
+        Lane(origin=dc_ids[int(store_dc[i])], destination=s.id, transit_days=transit[i])
         for i, s in enumerate(stores)
+        if s.supplied_by != "supplier"
     ]
     lanes += [
         Lane(origin=a, destination=b, transit_days=2, cost_per_unit=0.8)

@@ -180,8 +180,7 @@ def check_references(s: Scenario) -> list[Problem]:
                     Problem(f"dcs.{i}.serves", f"store {store!r} already served by {served[store]}")
                 )
             served[store] = dc.id
-    for store in sorted(stores - served.keys()):
-        out.append(Problem("dcs", f"store {store!r} is served by no DC: add it to a DC's `serves`"))
+    out += check_supply(s, served)
 
     for i, sku in enumerate(s.skus):
         if sku.supplier not in suppliers:
@@ -259,6 +258,31 @@ def check_references(s: Scenario) -> list[Problem]:
         out.append(Problem("warmup_days", "must be shorter than horizon_days"))
     if s.demand.history and not Path(s.demand.history).exists():
         out.append(Problem("demand.history", f"file not found: {s.demand.history}"))
+    return out
+
+
+def check_supply(s: Scenario, served: dict[str, str]) -> list[Problem]:
+    """Each store's ``supplied_by`` against the DCs' ``serves``: a store its DC replenishes
+    (``dc``, ``both``) is served by one; a direct-only store (``supplier``) by none."""
+    out = []
+    for i, st in enumerate(s.stores):
+        dc = served.get(st.id)
+        if st.supplied_by == "supplier" and dc is not None:
+            out.append(
+                Problem(
+                    f"stores.{i}.supplied_by",
+                    f"store {st.id!r} is supplied by suppliers only, but DC {dc!r} serves it: "
+                    f"remove it from {dc}'s `serves`, or set `supplied_by: both`",
+                )
+            )
+        elif st.supplied_by != "supplier" and dc is None:
+            out.append(
+                Problem(
+                    "dcs" if st.supplied_by == "dc" else f"stores.{i}.supplied_by",
+                    f"store {st.id!r} is served by no DC: add it to a DC's `serves`, or set "
+                    "`supplied_by: supplier` for direct-store delivery",
+                )
+            )
     return out
 
 

@@ -2,6 +2,11 @@
 
 Locations are ordered DCs first, then stores, so arrays ``[location, sku]`` slice as
 ``[:n_dcs]`` (DCs) and ``[n_dcs:]`` (stores).
+
+Direct-store delivery: a store's ``supplied_by`` is ``dc``, ``supplier`` or ``both``. A store
+supplied by suppliers only still has a ``dc`` (its home DC: the first DC of its region, else the
+first DC), which fulfils its area's ecommerce and groups it in reports; that DC never
+replenishes it (``dc_replenished`` is False) and plans no stock for it.
 """
 
 from __future__ import annotations
@@ -87,6 +92,22 @@ class Network:
         )
 
     @cached_property
+    def direct(self) -> BoolArray:
+        """``[L]`` stores that suppliers deliver to directly (``supplied_by`` supplier or both)."""
+        stores = np.arange(self.n_locations) >= self.n_dcs
+        return self.locations["supplied_by"].isin(("supplier", "both")).to_numpy() & stores
+
+    @cached_property
+    def dc_replenished(self) -> BoolArray:
+        """``[L]`` stores their DC replenishes (``supplied_by`` dc or both); False for DCs."""
+        stores = np.arange(self.n_locations) >= self.n_dcs
+        return self.locations["supplied_by"].isin(("dc", "both")).to_numpy() & stores
+
+    @property
+    def has_direct(self) -> bool:
+        return bool(self.direct.any())
+
+    @cached_property
     def store_lane(self) -> pd.DataFrame:
         """The DC->store replenishment lane of each store, indexed by store location index."""
         lanes = self.lanes
@@ -99,6 +120,10 @@ class Network:
 def compile_network(s: Scenario) -> Network:
     """Turn a validated scenario into DataFrames and index maps."""
     dc_of = {store: d for d, dc in enumerate(s.dcs) for store in dc.serves}
+    for st in s.stores:  # a store only suppliers replenish: its home DC (see the docstring)
+        if st.id not in dc_of:
+            regional = [d for d, dc in enumerate(s.dcs) if dc.region == st.region]
+            dc_of[st.id] = regional[0] if regional else 0
     rows = [
         {
             "id": dc.id,
@@ -110,6 +135,7 @@ def compile_network(s: Scenario) -> Network:
             "pickup_share": 0.0,
             "ship_from_store": False,
             "throughput": dc.throughput,
+            "supplied_by": "supplier",
         }
         for d, dc in enumerate(s.dcs)
     ]
@@ -124,6 +150,7 @@ def compile_network(s: Scenario) -> Network:
             "pickup_share": st.pickup_share if "pickup" in st.channels else 0.0,
             "ship_from_store": "ship_from_store" in st.channels,
             "throughput": np.inf,
+            "supplied_by": st.supplied_by,
         }
         for st in s.stores
     ]

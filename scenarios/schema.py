@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 StoreChannel = Literal["walk_in", "pickup", "ship_from_store"]
+# who replenishes a store: its DC, its SKUs' suppliers directly (direct-store delivery), or both
+SuppliedBy = Literal["dc", "supplier", "both"]
 DemandChannel = Literal["walk_in", "pickup", "ecommerce"]
 # Quantities and money above 10^15 are a unit mistake, and their products overflow the twin's
 # 64-bit unit counts.
@@ -55,6 +57,19 @@ class Store(Strict):
     channels: tuple[StoreChannel, ...] = ("walk_in", "pickup")
     size: PosFloat = Field(1.0, description="demand multiplier relative to an average store")
     pickup_share: Fraction = Field(0.15, description="share of store demand placed as pickup")
+    supplied_by: SuppliedBy = Field(
+        "dc",
+        description=(
+            "who replenishes the store: `dc` (the DC whose `serves` lists it), `supplier` "
+            "(direct-store delivery: each SKU's supplier delivers to the store, at that "
+            "supplier's lead time, fill rate, capacity and MOQ; no DC serves it) or `both`"
+        ),
+    )
+
+    @property
+    def direct(self) -> bool:
+        """Suppliers deliver to this store directly (direct-store delivery)."""
+        return self.supplied_by != "dc"
 
 
 class DC(Strict):
@@ -316,6 +331,13 @@ class Synthetic(Strict):
     categories: Annotated[int, Field(ge=1)] = 10
     promotions: Annotated[int, Field(ge=0)] = 2
     seed: Annotated[int, Field(ge=0)] = 0
+    direct_share: Fraction = Field(
+        0.0,
+        description=(
+            "share of stores supplied directly by suppliers (direct-store delivery); every "
+            "second of them is supplied by its DC as well (`supplied_by: both`)"
+        ),
+    )
 
 
 class Scenario(Strict):
@@ -373,5 +395,13 @@ class Scenario(Strict):
 
     def content_hash(self) -> str:
         """Short sha256 of the content: equal for equal scenarios, whatever file they came from."""
-        # the currency only labels the numbers: runs under another code are the same runs
-        return hashlib.sha256(self.model_dump_json(exclude={"currency"}).encode()).hexdigest()[:16]
+        # the currency only labels the numbers: runs under another code are the same runs; the
+        # direct-store delivery fields at their defaults are left out, so a scenario without
+        # direct delivery hashes as it did before they existed
+        exclude: dict[str, Any] = {"currency": True}
+        dc_only = {i: {"supplied_by"} for i, x in enumerate(self.stores) if not x.direct}
+        if dc_only:
+            exclude["stores"] = dc_only
+        if self.synthetic is not None and not self.synthetic.direct_share:
+            exclude["synthetic"] = {"direct_share"}
+        return hashlib.sha256(self.model_dump_json(exclude=exclude).encode()).hexdigest()[:16]

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from promotwin.arrays import UNLIMITED
+from promotwin.policies import supply
 from promotwin.policies.contract import ActionKind, Plan, PlanBuilder, PlanningSnapshot, Policy
 from promotwin.policies.registry import make_policy
 from promotwin.scenarios.schema import Scenario
@@ -29,6 +30,9 @@ from promotwin.shadow.snapshot import BuiltSnapshot, SnapshotOptions
 from promotwin.twin.kpis import compute_kpis
 from promotwin.twin.model import Twin
 from promotwin.twin.run import daily_frame
+
+# a store's (supplied directly, replenished by its DC) flags -> its scenario ``supplied_by``
+SUPPLIED_BY = {(True, False): "supplier", (True, True): "both"}
 
 KPI_KEYS = (
     "demand_units",
@@ -110,6 +114,7 @@ def scenario_from_snapshot(
         where=store_rate.sum(axis=0) > 0,
     )
     used_suppliers = sorted(set(s.sku_supplier.tolist()))
+    direct, replenished = supply.direct(s), supply.dc_replenished(s)
     raw: dict[str, Any] = {
         "name": "shadow-counterfactual",
         "description": f"ERP network from {built.snapshot.date}",
@@ -121,7 +126,9 @@ def scenario_from_snapshot(
                 "region": "erp",
                 "throughput": UNLIMITED,
                 "serves": [
-                    s.location_ids[i] for i in range(nd, s.n_locations) if s.serving_dc[i] == d
+                    s.location_ids[i]
+                    for i in range(nd, s.n_locations)
+                    if s.serving_dc[i] == d and replenished[i]
                 ],
             }
             for d in range(nd)
@@ -133,6 +140,7 @@ def scenario_from_snapshot(
                 "channels": ["walk_in"],
                 "pickup_share": 0.0,
                 "size": float(max(size[i - nd], 0.01)),
+                **({"supplied_by": SUPPLIED_BY[(direct[i], replenished[i])]} if direct[i] else {}),
             }
             for i in range(nd, s.n_locations)
         ],
@@ -191,10 +199,12 @@ def _replay_orders(
     si = {e: i for i, e in enumerate(built.sku_erp)}
     orders: dict[int, list[tuple[int, int, int, int, int]]] = {}
     skipped = 0
+    direct = supply.direct(s)
     for r in actions["purchases"].to_dict("records"):
         day = (r["order_date"] - start).days if isinstance(r["order_date"], dt.date) else -1
         d, k = li.get(r["destination"]), si.get(r["product"])
-        if d is None or k is None or d >= s.n_dcs or not 0 <= day < days:
+        # purchases go to a DC, or to a store the supplier delivers to directly
+        if d is None or k is None or not (d < s.n_dcs or direct[d]) or not 0 <= day < days:
             skipped += 1
             continue
         q = int(round(r["qty"]))

@@ -5,10 +5,11 @@ supplied_by (dc|supplier|both)``. An adapter *proposes* a layout from the ERP's 
 (``propose``), with a reason per warehouse; the run store keeps the layout a rollout team
 confirmed (``twin shadow layout --import``), and every run applies it (``apply``).
 
-A store supplied by a supplier only is planned like a DC in the snapshot (it is replenished by
-purchase lines and serves its own demand); a store supplied by both is planned as a store of its
-DC, and its own purchases are reported as not modelled (direct-store delivery inside the twin is
-not built yet). A warehouse with an empty role is ambiguous: left out, and reported.
+A store supplied by a supplier only, or by both, is a direct-store-delivery store in the snapshot
+(``PlanningSnapshot.direct``): the policies buy for it direct from the supplier (a ``both`` store
+is shipped to by its DC too), so its purchase order points in the ERP compare with the policy's
+direct purchases. In a layout without any DC, a store supplied by a supplier only is planned
+like a DC. A warehouse with an empty role is ambiguous: left out, and reported.
 """
 
 from __future__ import annotations

@@ -134,6 +134,9 @@ def snapshot_digest(s: PlanningSnapshot) -> str:
         "expedite_premium",
     ]:
         h.update(np.ascontiguousarray(getattr(s, name)).tobytes())
+    for name in ("direct", "dc_replenished"):  # only where some store buys direct
+        if getattr(s, name) is not None:
+            h.update(np.ascontiguousarray(getattr(s, name)).tobytes())
     h.update(s.lanes.to_csv(index=False).encode())
     for sh in s.inbound:
         h.update(f"{sh.kind},{sh.origin},{sh.destination},{sh.due_day}".encode())
@@ -153,6 +156,8 @@ class _Locations:
     twin: list[str]
     n_dcs: int
     serving_dc: IntArray  # [L] index of the DC that replenishes each location (a DC: itself)
+    direct: BoolArray | None = None  # [L] stores that buy from suppliers (None: none does)
+    dc_replenished: BoolArray | None = None  # [L] stores their DC replenishes
 
     @property
     def index(self) -> dict[str, int]:  # ERP id -> location index
@@ -192,10 +197,15 @@ def _supplied_by(kind: str, supplied_by: str) -> str:
 
 
 def _locations(state: ErpState, mapping: IdMapping, issues: list[DataWarning]) -> _Locations:
-    """Supply points (DCs and stores that buy from suppliers only) first, then stores served by
-    a supply point; ambiguous warehouses (no role) are left out and reported."""
+    """DCs first, then stores: served by a DC, buying from suppliers (direct-store delivery,
+    home DC the first DC), or both; ambiguous warehouses (no role) are left out and reported.
+    A layout without any DC plans the stores that buy from suppliers as DCs."""
     locs = state["locations"]
     code_of = dict(zip(locs["erp_id"], locs["code"], strict=True))
+    has_dc = any(
+        k == "dc" and mapping.twin_id("location", e) is not None
+        for e, k in zip(locs["erp_id"], locs["kind"], strict=True)
+    )
     supply, stores, ambiguous = [], [], []
     for e, k, dc, by, why in zip(
         locs["erp_id"],
@@ -210,10 +220,10 @@ def _locations(state: ErpState, mapping: IdMapping, issues: list[DataWarning]) -
             continue
         if k not in ("dc", "store"):
             ambiguous.append(f"{code_of[e]} ({why or 'no role'})")
-        elif k == "dc" or _supplied_by(k, by) == "supplier":
+        elif k == "dc" or (_supplied_by(k, by) == "supplier" and not has_dc):
             supply.append((twin, e))
         else:
-            stores.append((twin, e, dc))
+            stores.append((twin, e, dc, _supplied_by(k, by)))
     if ambiguous:
         issues.append(
             DataWarning(
@@ -230,8 +240,8 @@ def _locations(state: ErpState, mapping: IdMapping, issues: list[DataWarning]) -
     supply.sort()
     supply_erp = {e for _, e in supply}
     kept = []
-    for twin, e, dc in sorted(stores):
-        if dc not in supply_erp:
+    for twin, e, dc, by in sorted(stores):
+        if by != "supplier" and dc not in supply_erp:
             issues.append(
                 DataWarning(
                     "store-left-out",
@@ -240,16 +250,7 @@ def _locations(state: ErpState, mapping: IdMapping, issues: list[DataWarning]) -
                 )
             )
             continue
-        kept.append((twin, e, dc))
-    for e, k, by in zip(locs["erp_id"], locs["kind"], locs["supplied_by"], strict=True):
-        if k == "store" and by == "both" and e in {x for _, x, _ in kept}:
-            issues.append(
-                DataWarning(
-                    "direct-purchases-not-modelled",
-                    f"store {code_of[e]!r} also buys from suppliers: planned as a store of its "
-                    "DC only (direct-store delivery is not in the twin yet)",
-                )
-            )
+        kept.append((twin, e, dc, by))
     if not any(k == "store" for k in locs["kind"]):
         issues.append(
             DataWarning(
@@ -258,13 +259,20 @@ def _locations(state: ErpState, mapping: IdMapping, issues: list[DataWarning]) -
                 "see `twin shadow layout`",
             )
         )
-    erp = [e for _, e in supply] + [e for _, e, _ in kept]
+    erp = [e for _, e in supply] + [e for _, e, _, _ in kept]
     li = _index(erp)
     serving = np.arange(len(erp), dtype=np.int64)
-    for i, (_, _, dc) in enumerate(kept, start=len(supply)):
-        serving[i] = li[dc]
-    twin_ids = [t for t, _ in supply] + [t for t, _, _ in kept]
-    return _Locations(erp, twin_ids, len(supply), serving)
+    for i, (_, _, dc, by) in enumerate(kept, start=len(supply)):
+        serving[i] = 0 if by == "supplier" else li[dc]  # a direct-only store's home DC: the first
+    twin_ids = [t for t, _ in supply] + [t for t, _, _, _ in kept]
+    by_of = ["supplier"] * len(supply) + [by for _, _, _, by in kept]
+    direct = np.array([by in ("supplier", "both") for by in by_of])
+    direct[: len(supply)] = False
+    if not direct.any():
+        return _Locations(erp, twin_ids, len(supply), serving)
+    replenished = np.array([by in ("dc", "both") for by in by_of])
+    replenished[: len(supply)] = False
+    return _Locations(erp, twin_ids, len(supply), serving, direct, replenished)
 
 
 def _catalogue(state: ErpState, mapping: IdMapping, issues: list[DataWarning]) -> _Catalogue:
@@ -480,7 +488,8 @@ def _lanes(state: ErpState, locs: _Locations, opt: SnapshotOptions) -> pd.DataFr
         if o in li and d in li and o != d:
             lane_rows[(li[o], li[d])] = max(int(t), 1)
     for i in range(locs.n_dcs, len(locs.erp)):
-        lane_rows.setdefault((int(locs.serving_dc[i]), i), opt.default_transit_days)
+        if locs.dc_replenished is None or locs.dc_replenished[i]:
+            lane_rows.setdefault((int(locs.serving_dc[i]), i), opt.default_transit_days)
     pairs = sorted(lane_rows)
     return pd.DataFrame(
         {
@@ -557,6 +566,8 @@ def build_snapshot(
         sku_ids=tuple(skus.twin),
         n_dcs=locs.n_dcs,
         serving_dc=locs.serving_dc,
+        direct=locs.direct,
+        dc_replenished=locs.dc_replenished,
         on_hand=on_hand,
         in_transit=in_transit,
         on_order=on_order,

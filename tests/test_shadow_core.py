@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from promotwin.policies.contract import ActionKind
+from promotwin.policies.heuristics import BaseStockPolicy
 from promotwin.policies.registry import make_policy
 from promotwin.shadow import (
     ErpDataError,
@@ -292,16 +294,26 @@ def test_layout_csv_checked_row_by_row_and_applied() -> None:
     assert "'S1' appears more than once" in text and "line 3 (S1)" in text and "'XX'" in text
     assert "line 5 (S2): role 'shop'" in text
     good = layout.validate(rows.drop(index=[1, 3]).assign(role=["dc", "store"]))
-    # the state's S1 (erp 2) becomes a store buying direct: planned like a DC, its own demand
+    # the state's S1 (erp 2) becomes a store buying direct: a direct-store-delivery store,
+    # replenished by its own purchases, not by the DC (its home DC only for ecommerce)
     good.loc[good["erp_code"] == "S1", ["serving_dc", "supplied_by"]] = ["", "supplier"]
     locations, notes = layout.apply(small_state()["locations"], good)
     assert notes == []
     tables = {**small_state().tables, "locations": locations}
     built = build_snapshot(ErpState.build(AS_OF, "test", **tables), IdMapping())
     s = built.snapshot
-    assert s.location_ids == ("DC", "S1") and s.n_dcs == 2
+    assert s.location_ids == ("DC", "S1") and s.n_dcs == 1
     assert built.warnings == ()
-    assert s.serving_dc.tolist() == [0, 1]  # S1 is replenished by its own purchases
+    assert s.direct is not None and s.direct.tolist() == [False, True]
+    assert s.dc_replenished is not None and s.dc_replenished.tolist() == [False, False]
+    plan = BaseStockPolicy().decide(s)
+    assert (plan.destination[plan.kind == ActionKind.SHIPMENT] != 1).all()
+    # the counterfactual's twin network keeps S1 a store supplied direct, served by no DC
+    from promotwin.shadow.counterfactual import scenario_from_snapshot
+
+    twin = scenario_from_snapshot(built, {}, 5, AS_OF)
+    assert [(x.id, x.supplied_by) for x in twin.stores] == [("S1", "supplier")]
+    assert twin.dcs[0].serves == ()
 
 
 def test_store_made_before_degraded_runs_is_migrated(tmp_path: Path) -> None:

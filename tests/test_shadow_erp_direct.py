@@ -104,9 +104,13 @@ def test_reservations_costs_and_sales_history(direct: Provisioned[DirectSeeded],
     seeded = direct.seeded
     built = build_snapshot(adapter(direct, db).read_state(), IdMapping())
     s = built.snapshot
-    # supply points (the DC and the shop that buys direct) first, then the stores of the DC
-    assert s.location_ids == ("CENTRAL", "SHOP-2", "SHOP-1", "SHOP-3")
-    assert s.n_dcs == 2 and s.serving_dc.tolist() == [0, 1, 0, 0]
+    # the DC first, then the shops: SHOP-1 its DC's, SHOP-2 buying direct (direct-store
+    # delivery, CENTRAL its home DC), SHOP-3 both
+    assert s.location_ids == ("CENTRAL", "SHOP-1", "SHOP-2", "SHOP-3")
+    assert s.n_dcs == 1 and s.serving_dc.tolist() == [0, 0, 0, 0]
+    assert s.direct is not None and s.direct.tolist() == [False, False, True, True]
+    assert s.dc_replenished is not None
+    assert s.dc_replenished.tolist() == [False, True, False, True]
     li = {x: i for i, x in enumerate(s.location_ids)}
     ki = {x: i for i, x in enumerate(s.sku_ids)}
     assert s.committed is not None
@@ -132,7 +136,7 @@ def test_reservations_costs_and_sales_history(direct: Provisioned[DirectSeeded],
     assert "P-06" in codes["cost-missing"].message and codes["cost-missing"].degrading
     assert "P-06" in codes["no-supplier"].message
     assert "OVERFLOW" in codes["ambiguous-warehouse"].message
-    assert "SHOP-3" in codes["direct-purchases-not-modelled"].message
+    assert "direct-purchases-not-modelled" not in codes  # direct delivery is in the twin now
     # sales: done moves where a shop shipped (SHOP-1 ignores its unshipped order), confirmed
     # sale lines where it shipped nothing (SHOP-2)
     want = np.zeros(s.on_hand.shape)

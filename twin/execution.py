@@ -16,6 +16,7 @@ from promotwin.arrays import UNLIMITED
 from promotwin.policies.allocation import cut_to_limit
 from promotwin.policies.contract import (
     ActionKind,
+    BoolArray,
     FloatArray,
     InboundShipment,
     IntArray,
@@ -236,11 +237,14 @@ def place_orders(
     day: int, plan: Plan, limits: Limits, on_order: IntArray
 ) -> tuple[IntArray, list[Scheduled]]:
     """Purchase orders and expedites: raised to the supplier's MOQ, cut to its capacity; one
-    shipment per kind x supplier x DC, delivering what the supplier's drawn fill allows."""
+    shipment per kind x supplier x destination (a DC, or a store it delivers to directly: the
+    same lead time, fill, capacity and MOQ), delivering what the supplier's drawn fill allows."""
     net = limits.net
-    if (plan.destination >= net.n_dcs).any():
+    if (plan.destination >= net.n_dcs).any() and not _buys_direct(net, plan.destination).all():
+        bad = plan.destination[~_buys_direct(net, plan.destination)]
         raise PlanError(
-            f"{plan.policy}: purchase orders must go to a DC (locations 0..{net.n_dcs - 1})"
+            f"{plan.policy}: purchase orders must go to a DC (locations 0..{net.n_dcs - 1}) or "
+            f"to a store supplied directly; {net.locations.index[int(bad[0])]} is not"
         )
     if (plan.origin != net.sku_supplier[plan.sku]).any():
         raise PlanError(f"{plan.policy}: a purchase names a supplier that does not supply the SKU")
@@ -256,7 +260,8 @@ def place_orders(
     delivered = np.minimum(np.floor(qty * fill + rounding), qty).astype(np.int64)
     placed = qty > 0
     np.add.at(on_order, (plan.destination[placed], plan.sku[placed]), qty[placed])
-    key = (plan.kind * len(order_cost) + plan.origin) * net.n_dcs + plan.destination
+    # one order per kind x supplier x destination (a DC, or a store supplied directly)
+    key = (plan.kind * len(order_cost) + plan.origin) * net.n_locations + plan.destination
     groups = group_lines(key[placed])
     by_order = groups.lines(np.flatnonzero(placed))
     scheduled: list[Scheduled] = []
@@ -284,6 +289,11 @@ def place_orders(
         )
         scheduled.append((shipment, lead))
     return qty, scheduled
+
+
+def _buys_direct(net: Network, destination: IntArray) -> BoolArray:
+    """Which destinations may receive purchase orders: DCs and stores supplied directly."""
+    return (destination < net.n_dcs) | net.direct[destination]
 
 
 def dispatch(

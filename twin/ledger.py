@@ -57,7 +57,7 @@ DTYPES: dict[str, type] = {
 
 class Kind(IntEnum):
     INITIAL = 0  # opening stock
-    SUPPLIER_RECEIPT = 1  # units delivered by a supplier into a DC
+    SUPPLIER_RECEIPT = 1  # units delivered by a supplier into a DC (or a store, direct)
     EXPEDITE_RECEIPT = 2  # same, expedited
     DISPATCH = 3  # units leave a location into transit (counterparty = destination)
     RECEIPT = 4  # units arrive from transit (counterparty = origin)

@@ -198,7 +198,10 @@ class Twin:
         init = scenario.initial_inventory
         cover = np.where(np.arange(n_loc)[:, None] < nd, init.dc_days, init.store_days)
         dc_total = self.baseline_mean[:nd].copy()
-        np.add.at(dc_total, net.serving_dc[nd:], self.baseline_mean[nd:])
+        store_mean = self.baseline_mean[nd:]
+        if net.has_direct:  # a DC holds no opening stock for the stores it does not replenish
+            store_mean = store_mean * net.dc_replenished[nd:, None]
+        np.add.at(dc_total, net.serving_dc[nd:], store_mean)
         opening = np.vstack([dc_total, self.baseline_mean[nd:]]) * cover
         self.stock = Stock(
             on_hand=np.rint(opening).astype(np.int64),
@@ -244,7 +247,10 @@ class Twin:
 
     def _rolling_terms(self) -> RollingTerms:
         return RollingTerms(
-            self._static["serving_dc"], self.net.n_dcs, self._static["forecast_dispersion"]
+            self._static["serving_dc"],
+            self.net.n_dcs,
+            self._static["forecast_dispersion"],
+            self._static["dc_replenished"],
         )
 
     @property
@@ -472,6 +478,9 @@ class Twin:
                 net.price, net.price, net.unit_cost, self.scenario.costs.lost_sale_penalty
             ),
             "expedite_premium": self.scenario.costs.expedite_premium * net.unit_cost,
+            # direct-store delivery: None when no store has it (the DC-only snapshot)
+            "direct": net.direct if net.has_direct else None,
+            "dc_replenished": net.dc_replenished if net.has_direct else None,
         }
         static["promotion_cells"] = {k: read_only(v) for k, v in static["promotion_cells"].items()}
         return {k: read_only(v) if isinstance(v, np.ndarray) else v for k, v in static.items()}
