@@ -115,10 +115,12 @@ def run(
         typer.Option(
             help="forecaster: oracle (the generator's own mean: an upper bound no retailer "
             "has), plan (the scenario's plan, none of the hidden truth), glm or gbm (a fitted "
-            "--model file). The default stays oracle until a learned one beats the others: "
-            "gbm --sensing does not yet (it under-forecasts promotions; see "
-            "benchmarks/compare_forecasters.py); plan --sensing is the best forecast a "
-            "retailer could have"
+            "--model file). The default stays oracle, labelled an upper bound, until a learned "
+            "one beats the others: gbm --sensing does not yet (with base-stock-expedite it "
+            "loses ~8% more promotion sales and costs ~23% more than the oracle bound, and "
+            "last session it did not beat plan --sensing; README, "
+            "benchmarks/compare_forecasters.py), and it needs a --model file a default cannot "
+            "supply; plan --sensing is the best forecast a retailer could have"
         ),
     ] = "oracle",
     model: Annotated[

@@ -186,10 +186,16 @@ class FittedForecaster:
         self._k = 1e6
         self._log_sd = MIN_LOG_SD
         self._world: DemandModel | None = None
+        self._calendar: tuple[object, ...] | None = None  # what self._mean forecasts
 
     def start(self, world: DemandModel, rng: np.random.Generator) -> None:
-        """Forecast the run's calendar now, so the dispersion is known before the first day."""
-        self._world, self._mean = world, None
+        """Forecast the run's calendar now, so the dispersion is known before the first day.
+        A calendar the last run already forecast (the same dates, promotions and network:
+        the next seed or policy of a benchmark) is not forecast again: it would be the same."""
+        key = _calendar_key(world)
+        if key != self._calendar:
+            self._calendar, self._mean = key, None
+        self._world = world
         self._forecast(world.scenario.horizon_days + CALENDAR_PAD_DAYS)
 
     def _forecast(self, days: int) -> FloatArray:
@@ -214,24 +220,11 @@ class FittedForecaster:
             raise ForecasterError(
                 f"--model {self.model_file}: non-finite forecasts for SKU(s) {bad}; refit"
             )
-        serving = {
-            s: net.locations.index[net.serving_dc[i]]
-            for i, s in enumerate(net.locations.index)
-            if i >= net.n_dcs
-        }
-        loc = rows["location"].astype(str)
-        ecom = (rows["group"] != "store").to_numpy()
-        loc = loc.where(~ecom, loc.map(lambda x: serving.get(x, x)))
-        l_idx = loc.map(net.location_index)
-        s_idx = rows["sku"].astype(str).map({s: i for i, s in enumerate(net.skus.index)})
-        ok = (l_idx.notna() & s_idx.notna()).to_numpy()
+        l_idx, s_idx = _cell_of_rows(rows, self._world)
+        ok = (l_idx >= 0) & (s_idx >= 0)
         day = (rows["date"] - np.datetime64(scenario.start_date)).dt.days.to_numpy()
         out = np.zeros((days, net.n_locations, net.n_skus))
-        np.add.at(
-            out,
-            (day[ok], l_idx[ok].to_numpy(np.int64), s_idx[ok].to_numpy(np.int64)),
-            mean[ok],
-        )
+        np.add.at(out, (day[ok], l_idx[ok], s_idx[ok]), mean[ok])
         m, kk = mean[ok], k[ok]
         self._k = float((m**2).sum() / max((m**2 / kk).sum(), 1e-12))
         promo = (rows["promo"] > 0).to_numpy() & ok
@@ -267,6 +260,45 @@ class FittedForecaster:
 
     def cell_notes(self) -> tuple[IntArray | None, tuple[str, ...]]:
         return None, ()
+
+
+def _calendar_key(world: DemandModel) -> tuple[object, ...]:
+    """What a fitted model's calendar forecast depends on: the dates, the planned promotions,
+    the stores' regions and clusters and the network's cells (not the truth, not the seed)."""
+    sc, net = world.scenario, world.net
+    return (
+        sc.start_date,
+        sc.horizon_days,
+        sc.promotions,
+        tuple(sc.stores),
+        tuple(sc.dcs),
+        tuple(net.locations.index),
+        tuple(net.skus.index),
+    )
+
+
+def _cell_of_rows(rows: pd.DataFrame, world: DemandModel) -> tuple[IntArray, IntArray]:
+    """Each calendar row's location and SKU index in the twin's ``[L, S]`` (-1: not in the
+    network). Ecommerce rows recorded at a store go to the DC that serves it. Looked up per
+    distinct id, not per row (a calendar has ~400k rows and a few thousand ids)."""
+    import pandas as pd
+
+    net = world.net
+    serving = {
+        s: str(net.locations.index[net.serving_dc[i]])
+        for i, s in enumerate(net.locations.index)
+        if i >= net.n_dcs
+    }
+    loc_code, locs = pd.factorize(rows["location"])
+    ecom = (rows["group"] != "store").to_numpy()
+    at_store = np.array([net.location_index.get(str(x), -1) for x in locs], dtype=np.int64)
+    at_dc = np.array(
+        [net.location_index.get(serving.get(str(x), str(x)), -1) for x in locs], dtype=np.int64
+    )
+    l_idx = np.where(ecom, at_dc[loc_code], at_store[loc_code])
+    sku_code, skus = pd.factorize(rows["sku"])
+    s_idx = np.array([net.sku_index.get(str(x), -1) for x in skus], dtype=np.int64)[sku_code]
+    return l_idx, s_idx
 
 
 def make_forecaster(

@@ -195,6 +195,21 @@ class GbmModel:
 # -- features ---------------------------------------------------------------------------------
 
 
+def lookup(keys: pd.Series, mapping: Mapping[str, float]) -> FloatArray:
+    """``keys.map(mapping)`` as floats, NaN where absent, looked up once per distinct key (a
+    forecast calendar has ~400k rows and a few thousand keys: a map per row cost seconds)."""
+    code, uniques = pd.factorize(keys)
+    values = np.array([mapping.get(k, np.nan) for k in uniques] + [np.nan], dtype=np.float64)
+    return values[code]  # a missing key (code -1) takes the NaN at the end
+
+
+def category_codes(values: pd.Series, levels: list[str]) -> FloatArray:
+    """Each value's position in ``levels`` (-1 if not there), as ``pd.Categorical`` codes."""
+    code, uniques = pd.factorize(values)
+    position = pd.Index(levels).get_indexer(uniques)
+    return np.append(position, -1)[code].astype(np.float64)
+
+
 @dataclass(frozen=True)
 class _Grid:
     """Each row's series (an integer id) and period number, to find its neighbours by array
@@ -255,13 +270,12 @@ def _since_promo(
 def _regular_price(rows: pd.DataFrame, model: GbmModel) -> FloatArray:
     """Each row's regular price: its location's for the SKU where the history had prices
     there, else the SKU's (NaN for SKUs the history had no price for)."""
-    by_sku = rows["sku"].map(model.regular_price)
+    by_sku = lookup(rows["sku"], model.regular_price)
     if not model.series_price:
-        return np.asarray(by_sku, dtype=np.float64)
-    by_series = (rows["location"].astype(str) + "|" + rows["sku"].astype(str)).map(
-        model.series_price
-    )
-    return np.asarray(by_series.fillna(by_sku), dtype=np.float64)
+        return by_sku
+    key = rows["location"].astype(str) + "|" + rows["sku"].astype(str)
+    by_series = lookup(key, model.series_price)
+    return np.where(np.isnan(by_series), by_sku, by_series)
 
 
 def feature_frame(
@@ -286,8 +300,7 @@ def feature_frame(
     grid = _Grid.of(rows, period)
     others = np.maximum(count - 1.0, 1.0)
     out: dict[str, FloatArray] = {
-        c: pd.Categorical(rows[c].astype(str), categories=model.levels[c]).codes.astype(np.float64)
-        for c in CATEGORICAL
+        c: category_codes(rows[c].astype(str), model.levels[c]) for c in CATEGORICAL
     }
     weekday: FloatArray = (
         dates.day_of_week.to_numpy(np.float64) if period == 1 else np.zeros(len(rows))
@@ -553,7 +566,7 @@ def _set_start(model: GbmModel, rows: pd.DataFrame, y: FloatArray) -> FloatArray
 def start_score(rows: pd.DataFrame, model: GbmModel) -> FloatArray:
     """Each row's log start: its series' baseline and the log-linear promotion terms (NaN
     for series the model has no baseline for)."""
-    log_base = np.log(series_key(rows).map(model.baseline).to_numpy(np.float64))
+    log_base = np.log(lookup(series_key(rows), model.baseline))
     if not model.promo_effect:
         return log_base
     effect = model.promo_effect
@@ -562,8 +575,8 @@ def start_score(rows: pd.DataFrame, model: GbmModel) -> FloatArray:
     log_price = np.log1p(-rows["depth"].to_numpy(np.float64))
 
     def per(term: str, keys: pd.Series) -> FloatArray:
-        coef = {k: effect.get(f"{term}|{k}", 0.0) for k in keys.unique()}
-        return np.asarray(keys.map(coef), dtype=np.float64)
+        code, uniques = pd.factorize(keys)
+        return np.array([effect.get(f"{term}|{k}", 0.0) for k in uniques])[code]
 
     score = log_price * (per("log_price", cat) + per("log_price_sku", sku))
     score += rows["display"].to_numpy(np.float64) * per("display", cat)
