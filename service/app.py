@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -32,19 +32,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import promotwin
 from promotwin import strict_json
 from promotwin.scenarios.config_files import Problem
+from promotwin.scenarios.network import compile_network
 from promotwin.scenarios.schema import Scenario
-from promotwin.service import db, worker
+from promotwin.service import db
 from promotwin.service.models import Decision, PromotionEvent, SalesBatch, StockBatch
 from promotwin.service.outbox import DELIVERY_KIND, Outbox
-from promotwin.service.planning import Settings, base_scenario, unknown_ids
+from promotwin.service.planning import Job, Settings, base_scenario, plan_promotion, unknown_ids
 from promotwin.service.roles import ALLOWED, Action, approver_identity
 from promotwin.workflow.identity import NotAllowedError
 from promotwin.workflow.store import exceptions as exception_table
 from promotwin.workflow.store import now
 
 PROBLEM = "application/problem+json"
-EXCEPTION_RUN = worker.EXCEPTION_RUN
-T = TypeVar("T")
+EXCEPTION_RUN = "serve-"  # run id prefix of the exceptions the service raises
 
 
 @dataclass(frozen=True)
@@ -201,16 +201,16 @@ class Service:
     outbox: Outbox
     pool: ProcessPoolExecutor | None = None
 
-    @property
-    def target(self) -> worker.Target:
-        c = self.config
-        return worker.Target(c.store, c.webhooks, c.webhook_secret, c.webhook_attempts)
-
-    async def run(self, work: Callable[..., T], *args: Any) -> T:
-        """``work(*args)`` in the planning process (the event loop stays free)."""
+    async def plan(self, job: Job) -> dict[str, Any]:
+        """The twin's plan, computed in the planning process (the event loop stays free)."""
         if self.pool is None:
             raise RuntimeError("the planning process is not running")
-        return await asyncio.get_running_loop().run_in_executor(self.pool, work, *args)
+        return await asyncio.get_running_loop().run_in_executor(self.pool, plan_promotion, job)
+
+
+def _warm(scenario: str) -> None:
+    """Load the scenario and the twin once in the planning process, before the first event."""
+    compile_network(base_scenario(scenario))
 
 
 def make_service(config: ServeConfig) -> Service:
@@ -304,10 +304,6 @@ def _stored(status: int, body: str) -> Response:
     return Response(body, status, media_type="application/json", headers={"Idempotent-Replay": "1"})
 
 
-def _answer(status: int, body: str) -> Response:
-    return Response(body, status, media_type="application/json")
-
-
 def _commit(
     svc: Service,
     p: Posted,
@@ -315,8 +311,13 @@ def _commit(
     write: Callable[[Connection], dict[str, Any]],
 ) -> Response:
     """Run ``write`` and remember its response in one transaction, unless the key was seen."""
-    code, text, replay = svc.store.commit_once(p.key.id, p.idem, p.hash, status, write)
-    return _stored(code, text) if replay else _answer(code, text)
+    with svc.store.begin() as conn:
+        seen = svc.store.replay(conn, p.key.id, p.idem, p.hash)
+        if seen is not None:
+            return _stored(*seen)
+        text = strict_json.dumps(write(conn), separators=(",", ":"))
+        svc.store.remember(conn, p.key.id, p.idem, p.hash, status, text)
+    return Response(text, status, media_type="application/json")
 
 
 def _replayed(svc: Service, p: Posted) -> Response | None:
@@ -368,14 +369,137 @@ def _ingest(svc: Service, p: Posted, table: Any, rows: list[dict[str, Any]], wha
     return response
 
 
-# -- re-plans -------------------------------------------------------------------------------------
+# -- promotions -----------------------------------------------------------------------------------
+
+
+def _published(conn: Connection) -> dict[str, dict[str, Any]]:
+    rows = conn.execute(select(db.promotions.c.id, db.promotions.c.event)).all()
+    return {r.id: json.loads(r.event) for r in rows}
+
+
+def _version_problem(conn: Connection, event: PromotionEvent) -> ProblemError | None:
+    row = conn.execute(
+        select(db.promotions.c.version).where(db.promotions.c.id == event.id)
+    ).first()
+    if row is not None and row.version >= event.version:
+        return ProblemError(
+            409,
+            f"promotion {event.id} is at version {row.version}: version {event.version} is not "
+            "newer; publish a revision with a higher version",
+        )
+    return None
+
+
+def _record_plan(
+    svc: Service, conn: Connection, result: dict[str, Any], actor: str
+) -> dict[str, Any]:
+    """Recommendations, exceptions (routed lines, proposed by ``actor``) and outbox messages
+    of a plan, in ``conn``'s transaction; returns ``result`` with the exception ids."""
+    stamp = now()
+    routed = [a for a in result["actions"] if a["decision"] == "routed"]
+    ids = svc.store.workflow.create_exceptions(
+        conn, [_exception_row(result, a, actor) for a in routed]
+    )
+    for a, exc_id in zip(routed, ids, strict=True):
+        a["exception_id"] = exc_id
+    rows = [
+        {
+            "created_at": stamp,
+            "promotion_id": result["promotion"],
+            "version": result["version"],
+            "status": a["decision"],
+            "exception_id": a.get("exception_id"),
+            "action": strict_json.dumps(a, separators=(",", ":")),
+        }
+        for a in result["actions"]
+    ]
+    if rows:
+        conn.execute(db.recommendations.insert(), rows)
+    approved = [a for a in result["actions"] if a["decision"] == "auto_approved"]
+    svc.outbox.enqueue(conn, "actions.approved", result["promotion"], approved)
+    return result
+
+
+def _exception_row(result: Mapping[str, Any], a: Mapping[str, Any], actor: str) -> dict[str, Any]:
+    return {
+        "run_id": f"{EXCEPTION_RUN}{result['run_id']}",
+        "owner": a["owner"],
+        "priority": PRIORITY_INDEX[a["priority"]],
+        "created_day": a["day"],
+        "expires_day": a["expires_day"],
+        "policy": result["policy"],
+        "kind": a["kind"],
+        "origin": a["origin"],
+        "destination": a["destination"],
+        "sku": a["sku"],
+        "qty": a["qty"],
+        "unit_cost": a["unit_cost"],
+        "confidence": a["confidence"],
+        "value": a["value"],
+        "value_at_risk": a["value_at_risk"],
+        "rules": a["rules"],
+        "reason": a["governance_reason"],
+        "policy_reason": a["reason"],
+        "snapshot_hash": result["run_id"],
+        "proposed_by": actor,
+    }
+
+
+PRIORITY_INDEX = {"low": 0, "medium": 1, "high": 2}
 
 
 async def _replan_all(svc: Service) -> None:
-    """Re-plan every published promotion from the events stored so far (in the planning
-    process, which reads the events and writes the plans itself)."""
+    """Re-plan every published promotion from the events stored so far."""
     svc.replans.pending, svc.replans.last = 0, time.monotonic()
-    await svc.run(worker.replan_all, svc.target, svc.config.settings)
+    with svc.store.engine.connect() as conn:
+        rows = conn.execute(select(db.promotions)).all()
+        published = {r.id: json.loads(r.event) for r in rows}
+        sales, stock = _events(conn)
+    for r in rows:
+        job = Job(svc.config.settings, r.id, r.version, published, sales, stock)
+        result = await svc.plan(job)
+
+        def write(conn: Connection, result: dict[str, Any] = result) -> None:
+            _record_plan(svc, conn, result, "service")
+            conn.execute(
+                db.promotions.update()
+                .where(db.promotions.c.id == result["promotion"])
+                .values(result=strict_json.dumps(result))
+            )
+            svc.store.audit(
+                conn,
+                "replan",
+                "service",
+                f"{result['promotion']} v{result['version']} as of {result['as_of']}: "
+                f"readiness {result['readiness']['score']:.1f}",
+            )
+
+        await run_in_threadpool(_in_transaction, svc, write)
+
+
+def _in_transaction(svc: Service, write: Callable[[Connection], None]) -> None:
+    with svc.store.begin() as conn:
+        write(conn)
+
+
+def _events(conn: Connection) -> tuple[list[tuple[str, str, str, str, int]], list[Any]]:
+    from sqlalchemy import func
+
+    s, k = db.sales, db.stock
+    sales = conn.execute(
+        select(s.c.date, s.c.location, s.c.sku, s.c.channel, func.sum(s.c.units))
+        .group_by(s.c.date, s.c.location, s.c.sku, s.c.channel)
+        .order_by(s.c.date, s.c.location, s.c.sku, s.c.channel)
+    ).all()
+    # the lowest position reported for a day: a sell-out during the day counts
+    stock = conn.execute(
+        select(k.c.date, k.c.location, k.c.sku, func.min(k.c.on_hand))
+        .group_by(k.c.date, k.c.location, k.c.sku)
+        .order_by(k.c.date, k.c.location, k.c.sku)
+    ).all()
+    return [(a, b, c, d, int(e)) for a, b, c, d, e in sales], [
+        (a, b, c, int(d)) for a, b, c, d in stock
+    ]
 
 
 def _maybe_replan(svc: Service) -> None:
@@ -406,7 +530,7 @@ def create_app(config: ServeConfig) -> FastAPI:
             mp_context=multiprocessing.get_context("spawn"),
         )
         # ready (health answers) once the planning process has loaded the twin and scenario
-        await svc.run(worker.warm, svc.target, config.settings.scenario)
+        await asyncio.get_running_loop().run_in_executor(svc.pool, _warm, config.settings.scenario)
         svc.outbox.start()
         ticker = asyncio.create_task(_schedule(svc)) if config.replan_seconds > 0 else None
         try:
@@ -492,22 +616,46 @@ def _routes(app: FastAPI, svc: Service) -> None:
             errors = field_errors(problems, "body")
             raise ProblemError(422, "the promotion names what the network lacks", errors)
 
+        def prepare() -> tuple[dict[str, dict[str, Any]], list[Any], list[Any]]:
+            with svc.store.engine.connect() as conn:
+                refused = _version_problem(conn, event)
+                if refused is not None:
+                    raise refused
+                return _published(conn), *_events(conn)
+
+        published, sales, stock = await run_in_threadpool(prepare)
         body = event.model_dump(mode="json", exclude={"version"})
-        job = worker.Publish(
-            svc.target,
-            svc.config.settings,
-            key.id,
-            key.name,
-            p.idem,
-            p.hash,
-            event.id,
-            event.version,
-            body,
-        )
-        out = await svc.run(worker.publish, job)
-        if out.status == 409:
-            raise ProblemError(409, out.text)
-        return _stored(out.status, out.text) if out.replay else _answer(out.status, out.text)
+        job = Job(svc.config.settings, event.id, event.version, {**published, event.id: body})
+        job = Job(job.settings, job.promotion_id, job.version, job.promotions, sales, stock)
+        result = await svc.plan(job)
+
+        def write(conn: Connection) -> dict[str, Any]:
+            refused = _version_problem(conn, event)  # a newer revision may have won meanwhile
+            if refused is not None:
+                raise refused
+            table = db.promotions
+            conn.execute(table.delete().where(table.c.id == event.id))
+            _record_plan(svc, conn, result, key.name)
+            conn.execute(
+                table.insert().values(
+                    id=event.id,
+                    version=event.version,
+                    event=strict_json.dumps(body),
+                    proposed_by=key.name,
+                    received_at=now(),
+                    result=strict_json.dumps(result),
+                )
+            )
+            svc.store.audit(
+                conn,
+                "promotion",
+                key.name,
+                f"{event.id} v{event.version}: readiness {result['readiness']['score']:.1f}, "
+                f"{len(result['actions'])} actions",
+            )
+            return result
+
+        return await run_in_threadpool(_commit, svc, p, 201, write)
 
     @app.get("/v1/promotions/{promotion_id}/readiness")
     async def get_readiness(promotion_id: str, key: Reader) -> dict[str, Any]:
