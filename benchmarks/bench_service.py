@@ -2,13 +2,16 @@
 with p99 <= 200 ms, and a promotion event on appliance_promo answered in <= 3 s.
 
     python benchmarks/bench_service.py [--seconds 10] [--rate 2000] [--batch 500] [--json PATH]
+        [--tree DIR]
 
 A real ``twin serve`` on 127.0.0.1 (SQLite store, WAL, synchronous=FULL). A bounded open-loop
 httpx generator sends a batch every ``batch / rate`` seconds (at most 8 in flight) for
 ``--seconds``, twice: first with the planning process idle (the baseline), then while a second
 client posts promotion revisions back to back, so a re-plan runs throughout. Reported per
-phase: lines/s accepted, p50/p95/p99 batch latency, the server's CPU (server + planning process,
-from /proc) and the ratios of the re-plan phase to the baseline; and the promotion latencies.
+phase: lines/s accepted, p50/p95/p99 batch latency, the server's CPU (the API process and the
+planning process, from /proc) and the ratios of the re-plan phase to the baseline; and the
+promotion latencies. ``--tree DIR`` serves from another source tree (e.g. ``git archive`` of an
+older commit): run it alternately with this one to compare under the same load.
 """
 
 from __future__ import annotations
@@ -32,26 +35,27 @@ IN_FLIGHT = 8
 STORES = ["N01", "N02", "N03", "C01", "C02", "S01", "S02"]
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of ``pid`` and its children (the planning process), seconds."""
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User + system CPU seconds of ``pid`` (the API process) and of its children (the
+    planning process), from /proc."""
     tick = os.sysconf("SC_CLK_TCK")
-    pids = [pid]
+
+    def stat(p: int | str) -> list[str]:
+        try:
+            return Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return []
+
+    def cpu(fields: list[str]) -> float:
+        return (int(fields[11]) + int(fields[12])) / tick if fields else 0.0
+
+    children = 0.0
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                pids.append(int(entry.name))
-    total = 0.0
-    for p in pids:
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+            fields = stat(entry.name)
+            if fields and int(fields[1]) == pid:
+                children += cpu(fields)
+    return cpu(stat(pid)), children
 
 
 def batches(n_lines: int, tag: str) -> list[bytes]:
@@ -152,12 +156,28 @@ def replans(url: str, token: str, first: int, stop: threading.Event, out: list[f
 
 
 def phase(server: Any, token: str, bodies: list[bytes], args: argparse.Namespace) -> dict[str, Any]:
-    c0, t0 = cpu_seconds(server.process.pid), time.perf_counter()
+    (api0, plan0), t0 = cpu_seconds(server.process.pid), time.perf_counter()
     result = ingest(server.url, token, bodies, args.rate, args.seconds)
-    cpu = cpu_seconds(server.process.pid) - c0
+    api1, plan1 = cpu_seconds(server.process.pid)
+    cpu = api1 - api0 + plan1 - plan0
     result["server_cpu_s"] = cpu
+    result["api_process_cpu_s"] = api1 - api0
+    result["planning_process_cpu_s"] = plan1 - plan0
     result["server_cores"] = cpu / (time.perf_counter() - t0)
     return result
+
+
+def other_tree(tree: Path, tmp: Path) -> dict[str, str]:
+    """The environment that makes the server import ``tree``'s promotwin: on the path, and
+    the editable install's finder (which would win over the path) taken out at start-up."""
+    if (Path.cwd() / "promotwin").exists():  # `python -m` puts the working directory first
+        raise SystemExit("--tree: run the benchmark from outside a source tree (cd /tmp)")
+    (tmp / "sitecustomize.py").write_text(
+        "import sys\n"
+        "sys.meta_path[:] = [f for f in sys.meta_path\n"
+        "                    if not getattr(f, '__module__', '').startswith('__editable__')]\n"
+    )
+    return {"PYTHONPATH": f"{tmp}{os.pathsep}{tree.resolve()}"}
 
 
 def main() -> None:
@@ -169,6 +189,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=TARGET_LINES_S, help="POS lines/s sent")
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--tree", type=Path, help="serve from this source tree's promotwin")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-service-") as tmp:
@@ -176,8 +197,9 @@ def main() -> None:
         s = ServiceStore(store)
         token = s.create_key("bench", "admin", {}, "bench")[1]
         s.close()
+        env = other_tree(args.tree, Path(tmp)) if args.tree else None
         server = start_server(
-            store, "appliance_promo", "--replan-lines", "0", "--rate-limit", "1000"
+            store, "appliance_promo", "--replan-lines", "0", "--rate-limit", "1000", env=env
         )
         try:
             idle = [post_promotion(server.url, token, v) for v in (1, 2, 3)]  # nothing else
@@ -193,6 +215,7 @@ def main() -> None:
         finally:
             server.stop()
     report = {
+        "tree": str(args.tree or "this one"),
         "batch_lines": args.batch,
         "rate_sent_lines_s": args.rate,
         "cpu_count": os.cpu_count(),
@@ -209,6 +232,7 @@ def main() -> None:
             "lines_per_s": loaded["lines_per_s"] / baseline["lines_per_s"],
             "p99": loaded["p99_ms"] / baseline["p99_ms"],
             "server_cpu": loaded["server_cpu_s"] / baseline["server_cpu_s"],
+            "api_process_cpu": loaded["api_process_cpu_s"] / baseline["api_process_cpu_s"],
         },
         "targets": {
             "lines_per_s": TARGET_LINES_S,

@@ -6,14 +6,18 @@ from __future__ import annotations
 import getpass
 import json
 import os
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from promotwin import strict_json
 from promotwin.policies.registry import POLICIES
 
-ENV_WEBHOOK_SECRET = "TWIN_WEBHOOK_SECRET"  # never an argument: argv is logged
+if TYPE_CHECKING:
+    from promotwin.service.config import ServeFile
+
+DEFAULT_SECRET_ENV = "TWIN_WEBHOOK_SECRET"  # the default of webhooks.secret_env in serve.yaml
 KEY_ROLES = ("integrator", "viewer", "planner", "approver", "admin")
 StoreOpt = Annotated[
     str, typer.Option("--store", help="SQLite file or SQLAlchemy URL (the service's state)")
@@ -28,16 +32,12 @@ keys_app = typer.Typer(help="API keys: create (printed once), list, revoke.", no
 serve_app.add_typer(keys_app, name="keys")
 
 
-def _check_url(url: str) -> None:
-    from urllib.parse import urlparse
-
-    parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise ValueError(f"--webhook {url!r}: give an http:// or https:// URL")
-
-
 def serve(
     ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="serve.yaml with any of these settings (options win)"),
+    ] = None,
     scenario: Annotated[
         str | None, typer.Option(help="built-in scenario name or a YAML file (its network)")
     ] = None,
@@ -55,8 +55,11 @@ def serve(
     governance: Annotated[str, typer.Option(help="governance YAML file or built-in")] = "default",
     webhook: Annotated[
         list[str] | None,
-        typer.Option(help=f"POST approved actions here (repeat), signed: ${ENV_WEBHOOK_SECRET}"),
+        typer.Option(help=f"POST approved actions here (repeat), signed: ${DEFAULT_SECRET_ENV}"),
     ] = None,
+    webhook_attempts: Annotated[
+        int, typer.Option(help="abandon a delivery after this many failures (0: never)")
+    ] = 20,
     rate_limit: Annotated[float, typer.Option(help="requests per second per key")] = 50.0,
     replan_lines: Annotated[
         int, typer.Option(help="re-plan after this many new event lines (0: never)")
@@ -69,92 +72,83 @@ def serve(
     """Serve SCENARIO's network over HTTP (docs at /v1/docs)."""
     if ctx.invoked_subcommand is not None:
         return
-    from promotwin.cli.common import check_seed
+    from promotwin.service.config import OPTIONS, load
+
+    # typer carries its own copy of click, so the source is compared by name
+    given = {
+        name: ctx.params[name]
+        for name in OPTIONS
+        if getattr(ctx.get_parameter_source(name), "name", "") == "COMMANDLINE"
+    }
+    settings = load(config, given)
+    secret = _checked(settings, config)
+    _run(settings, secret)
+
+
+def _checked(settings: ServeFile, config: Path | None) -> str:
+    """Everything checked before the server starts; returns the webhook signing secret."""
     from promotwin.cli.outputs import check_store
     from promotwin.demand.forecaster import make_forecaster
     from promotwin.policies.registry import make_policy
     from promotwin.scenarios import load_scenario
     from promotwin.workflow.config import load_config
 
-    # everything is checked before the server starts
-    if scenario is None:
-        raise ValueError("give --scenario NAME|FILE: the network the service plans for")
-    if not 0 < port < 65536:
-        raise ValueError(f"--port {port}: give a port from 1 to 65535")
-    check_seed(seed)
-    for name, value in (("--rate-limit", rate_limit), ("--replan-seconds", replan_seconds)):
-        if not 0 <= value < float("inf"):
-            raise ValueError(f"{name} {value}: give a number of at least 0")
-    if replan_lines < 0 or max_body < 1:
-        raise ValueError("--replan-lines must be at least 0 and --max-body at least 1")
-    urls = tuple(webhook or ())
-    for url in urls:
-        _check_url(url)
-    secret = os.environ.get(ENV_WEBHOOK_SECRET, "")
-    if urls and not secret:
-        raise ValueError(f"--webhook needs a signing secret: set {ENV_WEBHOOK_SECRET}")
-    s = load_scenario(scenario)
-    make_policy(policy)
-    make_forecaster(forecast, model, sensing=True)
-    load_config(governance, s)
-    check_store(store)
-    _run(
-        scenario, store, host, port, policy, seed, forecast, model, governance, urls, secret,
-        rate_limit, replan_lines, replan_seconds, max_body,
-    )  # fmt: skip
+    if settings.scenario is None:
+        where = f" (or `scenario:` in {config})" if config else ""
+        raise ValueError(f"give --scenario NAME|FILE{where}: the network the service plans for")
+    hooks = settings.webhooks
+    secret = os.environ.get(hooks.secret_env, "")
+    if hooks.urls and not secret:
+        raise ValueError(f"--webhook needs a signing secret: set {hooks.secret_env}")
+    s = load_scenario(settings.scenario)
+    make_policy(settings.policy)
+    make_forecaster(settings.forecast, settings.model, sensing=True)
+    load_config(settings.governance, s)
+    check_store(settings.store)
+    return secret
 
 
-def _run(
-    scenario: str,
-    store: str,
-    host: str,
-    port: int,
-    policy: str,
-    seed: int,
-    forecast: str,
-    model: str | None,
-    governance: str,
-    urls: tuple[str, ...],
-    secret: str,
-    rate_limit: float,
-    replan_lines: int,
-    replan_seconds: float,
-    max_body: int,
-) -> None:
+def _run(settings: ServeFile, secret: str) -> None:
     import uvicorn
 
     from promotwin.cli.common import err
     from promotwin.service.app import ServeConfig, create_app
     from promotwin.service.planning import Settings
 
-    settings = Settings(scenario, policy, seed, forecast, model, governance)
+    s = settings
+    planning = Settings(s.scenario or "", s.policy, s.seed, s.forecast, s.model, s.governance)
     config = ServeConfig(
-        settings,
-        store,
-        max_body_bytes=max_body,
-        rate_per_second=rate_limit,
-        rate_burst=max(1, int(2 * rate_limit)),
-        replan_lines=replan_lines,
-        replan_seconds=replan_seconds,
-        webhooks=urls,
+        planning,
+        s.store,
+        max_body_bytes=s.limits.max_body_bytes,
+        rate_per_second=s.limits.rate_per_second,
+        rate_burst=s.rate_burst,
+        replan_lines=s.thresholds.replan_lines,
+        replan_seconds=s.thresholds.replan_seconds,
+        webhooks=tuple(s.webhooks.urls),
         webhook_secret=secret,
+        webhook_attempts=s.webhooks.max_attempts,
     )
     app = create_app(config)
-    err.print(f"serving {scenario} on http://{host}:{port}/v1 (docs: /v1/docs, store {store})")
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    where = f"http://{s.host}:{s.port}/v1"
+    err.print(f"serving {s.scenario} on {where} (docs: /v1/docs, store {s.store})")
+    uvicorn.run(app, host=s.host, port=s.port, log_level="warning", access_log=False)
 
 
 def keys_create(
     name: Annotated[str, typer.Option(help="the key's principal, as in the audit trail")],
     role: Annotated[str, typer.Option(help=f"one of: {', '.join(KEY_ROLES)}")],
     limit: Annotated[
-        list[str] | None, typer.Option(help="approval limit QUEUE=VALUE (approvers; repeat)")
+        list[str] | None,
+        typer.Option(
+            help="approval limit QUEUE=VALUE (approvers; repeat); integration=0 lets the key "
+            "re-send or drop abandoned webhook deliveries"
+        ),
     ] = None,
     store: StoreOpt = DEFAULT_STORE,
 ) -> None:
     """Create an API key and print it once (only its hash is stored)."""
     from promotwin.cli.common import console
-    from promotwin.cli.governance import _limits
     from promotwin.cli.outputs import check_store
     from promotwin.service.db import ServiceStore
 
@@ -162,13 +156,28 @@ def keys_create(
         raise ValueError(f"--role must be one of {', '.join(KEY_ROLES)}, not {role!r}")
     if not name.strip() or len(name) > 64 or name != name.strip():
         raise ValueError(f"--name {name!r}: 1 to 64 characters, no spaces around it")
-    limits = _limits(limit or [])
+    limits = _key_limits(limit or [])
     if limits and role not in ("approver", "admin"):
         raise ValueError(f"a {role} key approves nothing: give no --limit")
     check_store(store)
     key, token = ServiceStore(store).create_key(name, role, limits, f"cli:{getpass.getuser()}")
     console.print(f"key {key.id} for {name} ({role}); shown only now, keep it secret:")
     console.print(token, highlight=False, soft_wrap=True)
+
+
+def _key_limits(given: list[str]) -> dict[str, float]:
+    """The approval store's queues, and the service's own: abandoned webhook deliveries."""
+    from promotwin.cli.governance import _limits
+    from promotwin.service.outbox import QUEUE
+
+    ours = [x for x in given if x.partition("=")[0] == QUEUE]
+    limits = _limits([x for x in given if x not in ours])
+    for item in ours:  # a delivery carries no money: the limit only grants the queue
+        value = item.partition("=")[2]
+        if not value.replace(".", "", 1).isdigit():
+            raise ValueError(f"--limit {item!r}: write {QUEUE}=VALUE with a number, e.g. {QUEUE}=0")
+        limits[QUEUE] = float(value)
+    return limits
 
 
 def keys_list(store: StoreOpt = DEFAULT_STORE) -> None:

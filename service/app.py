@@ -36,7 +36,7 @@ from promotwin.scenarios.network import compile_network
 from promotwin.scenarios.schema import Scenario
 from promotwin.service import db
 from promotwin.service.models import Decision, PromotionEvent, SalesBatch, StockBatch
-from promotwin.service.outbox import Outbox
+from promotwin.service.outbox import DELIVERY_KIND, Outbox
 from promotwin.service.planning import Job, Settings, base_scenario, plan_promotion, unknown_ids
 from promotwin.service.roles import ALLOWED, Action, approver_identity
 from promotwin.workflow.identity import NotAllowedError
@@ -58,6 +58,7 @@ class ServeConfig:
     replan_seconds: float = 0.0  # and/or every this many seconds when events arrived (0: off)
     webhooks: tuple[str, ...] = ()
     webhook_secret: str = ""
+    webhook_attempts: int = 20  # failed attempts before a message is abandoned (0: never)
 
 
 class ProblemError(Exception):
@@ -224,7 +225,7 @@ def make_service(config: ServeConfig) -> Service:
         frozenset(s.id for s in scenario.skus),
         RateLimit(config.rate_per_second, config.rate_burst),
         Replans(config.replan_lines, config.replan_seconds),
-        Outbox(store, config.webhooks, config.webhook_secret),
+        Outbox(store, config.webhooks, config.webhook_secret, max_attempts=config.webhook_attempts),
     )
 
 
@@ -789,6 +790,10 @@ def _routes(app: FastAPI, svc: Service) -> None:
                 role=identity.role,
                 signature=identity.signature(),
             )
+            if row.kind == DELIVERY_KIND:  # an abandoned webhook message: send it again?
+                if decision == "approved":
+                    svc.outbox.redeliver(conn, int(row.destination))
+                return {"exception": exception_id, "status": decision, "by": identity.name}
             action = _action_of(conn, done[0], decision)
             conn.execute(
                 db.recommendations.insert().values(

@@ -116,6 +116,7 @@ outbox = Table(
     Column("next_attempt", Double, nullable=False),  # unix time, seconds
     Column("delivered_at", String(40)),
     Column("last_error", Text, nullable=False, default=""),
+    Column("abandoned_at", String(40)),  # after too many failed attempts (the row is kept)
 )
 
 
@@ -150,7 +151,23 @@ class ServiceStore:
         self.workflow = Store(store, create=create)
         self.engine = self.workflow.engine
         metadata.create_all(self.engine)
+        self._add_missing_columns()
         self._insert = postgresql.insert if self.engine.dialect.name == "postgresql" else None
+
+    def _add_missing_columns(self) -> None:
+        """Columns added since a store was made (``create_all`` only makes missing tables)."""
+        from sqlalchemy import inspect
+        from sqlalchemy.schema import CreateColumn
+
+        for table in metadata.sorted_tables:
+            have = {c["name"] for c in inspect(self.engine).get_columns(table.name)}
+            missing = [c for c in table.columns if c.name not in have]
+            if not missing:
+                continue
+            with self.workflow.begin() as conn:
+                for column in missing:
+                    ddl = CreateColumn(column).compile(dialect=self.engine.dialect)
+                    conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {ddl}")
 
     def close(self) -> None:
         self.workflow.close()

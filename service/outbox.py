@@ -3,12 +3,19 @@ them, delivered by a background thread as webhooks with HMAC-SHA256 signed bodie
 with exponential backoff until the receiver answers 2xx. Nothing is lost across restarts (the
 rows stay until delivered); a receiver may see a message twice (after a crash between its
 answer and our commit) and deduplicates by ``message_id`` or the ``X-Promotwin-Delivery`` id.
+
+After ``max_attempts`` failed attempts a message is abandoned: its row stays (with the last
+error), and an exception in the ``integration`` queue says which receiver refused what and why.
+Approving that exception re-sends the message (from the first attempt's backoff); rejecting it
+leaves it abandoned, with the decision in the audit trail.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import sys
 import threading
 import time
 import uuid
@@ -25,6 +32,10 @@ if TYPE_CHECKING:
 
 SIGNATURE = "X-Promotwin-Signature"
 MAX_BACKOFF = 60.0  # seconds between attempts, at most
+MAX_ATTEMPTS = 20  # then abandoned: ~15 minutes of attempts with the default backoff
+QUEUE = "integration"  # the exception queue of abandoned deliveries
+DELIVERY_RUN = "serve-outbox"  # run id of those exceptions (the service's prefix, see app.py)
+DELIVERY_KIND = "delivery"
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -40,6 +51,7 @@ class Outbox:
         secret: str,
         backoff: float = 0.5,
         poll: float = 0.2,
+        max_attempts: int = MAX_ATTEMPTS,
     ):
         if urls and not secret:
             raise ValueError(
@@ -47,7 +59,7 @@ class Outbox:
                 f"the {SIGNATURE} header with it)"
             )
         self.store, self.urls, self.secret = store, tuple(urls), secret
-        self.backoff, self.poll = backoff, poll
+        self.backoff, self.poll, self.max_attempts = backoff, poll, max_attempts
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -106,21 +118,82 @@ class Outbox:
         with self.store.engine.connect() as conn:
             due = conn.execute(
                 select(outbox)
-                .where(outbox.c.delivered_at.is_(None) & (outbox.c.next_attempt <= time.time()))
+                .where(
+                    outbox.c.delivered_at.is_(None)
+                    & outbox.c.abandoned_at.is_(None)
+                    & (outbox.c.next_attempt <= time.time())
+                )
                 .order_by(outbox.c.id)
                 .limit(50)
             ).all()
         for row in due:
             error = self._post(client, row.id, row.url, row.body.encode())
-            values: dict[str, Any] = {"attempts": row.attempts + 1}
+            attempts = row.attempts + 1
+            values: dict[str, Any] = {"attempts": attempts}
             if error:
                 wait = min(MAX_BACKOFF, self.backoff * 2**row.attempts)
                 values |= {"next_attempt": time.time() + wait, "last_error": error}
             else:
                 values |= {"delivered_at": now(), "last_error": ""}
+            give_up = bool(error) and 0 < self.max_attempts <= attempts
+            if give_up:
+                values["abandoned_at"] = now()
             with self.store.begin() as conn:
                 conn.execute(update(outbox).where(outbox.c.id == row.id).values(**values))
+                if give_up:
+                    self._raise_exception(conn, row, attempts, error)
         return len(due)
+
+    def _raise_exception(self, conn: Connection, row: Any, attempts: int, error: str) -> None:
+        """The abandoned message as an exception of the integration queue (in ``conn``)."""
+        body = json.loads(row.body)
+        actions = body.get("actions", [])
+        reason = (
+            f"delivery {row.id} to {row.url} abandoned after {attempts} attempts "
+            f"(last: {error}); approve to send it again, reject to leave it undelivered"
+        )
+        (exception_id,) = self.store.workflow.create_exceptions(
+            conn,
+            [
+                {
+                    "run_id": DELIVERY_RUN,
+                    "owner": QUEUE,
+                    "priority": 2,  # high: approved actions are not reaching the integrator
+                    "created_day": 0,
+                    "expires_day": 0,
+                    "policy": "webhook",
+                    "kind": DELIVERY_KIND,
+                    "origin": "outbox",
+                    "destination": str(row.id),  # the outbox row, kept
+                    "sku": "",
+                    "qty": len(actions),
+                    "unit_cost": 0.0,
+                    "confidence": 1.0,
+                    # the actions were approved already: re-sending them commits no money
+                    # (value 0, any limit in the queue will do); what does not reach the
+                    # integrator is what is at risk
+                    "value": 0.0,
+                    "value_at_risk": float(sum(a.get("value", 0.0) for a in actions)),
+                    "rules": "webhook",
+                    "reason": reason,
+                    "policy_reason": f"{body.get('type', '')} {body.get('message_id', '')}",
+                    "snapshot_hash": str(body.get("message_id", "")),
+                    "proposed_by": "service",
+                }
+            ],
+        )
+        self.store.audit(conn, "delivery_abandoned", "service", reason)
+        print(f"{reason} (exception {exception_id})", file=sys.stderr, flush=True)
+
+    def redeliver(self, conn: Connection, outbox_id: int) -> None:
+        """Send an abandoned message again, from its first attempt (in ``conn``)."""
+        from promotwin.service.db import outbox
+
+        conn.execute(
+            update(outbox)
+            .where(outbox.c.id == outbox_id)
+            .values(attempts=0, next_attempt=time.time(), abandoned_at=None)
+        )
 
     def _post(self, client: Any, delivery: int, url: str, body: bytes) -> str:
         """ "" if the receiver took it, else why not."""

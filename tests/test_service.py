@@ -29,12 +29,14 @@ from promotwin.workflow.store import Store
 
 SECRET = "test-webhook-secret"
 FAILS_FIRST = 2  # the receiver answers 500 to the first attempts of each message
+ATTEMPTS = FAILS_FIRST + 1  # a message is abandoned after this many failed attempts
 
 
 class Receiver:
-    """A local webhook receiver that fails the first ``FAILS_FIRST`` attempts of each message."""
+    """A local webhook receiver that fails the first ``fails_first`` attempts of each message."""
 
-    def __init__(self) -> None:
+    def __init__(self, fails_first: int = FAILS_FIRST) -> None:
+        self.fails_first = fails_first
         self.attempts: dict[str, int] = {}
         self.accepted: list[tuple[dict[str, Any], str]] = []  # body, signature header
         receiver = self
@@ -45,7 +47,7 @@ class Receiver:
                 body = json.loads(raw)
                 n = receiver.attempts.get(body["message_id"], 0) + 1
                 receiver.attempts[body["message_id"]] = n
-                ok = n > FAILS_FIRST
+                ok = n > receiver.fails_first
                 if ok:
                     receiver.accepted.append((body, self.headers["X-Promotwin-Signature"]))
                     receiver.raw[body["message_id"]] = raw
@@ -76,30 +78,41 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture(scope="module")
+def dead_receiver() -> Iterator[Receiver]:
+    """Refuses every attempt (until a test lets it take messages)."""
+    r = Receiver(fails_first=10**9)
+    yield r
+    r.close()
+
+
+@pytest.fixture(scope="module")
 def scenario() -> Scenario:
     return load_scenario("appliance_promo")
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory, receiver: Receiver) -> Iterator[Server]:
+def served(
+    tmp_path_factory: pytest.TempPathFactory, receiver: Receiver, dead_receiver: Receiver
+) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp("serve")
     # shipments above 2 units go to store operations: the plan raises exceptions to decide
     rules = folder / "rules.yaml"
     rules.write_text("name: strict\nthresholds:\n  shipment: {max_qty: 2}\n")
+    # most settings from serve.yaml, the rest (scenario, store, port) on the command line
+    config = folder / "serve.yaml"
+    config.write_text(
+        f"governance: {rules}\n"
+        f"webhooks:\n  urls: [{receiver.url}, {dead_receiver.url}]\n"
+        f"  secret_env: TEST_HOOK_SECRET\n  max_attempts: {ATTEMPTS}\n"
+        "thresholds: {replan_lines: 0}\n"
+        "limits: {rate_per_second: 20, max_body_bytes: 400000}\n"
+    )
     server = start_server(
         folder / "service.sqlite",
         "appliance_promo",
-        "--governance",
-        str(rules),
-        "--webhook",
-        receiver.url,
-        "--rate-limit",
-        "20",
-        "--replan-lines",
-        "0",
-        "--max-body",
-        "400000",
-        env={"TWIN_WEBHOOK_SECRET": SECRET},
+        "--config",
+        str(config),
+        env={"TEST_HOOK_SECRET": SECRET},
     )
     yield server
     server.stop()
@@ -299,10 +312,12 @@ def test_a_body_above_the_limit_is_413(served: Server) -> None:
     assert r.json()["status"] == 413
 
 
-def test_rate_limit_per_key(tmp_path: Path) -> None:
-    # its own server at 1 request/s (bursts of 2): six requests in a row cannot all fit,
-    # however slowly a loaded machine answers them
-    server = start_server(tmp_path / "rate.sqlite", "appliance_promo", "--rate-limit", "1")
+def test_rate_limit_per_key_from_a_config_file(tmp_path: Path) -> None:
+    # its own server at 1 request/s (bursts of 2), set in serve.yaml: six requests in a row
+    # cannot all fit, however slowly a loaded machine answers them
+    config = tmp_path / "serve.yaml"
+    config.write_text("scenario: appliance_promo\nlimits: {rate_per_second: 1, rate_burst: 2}\n")
+    server = start_server(tmp_path / "rate.sqlite", None, "--config", str(config))
     try:
         token, other = new_key(server, "viewer"), new_key(server, "viewer")
         with httpx.Client(headers={"Authorization": f"Bearer {token}"}) as client:
@@ -421,3 +436,77 @@ def test_exceptions_decided_under_the_approval_rules_and_published(
     assert signature == "sha256=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
     assert receiver.attempts[body["message_id"]] == FAILS_FIRST + 1
     assert body["actions"][0]["decided_by"] == "bo"
+
+
+def _outbox_row(server: Server, url: str, promotion: str) -> dict[str, Any] | None:
+    from sqlalchemy import select
+
+    from promotwin.service import db
+
+    store = ServiceStore(store_of(server))
+    try:
+        with store.engine.connect() as conn:
+            rows = conn.execute(select(db.outbox).where(db.outbox.c.url == url)).mappings()
+            mine = [dict(r) for r in rows if json.loads(r["body"])["promotion"] == promotion]
+    finally:
+        store.close()
+    return mine[0] if mine else None
+
+
+def _wait(check: Any, seconds: float = 30.0) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.2)
+    return check()
+
+
+def test_a_delivery_refused_every_time_is_abandoned_kept_raised_and_resent_on_approval(
+    served: Server, scenario: Scenario, dead_receiver: Receiver
+) -> None:
+    planner = new_key(served, "planner", name="fay")
+    p = event(scenario, 1, id="DEAD-HOOK", skus=["FAN-03", "FAN-04"], depth=0.2)
+    assert post(served, "/v1/promotions", planner, p).status_code == 201
+
+    def abandoned() -> dict[str, Any] | None:
+        row = _outbox_row(served, dead_receiver.url, "DEAD-HOOK")
+        return row if row is not None and row["abandoned_at"] is not None else None
+
+    row = _wait(abandoned)
+    assert row is not None, "the refused message was not abandoned"
+    message_id = json.loads(row["body"])["message_id"]
+    assert row["attempts"] == ATTEMPTS and row["delivered_at"] is None
+    assert "500" in row["last_error"]
+    time.sleep(2.0)  # abandoned: no attempt after the last one
+    assert dead_receiver.attempts[message_id] == ATTEMPTS
+
+    integrator = new_key(served, "integrator")
+    items = get(served, "/v1/exceptions", integrator).json()["items"]
+    raised = [e for e in items if e["kind"] == "delivery" and e["destination"] == str(row["id"])]
+    assert len(raised) == 1, items
+    exc = raised[0]
+    assert exc["owner"] == "integration" and exc["status"] == "open"
+    assert dead_receiver.url in exc["reason"] and f"{ATTEMPTS} attempts" in exc["reason"]
+
+    path = f"/v1/exceptions/{exc['id']}/approve"
+    assert post(served, path, integrator, {}).status_code == 403  # integrators decide nothing
+    other_queue = new_key(served, "approver", name="gil", store_ops=1e9)
+    assert post(served, path, other_queue, {}).status_code == 403
+    dead_receiver.fails_first = ATTEMPTS  # the receiver is fixed: the next attempt lands
+    ops = new_key(served, "approver", name="hal", integration=0)
+    assert post(served, path, ops, {"note": "receiver fixed"}).json()["status"] == "approved"
+
+    def delivered() -> dict[str, Any] | None:
+        again = _outbox_row(served, dead_receiver.url, "DEAD-HOOK")
+        return again if again is not None and again["delivered_at"] is not None else None
+
+    done = _wait(delivered)
+    assert done is not None and done["attempts"] == 1 and done["abandoned_at"] is None
+    assert dead_receiver.attempts[message_id] == ATTEMPTS + 1
+    assert [b["message_id"] for b, _ in dead_receiver.accepted].count(message_id) == 1
+    audit = Store(store_of(served), create=False).audit_frame()
+    assert (audit["event"] == "delivery_abandoned").any()
+    decided = audit[audit["exception_id"] == exc["id"]]
+    assert list(decided["event"]) == ["approved"] and list(decided["actor"]) == ["hal"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -144,3 +145,44 @@ def test_events_are_deduplicated_by_id_on_either_database(store_url: str) -> Non
         assert store.insert_new(conn, db.sales, [*rows, rows[0]]) == 4
     assert store.counts()["service_sales"] == 10
     store.close()
+
+
+def test_serve_yaml_options_override_the_file_field_by_field(tmp_path: Path) -> None:
+    from promotwin.service.config import load
+
+    config = tmp_path / "serve.yaml"
+    config.write_text(
+        "scenario: appliance_promo\nport: 9001\nstore: a.sqlite\n"
+        "limits: {rate_per_second: 5, max_body_bytes: 1000}\nthresholds: {replan_seconds: 30}\n"
+    )
+    s = load(config, {"port": 9002, "rate_limit": 7.0})
+    assert (s.port, s.store, s.scenario) == (9002, "a.sqlite", "appliance_promo")
+    assert (s.limits.rate_per_second, s.limits.max_body_bytes, s.rate_burst) == (7.0, 1000, 14)
+    assert (s.thresholds.replan_seconds, s.thresholds.replan_lines) == (30.0, 20_000)
+    assert load(None, {}).host == "127.0.0.1"  # loopback unless configured
+
+
+def test_bad_serve_yaml_names_each_field_as_given_and_exits_2(tmp_path: Path) -> None:
+    config = tmp_path / "serve.yaml"
+    config.write_text(
+        "scenario: appliance_promo\nport: 0\nlimits: {rate_per_second: 0}\n"
+        "webhooks: {urls: ['ftp://x']}\ncolour: red\n"
+    )
+    done = twin("serve", "--config", str(config), "--port", "70000")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    err = " ".join(done.stderr.split())  # rich wraps long lines
+    for where in ("--port", "limits.rate_per_second", "webhooks.urls", "colour"):
+        assert where in err, where
+    assert f"{config}: port" not in err  # the command line's value is the one checked
+    hooks = tmp_path / "hooks.yaml"
+    hooks.write_text("scenario: appliance_promo\nwebhooks: {urls: ['http://127.0.0.1:9/h'], "
+                     "secret_env: MY_HOOK_SECRET}\n")  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "MY_HOOK_SECRET"}
+    done = twin("serve", "--config", str(hooks), env=env)
+    assert done.returncode == 2 and "MY_HOOK_SECRET" in done.stderr
+    for text, message in (("port: [1\n", "not valid YAML"), ("- 1\n", "mapping")):
+        config.write_text(text)
+        done = twin("serve", "--config", str(config))
+        assert done.returncode == 2 and message in done.stderr, done.stderr
+    done = twin("serve", "--config", str(tmp_path / "missing.yaml"))
+    assert done.returncode == 2 and "missing.yaml" in done.stderr and "Traceback" not in done.stderr

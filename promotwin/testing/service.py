@@ -51,18 +51,20 @@ class Server:
 
 def start_server(
     store: Path | str,
-    scenario: str = "appliance_promo",
+    scenario: str | None = "appliance_promo",
     *args: str,
     env: dict[str, str] | None = None,
     timeout: float = 120.0,
     log: Path | None = None,
 ) -> Server:
-    """``twin serve --scenario SCENARIO --store STORE ARGS`` on a free port, once healthy."""
+    """``twin serve [--scenario SCENARIO] --store STORE ARGS`` on a free port, once healthy
+    (no ``--scenario``: ARGS give ``--config`` with one)."""
     import httpx
 
     port = free_port()
     log = log or Path(str(store) + f".{port}.log")
-    command = [sys.executable, "-m", "promotwin.cli.main", "serve", "--scenario", scenario]
+    command = [sys.executable, "-m", "promotwin.cli.main", "serve"]
+    command += ["--scenario", scenario] if scenario is not None else []
     command += ["--store", str(store), "--port", str(port), *args]
     with log.open("wb") as out:
         process = subprocess.Popen(
