@@ -17,11 +17,7 @@ capacity per day). Coordination: every group is first solved with shared capacit
 the optimum of the whole. Otherwise each capacity is split among the groups in proportion to
 what they used of it and the groups are re-solved (warm-started), so every group's plan is
 feasible for the whole; a group whose relaxed plan already fits inside its share keeps it (it is
-optimal for the restricted LP too). A re-solved group's restricted LP lives in a second HiGHS
-instance, so each of the two LPs warm-starts from its own basis of the day before (the relaxed
-plan of a promotion can exceed capacity by far: starting the restricted solve from it, and the
-next day's relaxed solve from the restricted basis, cost both passes many iterations). One group
-of all SKUs is the monolithic model.
+optimal for the restricted LP too). One group of all SKUs is the monolithic model.
 """
 
 from __future__ import annotations
@@ -393,7 +389,6 @@ class ReplenishmentModel:
         self.workers = max(1, int(workers))
         self.crash_start = crash_start
         self._pool: ThreadPoolExecutor | None = None
-        self._restricted_copies: dict[int, SubProblem] = {}
         self.build_seconds = time.perf_counter() - t0
         self._unreported_build = self.build_seconds
 
@@ -431,7 +426,6 @@ class ReplenishmentModel:
         t1 = time.perf_counter()
         results = self._run_all()
         solve_seconds = sum(r.solve_seconds for r in results)
-        solvers = list(self.subproblems)  # the instance each group's plan is read from
         if len(self.subproblems) > 1 and all(r.status.ok for r in results):
             binding, rhs = self._split_shared_capacity(x)
             if binding:
@@ -444,9 +438,8 @@ class ReplenishmentModel:
                     if not p.fits(share)
                 ]
                 for i in over:
-                    solvers[i] = self._restricted(i, x)
-                    solvers[i].set_shared_capacity(rhs[i])
-                again = self._run_all([solvers[i] for i in over])
+                    self.subproblems[i].set_shared_capacity(rhs[i])
+                again = self._run_all([self.subproblems[i] for i in over])
                 for i, r in zip(over, again, strict=True):
                     results[i] = r
                 solve_seconds += sum(r.solve_seconds for r in again)
@@ -458,7 +451,7 @@ class ReplenishmentModel:
             "sales": np.zeros((net.n_locations, S)),
         }
         failed = [r for r in results if not r.status.ok]
-        for p, r in zip(solvers, results, strict=True):
+        for p, r in zip(self.subproblems, results, strict=True):
             if r.status.ok:
                 p.extract(out)
         failed_skus = (
@@ -494,21 +487,6 @@ class ReplenishmentModel:
             failed_skus=failed_skus,
             message=message,
         )
-
-    def _restricted(self, i: int, x: TickInputs) -> SubProblem:
-        """Group ``i``'s second instance, for its LP with shared capacity split: it keeps its
-        own basis from yesterday's restricted solve, closer to today's restricted optimum than
-        today's relaxed one (the relaxed plan can exceed capacity by far on a promotion)."""
-        p = self.subproblems[i]
-        q = self._restricted_copies.get(i)
-        if q is None:
-            q = SubProblem(p.skus, self.templates, self.sku_supplier, self.net, self.time_limit)
-            self._restricted_copies[i] = q
-        q.set_time_limit(p.time_limit)
-        q.push(x)
-        if not q.has_basis:  # start from today's relaxed optimum (once, or after a failure)
-            q.has_basis = q.highs.setBasis(p.highs.getBasis()) == highspy.HighsStatus.kOk
-        return q
 
     def _run_all(self, subproblems: list[SubProblem] | None = None) -> list[GroupResult]:
         def run(p: SubProblem) -> GroupResult:

@@ -72,7 +72,7 @@ def test_in_place_update_matches_a_cold_rebuild() -> None:
 
 def test_groups_that_fit_their_share_keep_the_relaxed_plan(monkeypatch: pytest.MonkeyPatch) -> None:
     """Capacity binding in total: a group whose relaxed plan fits inside its share is not
-    re-solved, and the day-0 plan and objective equal re-solving every group."""
+    re-solved, and the day-0 plan and objective equal re-solving every group (bit for bit)."""
     s = random_snapshot(6, 24, seed=3, horizon=10, throughput_factor=1.2)
     net, lanes = network_structure(s, 10, 3, 2)
     x = tick_inputs(s, net, lanes, 0.9, 1.05)
@@ -90,34 +90,6 @@ def test_groups_that_fit_their_share_keep_the_relaxed_plan(monkeypatch: pytest.M
     monkeypatch.setattr(SubProblem, "fits", lambda p, rhs: False)  # re-solve every group
     resolved = ReplenishmentModel(net, s.sku_supplier, groups).solve(x)
     assert kept.status is TerminationStatus.OPTIMAL and resolved.status is TerminationStatus.OPTIMAL
-    # a re-solve runs in the group's second instance from the same basis, refactorised: the
-    # same vertex, up to the last bit of a float
-    assert np.isclose(kept.objective, resolved.objective, rtol=1e-12)
+    assert kept.objective == resolved.objective
     for name in ("order", "expedite", "move", "planned_lost"):
-        np.testing.assert_allclose(getattr(kept, name), getattr(resolved, name), atol=1e-9)
-
-
-def test_the_restricted_solve_keeps_its_own_basis_between_ticks() -> None:
-    """Capacity binding: each re-solved group's restricted LP lives in a second instance that
-    keeps its basis, so the same tick again costs no simplex iteration in either pass (from the
-    relaxed basis the restricted pass needs many), and a warm tick gives the optimum a freshly
-    built model gives."""
-    a = random_snapshot(6, 24, seed=3, horizon=10, throughput_factor=0.6)
-    net, lanes = network_structure(a, 10, 3, 2)
-    groups = make_sku_groups(a.sku_supplier, a.n_locations, 120)
-    model = ReplenishmentModel(net, a.sku_supplier, groups)
-    x = tick_inputs(a, net, lanes, 0.9, 1.05)
-    first = model.solve(x)
-    assert sum(g.iterations for g in first.groups) > 0 and model._restricted_copies  # binding
-    again = model.solve(x)
-    assert sum(g.iterations for g in again.groups) == 0
-    assert again.objective == first.objective
-    rng = np.random.default_rng(5)
-    b = replace(
-        a, day=1, forecast_mean=a.forecast_mean * rng.uniform(0.7, 1.4, a.forecast_mean.shape)
-    )
-    xb = tick_inputs(b, net, lanes, 0.9, 1.05)
-    warm = model.solve(xb)
-    cold = ReplenishmentModel(net, b.sku_supplier, groups).solve(xb)
-    assert warm.status is TerminationStatus.OPTIMAL and cold.status is TerminationStatus.OPTIMAL
-    assert np.isclose(warm.objective, cold.objective, rtol=1e-7)
+        np.testing.assert_array_equal(getattr(kept, name), getattr(resolved, name))
