@@ -16,7 +16,8 @@ capacity per day). Coordination: every group is first solved with shared capacit
 (together a lower bound on the monolithic optimum); if no capacity is exceeded in total, that is
 the optimum of the whole. Otherwise each capacity is split among the groups in proportion to
 what they used of it and the groups are re-solved (warm-started), so every group's plan is
-feasible for the whole. One group of all SKUs is the monolithic model.
+feasible for the whole; a group whose relaxed plan already fits inside its share keeps it (it is
+optimal for the restricted LP too). One group of all SKUs is the monolithic model.
 """
 
 from __future__ import annotations
@@ -283,6 +284,10 @@ class SubProblem:
             return np.zeros(0)
         return np.asarray(self.highs.getSolution().row_value)[self.n_local :]
 
+    def fits(self, rhs: FloatArray) -> bool:
+        """Whether the current solution uses at most ``rhs`` of every shared row."""
+        return bool((self.shared_usage() <= rhs * (1 + 1e-9) + 1e-6).all())
+
     def run(self) -> tuple[TerminationStatus, float, int, float]:
         """Solve; returns status, objective (with constant), simplex iterations, seconds."""
         t0 = time.perf_counter()
@@ -425,10 +430,20 @@ class ReplenishmentModel:
         if len(self.subproblems) > 1 and all(r.status.ok for r in results):
             binding, rhs = self._split_shared_capacity(x)
             if binding:
-                for p, share in zip(self.subproblems, rhs, strict=True):
-                    p.set_shared_capacity(share)
-                results = self._run_all()
-                solve_seconds += sum(r.solve_seconds for r in results)
+                # a group whose relaxed plan fits inside its share keeps it: that plan is optimal
+                # for the relaxed LP and feasible for the restricted one, so optimal there too
+                # (a re-solve would stop at it after 0 iterations); its rows stay relaxed
+                over = [
+                    i
+                    for i, (p, share) in enumerate(zip(self.subproblems, rhs, strict=True))
+                    if not p.fits(share)
+                ]
+                for i in over:
+                    self.subproblems[i].set_shared_capacity(rhs[i])
+                again = self._run_all([self.subproblems[i] for i in over])
+                for i, r in zip(over, again, strict=True):
+                    results[i] = r
+                solve_seconds += sum(r.solve_seconds for r in again)
         t2 = time.perf_counter()
         out = {
             "order": np.zeros((net.n_dcs, S)),
@@ -476,12 +491,12 @@ class ReplenishmentModel:
             message=message,
         )
 
-    def _run_all(self) -> list[GroupResult]:
+    def _run_all(self, subproblems: list[SubProblem] | None = None) -> list[GroupResult]:
         def run(p: SubProblem) -> GroupResult:
             status, obj, iters, sec = p.run()
             return GroupResult(p.skus, status, obj, sec, iters, p.n_cols, p.n_rows)
 
-        return self._map(run, self.subproblems)
+        return self._map(run, self.subproblems if subproblems is None else subproblems)
 
     def _crash_basis(self, x: TickInputs) -> None:
         """Load a crash basis into every group that has none (see the module docstring).

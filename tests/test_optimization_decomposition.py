@@ -7,7 +7,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from promotwin.optimization import ReplenishmentModel, TerminationStatus, make_sku_groups
+from promotwin.optimization import (
+    ReplenishmentModel,
+    SubProblem,
+    TerminationStatus,
+    make_sku_groups,
+)
 from promotwin.policies.optimizer import network_structure, tick_inputs
 from promotwin.testing.snapshots import random_snapshot
 
@@ -63,3 +68,28 @@ def test_in_place_update_matches_a_cold_rebuild() -> None:
     )
     assert warm.build_seconds == 0.0
     assert np.isclose(warm.objective, cold.objective, rtol=1e-7)
+
+
+def test_groups_that_fit_their_share_keep_the_relaxed_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Capacity binding in total: a group whose relaxed plan fits inside its share is not
+    re-solved, and the day-0 plan and objective equal re-solving every group (bit for bit)."""
+    s = random_snapshot(6, 24, seed=3, horizon=10, throughput_factor=1.2)
+    net, lanes = network_structure(s, 10, 3, 2)
+    x = tick_inputs(s, net, lanes, 0.9, 1.05)
+    groups = make_sku_groups(s.sku_supplier, s.n_locations, 5 * s.n_locations)  # 5 SKUs each
+    fitted: list[bool] = []
+    original_fits = SubProblem.fits
+
+    def counted(p: SubProblem, rhs: np.ndarray) -> bool:
+        fitted.append(original_fits(p, rhs))
+        return fitted[-1]
+
+    monkeypatch.setattr(SubProblem, "fits", counted)
+    kept = ReplenishmentModel(net, s.sku_supplier, groups).solve(x)
+    assert any(fitted) and not all(fitted)  # capacity binds, and some groups fit their share
+    monkeypatch.setattr(SubProblem, "fits", lambda p, rhs: False)  # re-solve every group
+    resolved = ReplenishmentModel(net, s.sku_supplier, groups).solve(x)
+    assert kept.status is TerminationStatus.OPTIMAL and resolved.status is TerminationStatus.OPTIMAL
+    assert kept.objective == resolved.objective
+    for name in ("order", "expedite", "move", "planned_lost"):
+        np.testing.assert_array_equal(getattr(kept, name), getattr(resolved, name))
