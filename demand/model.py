@@ -37,6 +37,7 @@ IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 CANNIBALISATION_FLOOR = 0.3
+CALENDAR_DAYS_KEPT = 128  # more than a forecast window: a day's calendar is reused when drawn
 TRUTH_STREAM = 0x7472  # the hidden-truth draws' own stream, apart from the twin's streams
 View = Literal["truth", "plan"]
 Columns = slice | IntArray  # one SKU group's columns of ``[L, S]``
@@ -154,6 +155,7 @@ class DemandModel:
         self._gamma = np.empty(0)  # the gamma draws' buffer, reused every day
         self._ordered = np.empty(0)  # mu / k with the columns in group order, reused
         self._group_major_index: dict[int, npt.NDArray[np.int32] | IntArray] = {}
+        self._calendars: dict[int, FloatArray] = {}
         self.category_onehot: FloatArray = np.zeros((network.n_skus, len(network.categories)))
         self.category_onehot[np.arange(network.n_skus), network.sku_category] = 1.0
         self.weekday: FloatArray = np.asarray(p.weekday, dtype=np.float64)
@@ -356,7 +358,17 @@ class DemandModel:
         return self.scenario.start_date + dt.timedelta(days=day)
 
     def calendar(self, day: int) -> FloatArray:
-        """Weekday x season multiplier per SKU ``[S]`` for ``day``."""
+        """Weekday x season multiplier per SKU ``[S]`` for ``day`` (read-only: each day's is
+        kept a while, since the twin asks for it twice, to forecast and to draw the day)."""
+        if day in self._calendars:
+            return self._calendars[day]
+        if len(self._calendars) >= CALENDAR_DAYS_KEPT:
+            del self._calendars[next(iter(self._calendars))]  # the oldest
+        out = self._calendars[day] = self._calendar(day)
+        out.flags.writeable = False
+        return out
+
+    def _calendar(self, day: int) -> FloatArray:
         date = self.date(day)
         doy = date.timetuple().tm_yday
         season = np.ones(len(self.net.categories))
