@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from promotwin.demand.model import DemandModel, FloatArray
+from promotwin.demand.model import DemandModel, FloatArray, group_streams
 
 
 class RollingForecast:
@@ -41,10 +41,16 @@ class RollingForecast:
 
     @staticmethod
     def _estimates(model: DemandModel, rng: np.random.Generator) -> dict[str, FloatArray]:
+        """Each promotion's estimated uplift: the error of a promotion's SKUs drawn per category
+        from a stream of the promotion and the category (a shard draws what the whole network
+        draws for its SKUs)."""
         sigma = model.params.forecast_error
+        seq = rng.bit_generator.seed_seq
+        if not isinstance(seq, np.random.SeedSequence):
+            raise TypeError("the forecast stream must be seeded from a numpy SeedSequence")
         uplifts: dict[str, FloatArray] = {}
         for pc in model.promotions:
-            error = np.exp(rng.normal(0.0, sigma, size=pc.uplift.shape)) if sigma > 0 else 1.0
+            error = _uplift_error(model, pc.promotion.id, sigma, seq) if sigma > 0 else 1.0
             true = model.uplifts[pc.promotion.id]  # [S], or [L, S] with hidden cell deviations
             # the estimate errs on the extra units, never turning an uplift into a drop
             uplifts[pc.promotion.id] = np.where(
@@ -79,3 +85,14 @@ class RollingForecast:
         if self._filled and self._first_day <= day < self._first_day + self.horizon:
             return self._buf[self._start + day - self._first_day]
         return self.day_mean(day)
+
+
+def _uplift_error(
+    model: DemandModel, promotion_id: str, sigma: float, seq: np.random.SeedSequence
+) -> FloatArray:
+    """Log-normal error ``[S]`` of one promotion's uplift estimate, per category's stream."""
+    log_error = np.empty(model.net.n_skus)
+    streams = group_streams(seq, model.groups, "uplift-error", promotion_id)
+    for cols, stream in zip(model.group_columns, streams, strict=True):
+        log_error[cols] = stream.normal(0.0, sigma, log_error[cols].shape)
+    return np.exp(log_error)

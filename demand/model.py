@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -28,15 +30,51 @@ import numpy.typing as npt
 import pandas as pd
 
 from promotwin.scenarios.network import Network
-from promotwin.scenarios.schema import HiddenTruth, Promotion, Scenario
+from promotwin.scenarios.schema import HiddenTruth, Promotion, Scenario, UpliftDeviation
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 CANNIBALISATION_FLOOR = 0.3
+CALENDAR_DAYS_KEPT = 128  # more than a forecast window: a day's calendar is reused when drawn
 TRUTH_STREAM = 0x7472  # the hidden-truth draws' own stream, apart from the twin's streams
 View = Literal["truth", "plan"]
+Columns = slice | IntArray  # one SKU group's columns of ``[L, S]``
+
+
+def group_streams(
+    seq: np.random.SeedSequence, groups: Sequence[str], *keys: str
+) -> list[np.random.Generator]:
+    """One generator per SKU group (category), spawned from ``seq``, ``keys`` (e.g. a
+    promotion's id) and the group's name.
+
+    A group's draws depend on the seed and the group alone, never on which other groups the
+    network has: a shard holding some categories draws exactly what the whole network draws
+    for them (``experiments.shards``)."""
+    words = [w for k in keys for w in _name_words(k)]
+    return [
+        np.random.default_rng(
+            np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, *words, *_name_words(g)))
+        )
+        for g in groups
+    ]
+
+
+def _name_words(name: str) -> tuple[int, int]:
+    """A name as two 32-bit words of its SHA-256 (stable across runs and machines)."""
+    digest = hashlib.sha256(name.encode()).digest()
+    return int.from_bytes(digest[:4], "little"), int.from_bytes(digest[4:8], "little")
+
+
+def _group_columns(sku_group: IntArray, n_groups: int) -> list[Columns]:
+    """Each group's columns, as a slice where they are contiguous (a view, no copy)."""
+    out: list[Columns] = []
+    for g in range(n_groups):
+        cols = np.flatnonzero(sku_group == g)
+        contiguous = cols.size > 0 and cols[-1] - cols[0] + 1 == cols.size
+        out.append(slice(int(cols[0]), int(cols[-1]) + 1) if contiguous else cols)
+    return out
 
 
 @dataclass(frozen=True)
@@ -104,7 +142,20 @@ class DemandModel:
             base[d] = size[served].sum() * baseline * ecom_share
         self.base: FloatArray = base
         self.pickup_share: FloatArray = locs["pickup_share"].to_numpy(np.float64)[n_dcs:]
-        self._cell_pickup_share = np.repeat(self.pickup_share, network.n_skus)  # [stores * S]
+        # the SKU groups that draw from streams of their own (see group_streams): categories
+        self.groups: list[str] = list(network.categories)
+        self.group_columns = _group_columns(network.sku_category, len(self.groups))
+        # the draws run group by group over the columns sorted by group (contiguous blocks);
+        # no reordering where the categories' SKUs come in order already
+        order = np.argsort(network.sku_category, kind="stable")
+        self._sku_order = None if np.array_equal(order, np.arange(order.size)) else order
+        self._sku_unorder = np.argsort(order)
+        ends = np.cumsum(np.bincount(network.sku_category, minlength=len(self.groups)))
+        self._group_bounds = list(zip([0, *ends[:-1].tolist()], ends.tolist(), strict=True))
+        self._gamma = np.empty(0)  # the gamma draws' buffer, reused every day
+        self._ordered = np.empty(0)  # mu / k with the columns in group order, reused
+        self._group_major_index: dict[int, npt.NDArray[np.int32] | IntArray] = {}
+        self._calendars: dict[int, FloatArray] = {}
         self.category_onehot: FloatArray = np.zeros((network.n_skus, len(network.categories)))
         self.category_onehot[np.arange(network.n_skus), network.sku_category] = 1.0
         self.weekday: FloatArray = np.asarray(p.weekday, dtype=np.float64)
@@ -117,9 +168,9 @@ class DemandModel:
             for src, comps, rate in halo
         ]
         # the uplift each promotion really has: [S] as resolved, or [L, S] with cell deviations
-        rng = np.random.default_rng([truth_seed, TRUTH_STREAM])
+        truth_seq = np.random.SeedSequence([truth_seed, TRUTH_STREAM])
         self.uplifts: dict[str, FloatArray] = {
-            pc.promotion.id: self._deviated(pc, truth, rng) for pc in self.promotions
+            pc.promotion.id: self._deviated(pc, truth, truth_seq) for pc in self.promotions
         }
         # the locations and SKUs each promotion touches (its effects never leave them): its
         # stores (and DCs), and the SKUs of its categories and of their complements
@@ -168,20 +219,21 @@ class DemandModel:
         )
 
     def _deviated(
-        self, pc: PromotionCells, truth: HiddenTruth, rng: np.random.Generator
+        self, pc: PromotionCells, truth: HiddenTruth, seq: np.random.SeedSequence
     ) -> FloatArray:
         """The promotion's true uplift: ``[S]``, or ``[L, S]`` where a deviation applies.
 
-        Every deviation draws its per-SKU noise whether or not it touches this promotion, so
-        the draws of one deviation do not depend on which others there are.
+        A deviation's per-SKU noise is drawn per category from a stream of that deviation,
+        promotion and category (``group_streams``): it does not depend on which other
+        deviations, promotions or categories there are.
         """
         factor: FloatArray | None = None
         locs = self.net.locations
         is_dc = (locs["kind"] == "dc").to_numpy()
         for dev in truth.uplift_deviations:
-            noise = np.exp(rng.normal(0.0, dev.sd, self.net.n_skus)) if dev.sd > 0 else 1.0
             if dev.promotions and pc.promotion.id not in dev.promotions:
                 continue
+            noise = self._deviation_noise(dev, pc.promotion.id, seq) if dev.sd > 0 else 1.0
             rows = np.ones(self.net.n_locations, dtype=bool)
             if dev.regions:
                 rows &= locs["region"].isin(dev.regions).to_numpy()
@@ -194,6 +246,19 @@ class DemandModel:
                 factor = np.ones_like(self.base)
             factor[rows] *= (1.0 + dev.deviation) * noise
         return pc.uplift if factor is None else pc.uplift * factor
+
+    def _deviation_noise(
+        self, dev: UpliftDeviation, promotion_id: str, seq: np.random.SeedSequence
+    ) -> FloatArray:
+        """Log-normal noise ``[S]`` of one deviation on one promotion. The deviation is named by
+        what it says, not by its place in the list, which a shard's scenario changes (its list
+        of promotions too: a shard keeps only its own)."""
+        key = dev.model_dump_json(exclude={"promotions"})
+        noise = np.empty(self.net.n_skus)
+        streams = group_streams(seq, self.groups, key, promotion_id)
+        for cols, rng in zip(self.group_columns, streams, strict=True):
+            noise[cols] = rng.normal(0.0, dev.sd, noise[cols].shape)
+        return np.exp(noise)
 
     def _touched_skus(self, pc: PromotionCells) -> IntArray:
         """SKUs a promotion's effects can reach: every SKU of its promoted SKUs' categories
@@ -293,7 +358,17 @@ class DemandModel:
         return self.scenario.start_date + dt.timedelta(days=day)
 
     def calendar(self, day: int) -> FloatArray:
-        """Weekday x season multiplier per SKU ``[S]`` for ``day``."""
+        """Weekday x season multiplier per SKU ``[S]`` for ``day`` (read-only: each day's is
+        kept a while, since the twin asks for it twice, to forecast and to draw the day)."""
+        if day in self._calendars:
+            return self._calendars[day]
+        if len(self._calendars) >= CALENDAR_DAYS_KEPT:
+            del self._calendars[next(iter(self._calendars))]  # the oldest
+        out = self._calendars[day] = self._calendar(day)
+        out.flags.writeable = False
+        return out
+
+    def _calendar(self, day: int) -> FloatArray:
         date = self.date(day)
         doy = date.timetuple().tm_yday
         season = np.ones(len(self.net.categories))
@@ -313,26 +388,84 @@ class DemandModel:
             mean[np.ix_(rows, cols)] *= block
         return mean
 
+    def streams(self, seq: np.random.SeedSequence) -> list[np.random.Generator]:
+        """The demand draws' generators for ``sample``: one per SKU group (``self.groups``)."""
+        return group_streams(seq, self.groups)
+
     def sample(
-        self, day: int, rng: np.random.Generator, mean: FloatArray | None = None
+        self,
+        day: int,
+        streams: Sequence[np.random.Generator],
+        mean: FloatArray | None = None,
     ) -> DayDemand:
-        """Draw one day: negative binomial as a gamma-Poisson mixture, pickup split binomially."""
+        """Draw one day: negative binomial as a gamma-Poisson mixture, pickup split binomially.
+
+        ``streams``: one generator per SKU group (``streams()``), each drawing its group's
+        cells in row-major order, so a group's demand depends on its own stream alone; or one
+        generator for all columns (a caller's ``mean`` of another width)."""
         mu = self.mean(day) if mean is None else mean
         k = self.params.dispersion
         # gamma x (mu / k), in place where the arrays are this call's own (fresh 8 MB temporaries
         # on the big network cost page faults)
         scale = np.divide(mu, k, out=mu if mean is None else None)
-        draws = rng.standard_gamma(k, size=mu.shape)
-        units = rng.poisson(np.multiply(draws, scale, out=draws))
+        units, cells, pickup = self._draw(scale, k, streams, len(streams) == 1)
         n_dcs = self.net.n_dcs
-        store = units[n_dcs:]
-        # a binomial of 0 units is 0: only the cells with demand (a third on a typical day on the
-        # big network) are split, saving the draw's per-cell cost on the other two thirds
-        cells = np.flatnonzero(store > 0)
-        if self._cell_pickup_share.size != store.size:  # a caller's mean of another width
-            self._cell_pickup_share = np.repeat(self.pickup_share, store.shape[1])
-        pickup = rng.binomial(store.ravel()[cells], self._cell_pickup_share[cells])
         return DayDemand(by_location=units, n_dcs=n_dcs, store_cells=cells, store_pickup=pickup)
+
+    def _draw(
+        self, scale: FloatArray, k: float, streams: Sequence[np.random.Generator], whole: bool
+    ) -> tuple[IntArray, IntArray, IntArray]:
+        """Gamma-Poisson units ``[L, S]`` for the scale ``mu / k``, then the stores' pickup
+        split: each group's block of ``[L, its SKUs]`` drawn in row-major order from its own
+        stream (``whole``: one block). Returns the units, the store cells with demand (sorted
+        flat indices into ``[stores, S]``) and their pickup units.
+
+        The draws land group-major (group after group, each block row-major: every write a
+        contiguous copy) and are put in ``[L, S]`` order by one gather at the end."""
+        n_rows, width = scale.shape
+        n_dcs = self.net.n_dcs
+        n_stores = n_rows - n_dcs
+        bounds = [(0, width)] if whole else self._group_bounds
+        if not whole and self._sku_order is not None:  # the groups' columns side by side
+            if self._ordered.shape != scale.shape:
+                self._ordered = np.empty_like(scale)
+            scale = np.take(scale, self._sku_order, axis=1, out=self._ordered)
+        widest = max(b - a for a, b in bounds)
+        if self._gamma.size < n_rows * widest:
+            self._gamma = np.empty(n_rows * widest)
+        units = np.empty(n_rows * width, np.int64)
+        # each group's pickup units at its block's own cells: only the cells with demand are
+        # written and read, so the buffer is never cleared
+        pickup = np.empty(n_stores * width, np.int64)
+        for (a, b), rng in zip(bounds, streams, strict=True):
+            block = scale[:, a:b]
+            draws = rng.standard_gamma(k, out=self._gamma[: block.size].reshape(block.shape))
+            drawn = rng.poisson(np.multiply(draws, block, out=draws)).ravel()
+            units[n_rows * a : n_rows * b] = drawn
+            # a binomial of 0 units is 0: only the cells with demand (a third on a typical day
+            # on the big network) are split, saving the draw's per-cell cost on the others
+            store = drawn[n_dcs * (b - a) :]
+            cells = np.flatnonzero(store > 0)
+            share = self.pickup_share[cells // (b - a)]
+            pickup[n_stores * a + cells] = rng.binomial(store[cells], share)
+        if len(bounds) > 1:
+            units = units[self._group_major(n_rows)]
+        units = units.reshape(n_rows, width)
+        cells = np.flatnonzero(units[n_dcs:] > 0)
+        at = cells if len(bounds) == 1 else self._group_major(n_stores)[cells]
+        return units, cells, pickup[at]
+
+    def _group_major(self, n_rows: int) -> npt.NDArray[np.int32] | IntArray:
+        """The group-major position (see ``_draw``) of each flat ``[n_rows, S]`` cell."""
+        if n_rows not in self._group_major_index:
+            start = np.asarray([a for a, _ in self._group_bounds])[self.net.sku_category]  # [S]
+            group_width = np.diff([0, *(b for _, b in self._group_bounds)])
+            within = self._sku_unorder - start  # [S] the SKU's column within its group's block
+            rows = np.arange(n_rows)[:, None]
+            index = n_rows * start + rows * group_width[self.net.sku_category] + within
+            dtype = np.int32 if index.size < 2**31 else np.int64
+            self._group_major_index[n_rows] = index.astype(dtype).ravel()
+        return self._group_major_index[n_rows]
 
     def promotion_table(self) -> pd.DataFrame:
         return pd.DataFrame(

@@ -43,7 +43,7 @@ def simulate_history(scenario: Scenario, seed: int = 0, days: int | None = None)
     price = net.price
     parts = []
     for day in range(n_days):
-        dem = model.sample(day, rng)
+        dem = model.sample(day, [rng])  # one stream for all SKUs: a history is never sharded
         depth = np.zeros((n_loc, n_sku))
         display = np.zeros((n_loc, n_sku), np.int64)
         feature = np.zeros((n_loc, n_sku), np.int64)

@@ -13,11 +13,13 @@ proportion to their forecast volume (the baseline demand of their SKUs; for a su
 SKUs it supplies). No exchange happens during the run, so where no capacity binds the shards
 are exactly independent; where one binds, a shard cannot borrow another's unused share.
 
-Random streams: shard ``i`` of ``k`` runs with its own seed drawn from ``(seed, i, k)``; one
-shard (``k = 1``) runs with the run's seed and is the single-process run, line for line. For
-``k > 1`` a shard's draws are not the columns of the whole network's draws (the twin draws a
-day's ``[L, S]`` demand in one call), so a sharded run equals, bit for bit, its shards run one
-after another in one process (``scheduler="inline"``), not the unsharded run.
+Random streams: every shard runs with the run's seed. The twin draws every per-SKU quantity
+(demand, pickup split, supplier fill rounding, uplift estimate errors, hidden-truth noise) per
+category from a stream spawned from the seed and the category's name
+(``demand.model.group_streams``), and the per-supplier draws cover every supplier in every
+shard, so a shard draws exactly what the unsharded run draws for its SKUs: where no shared
+capacity binds, the gathered ledger is the unsharded run's, line for line. Which worker runs
+which shard never matters.
 
 Outputs: ``ledger.parquet`` and ``decisions.parquet`` are Parquet datasets (one part per
 shard, SKUs as the whole network's indices) read as one table; ``daily.parquet`` sums the
@@ -27,13 +29,13 @@ into a staging folder moved in place at the end: a failed shard leaves no result
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import resource
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +58,7 @@ class ShardFailed(RuntimeError):
     """A shard did not finish (its error, or its worker died): the run wrote nothing."""
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class ShardSpec:
     """One shard: its index, the run's shard count, its scenario and seed, and the whole
     network's index of each of its SKUs."""
@@ -66,9 +68,11 @@ class ShardSpec:
     scenario: Scenario
     seed: int
     sku_index: tuple[int, ...]
+    score_days: tuple[int, ...] = ()  # the whole run's promotion days (forecast-error KPIs)
+    score_first_day: int = 0
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class ShardedRun:
     run_id: str
     kpis: dict[str, float]
@@ -76,14 +80,6 @@ class ShardedRun:
     cpu_s: list[float]  # per shard, the twin's run
     peak_gb: list[float]  # per shard, the worker's peak resident memory
     wall_s: float
-
-
-def shard_seed(seed: int, index: int, count: int) -> int:
-    """Shard ``index``'s seed: the run's own for one shard, else drawn from (seed, index,
-    count), so it depends on the shard, never on the worker that runs it."""
-    if count == 1:
-        return seed
-    return int(np.random.SeedSequence([seed, index, count]).generate_state(1)[0])
 
 
 def category_groups(scenario: Scenario) -> list[list[str]]:
@@ -144,16 +140,28 @@ def shard_specs(scenario: Scenario, count: int, seed: int) -> list[ShardSpec]:
     if count == 1:
         return [ShardSpec(0, 1, scenario, seed, tuple(range(len(full.skus))))]
     index = {s.id: i for i, s in enumerate(full.skus)}
+    days, first = _score_days(full)
     return [
         ShardSpec(
             i,
             count,
             _sub_scenario(full, ids, i, count),
-            shard_seed(seed, i, count),
+            seed,
             tuple(index[x] for x in ids),
+            days,
+            first,
         )
         for i, ids in enumerate(assign_shards(full, count))
     ]
+
+
+def _score_days(scenario: Scenario) -> tuple[tuple[int, ...], int]:
+    """The days the promotion forecast error is scored on (those of every promotion, after
+    the warm-up) and its first week's start, as ``PromotionForecastScore.for_model`` counts
+    them for the whole network: a shard scores its promoted SKUs on the same days."""
+    spans = [(scenario.day_of(p.start), scenario.day_of(p.end)) for p in scenario.promotions]
+    days = {d for start, end in spans for d in range(max(start, scenario.warmup_days), end + 1)}
+    return tuple(sorted(days)), min((start for start, _ in spans), default=0)
 
 
 def _volume(scenario: Scenario, skus: set[str] | None = None) -> dict[str | None, float]:
@@ -254,6 +262,10 @@ def run_shard(
         ledger_detail=ledger_detail,  # type: ignore[arg-type]
         forecaster=forecaster,
     )
+    if spec.count > 1:  # score on the whole run's promotion days, not just the shard's own
+        twin.forecast_score = dataclasses.replace(
+            twin.forecast_score, days=set(spec.score_days), first_day=spec.score_first_day
+        )
     start = time.process_time()
     twin.run()
     cpu = time.process_time() - start
@@ -338,7 +350,6 @@ def run_sharded(
             "days": results[0]["days"],
             "version": promotwin.__version__,
             "shards": shards,
-            "shard_seeds": [s.seed for s in specs],
             "coupling": "fixed shares of shared capacity by forecast volume",
         }
         (staging / "manifest.json").write_text(strict_json.dumps(manifest, indent=2) + "\n")

@@ -33,11 +33,11 @@ class Network:
     lanes: pd.DataFrame  # origin, destination (ids), o, d (indices), transit_days, cost, capacity
     n_dcs: int
 
-    @property
+    @cached_property  # read several times a day by the twin's hot path: len() of a frame
     def n_locations(self) -> int:
         return len(self.locations)
 
-    @property
+    @cached_property
     def n_skus(self) -> int:
         return len(self.skus)
 

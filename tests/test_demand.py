@@ -91,7 +91,7 @@ def test_negative_binomial_moments(model: DemandModel) -> None:
     rng = np.random.default_rng(0)
     k, mu = model.params.dispersion, 2.5
     mean = np.full((model.net.n_locations, 2000), mu)
-    day = model.sample(0, rng, mean)
+    day = model.sample(0, [rng], mean)
     units = (day.walk_in + day.pickup).ravel()
     n = len(units)
     assert abs(units.mean() - mu) < 4 * np.sqrt((mu + mu**2 / k) / n)
@@ -107,7 +107,7 @@ def test_pickup_split_of_sparse_demand(model: DemandModel) -> None:
     """Most cells sell nothing on a day: the pickup share still holds over the cells that do."""
     rng = np.random.default_rng(1)
     mean = np.full((model.net.n_locations, 20_000), 0.2)
-    day = model.sample(0, rng, mean)
+    day = model.sample(0, [rng], mean)
     total = day.walk_in + day.pickup
     assert (total == 0).mean() > 0.8 and (day.pickup <= total).all() and (day.walk_in >= 0).all()
     share = day.pickup.sum(axis=1) / total.sum(axis=1)

@@ -46,12 +46,21 @@ def _injected(cluster: str, channel: str) -> float:
 
 def test_realised_uplift_recovers_the_injected_deviations(analysed: PostEvent) -> None:
     g = analysed.uplift_by_group
-    assert set(g["cluster"]) >= {"urban", "suburban", "rural"}
+    assert set(g["cluster"]) >= {"urban", "suburban", "rural"} and len(g) >= 6
+    # the truth is the twin's true uplift; the injected deviation is it too where the scenario
+    # draws no per-SKU noise (urban and suburban draw sd 0.1: their truth is the drawn one).
+    # Each group's 95% interval misses by chance 1 time in 20: of 6+ groups at most one may
+    # (two or more: 3% when every interval is right)
+    misses = []
     for row in g.to_dict("records"):
-        injected = _injected(str(row["cluster"]), str(row["channel"]))
-        low, high = row["low"] / row["planned_uplift"], row["high"] / row["planned_uplift"]
-        assert low <= injected <= high, (row["cluster"], row["channel"], low, injected, high)
-        assert row["low"] <= row["true_uplift"] <= row["high"], row
+        cluster, channel = str(row["cluster"]), str(row["channel"])
+        injected = _injected(cluster, channel) * row["planned_uplift"]
+        truths = [row["true_uplift"]]
+        if cluster not in ("urban", "suburban") or channel == "ecommerce":
+            truths.append(injected)
+        if not all(row["low"] <= t <= row["high"] for t in truths):
+            misses.append((cluster, channel, row["low"], truths, row["high"]))
+    assert len(misses) <= 1, misses
     # and the report tells the plan was wrong where it was: the plan lies outside the interval
     for cluster in ("urban", "suburban"):
         rows = g[(g["cluster"] == cluster) & (g["channel"] == "walk_in")].iloc[0]

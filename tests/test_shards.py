@@ -1,8 +1,9 @@
 """One run sharded by SKU group on Dask (``experiments.shards``, ``twin run --shards``).
 
-Truths: one shard is the single-process run, line for line; the shards on a LocalCluster are
-the shards run one after another in one process, whatever worker runs which; units are
-conserved across the gathered shards; a worker killed mid-run leaves no result folder.
+Truths: one shard is the single-process run, line for line; where no shared capacity binds, K
+shards (on a LocalCluster, whichever worker runs which, or one after another in one process)
+are the unsharded run, ledger line for line; units are conserved across the gathered shards; a
+worker killed mid-run leaves no result folder.
 """
 
 from __future__ import annotations
@@ -46,6 +47,30 @@ def _scenario(**synthetic: int) -> Scenario:
     return small_scenario(synthetic={**spec, "promotions": 2, **synthetic}, horizon_days=DAYS)
 
 
+def _unbound(scenario: Scenario) -> Scenario:
+    """``scenario`` with a hidden truth, a halo and no shared capacity that can bind (lanes and
+    suppliers are unlimited already; DC throughput made so; the fixed order cost, which shards
+    share, zero): shards then change nothing but who computes what."""
+    truth = {
+        "uplift_deviations": (
+            {"promotions": ("P1",), "regions": ("R1",), "deviation": 0.4, "sd": 0.2},
+            {"deviation": -0.2, "sd": 0.1, "channels": ("ecommerce",)},
+        )
+    }
+    demand = scenario.demand.model_copy(
+        update={"truth": scenario.demand.truth.model_validate(truth), "halo": {"C01": ("C03",)}}
+    )
+    return scenario.model_copy(
+        update={
+            "demand": demand,
+            "dcs": tuple(d.model_copy(update={"throughput": 1e9}) for d in scenario.dcs),
+            "suppliers": tuple(
+                v.model_copy(update={"order_cost": 0.0}) for v in scenario.suppliers
+            ),
+        }
+    )
+
+
 def _outputs(folder: Path) -> dict[str, pd.DataFrame]:
     return {n: pd.read_parquet(folder / f"{n}.parquet") for n in ("ledger", "daily", "decisions")}
 
@@ -72,19 +97,43 @@ def test_one_shard_is_the_single_process_run(tmp_path: Path, cluster_address: st
     assert run.run_id == plain.run_id
 
 
-def test_shards_on_dask_are_the_shards_in_one_process(tmp_path: Path, cluster_address: str) -> None:
-    """Bit for bit, on 2 workers (which runs which is the scheduler's choice) and inline."""
-    scenario = _scenario()
-    inline = run_sharded(scenario, "order-point", tmp_path / "inline", 3, 4, DAYS, INLINE)
-    dask_run = run_sharded(scenario, "order-point", tmp_path / "dask", 3, 4, DAYS, cluster_address)
-    assert dask_run.kpis == inline.kpis
-    a, b = _outputs(tmp_path / "inline"), _outputs(tmp_path / "dask")
-    for name in a:
-        pd.testing.assert_frame_equal(_sorted(a[name]), _sorted(b[name]))
+@pytest.mark.parametrize("policy", ["base-stock", "order-point"])
+def test_shards_are_the_unsharded_run_when_no_shared_capacity_binds(
+    tmp_path: Path, cluster_address: str, policy: str
+) -> None:
+    """3 shards on 2 workers (which runs which is the scheduler's choice) and inline: the
+    unsharded run's ledger, line for line (every per-SKU draw comes from its category's own
+    stream), its KPIs and its daily integers; the daily money columns are sums over SKUs added
+    in another order (within 1e-12)."""
+    scenario = _unbound(_scenario())
+    plain = simulate(scenario, make_policy(policy), seed=4, days=DAYS)
+    assert plain.ledger["kind"].eq(int(Kind.SUPPLIER_RECEIPT)).any()
+    inline = run_sharded(scenario, policy, tmp_path / "inline", 3, 4, DAYS, INLINE)
+    dask_run = run_sharded(scenario, policy, tmp_path / "dask", 3, 4, DAYS, cluster_address)
+    for run, name in ((inline, "inline"), (dask_run, "dask")):
+        got = _outputs(tmp_path / name)
+        pd.testing.assert_frame_equal(_sorted(got["ledger"]), _sorted(plain.ledger))
+        assert run.kpis == plain.kpis
+        exact = [c for c in plain.daily.columns if plain.daily[c].dtype.kind != "f"]
+        pd.testing.assert_frame_equal(got["daily"][exact], plain.daily[exact])
+        pd.testing.assert_frame_equal(got["daily"], plain.daily, check_exact=False, rtol=1e-12)
     # the shards own disjoint SKUs, every SKU once
     specs = shard_specs(scenario, 3, 4)
     owned = np.concatenate([s.sku_index for s in specs])
     assert sorted(owned.tolist()) == list(range(12))
+
+
+def test_a_shard_that_binds_a_share_differs_from_the_unsharded_run(tmp_path: Path) -> None:
+    """The test above can fail: with DC throughput that binds, a shard cannot borrow another's
+    unused share, and the ledger differs."""
+    scenario = _unbound(_scenario())
+    tight = scenario.model_copy(
+        update={"dcs": tuple(d.model_copy(update={"throughput": 40.0}) for d in scenario.dcs)}
+    )
+    plain = simulate(tight, make_policy("base-stock"), seed=4, days=DAYS)
+    run_sharded(tight, "base-stock", tmp_path / "tight", 3, 4, DAYS, INLINE)
+    got = _outputs(tmp_path / "tight")["ledger"]
+    assert not _sorted(got).equals(_sorted(plain.ledger))
 
 
 def test_units_are_conserved_across_the_gathered_shards(tmp_path: Path) -> None:

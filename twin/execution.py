@@ -6,6 +6,7 @@ in place, the shipments to schedule are returned (the caller owns the clock).
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,8 +86,10 @@ def draw_supplier_outcomes(
     n_skus: int,
     lead_rng: np.random.Generator,
     fill_rng: np.random.Generator,
+    rounding: Sequence[tuple[slice | IntArray, np.random.Generator]],
 ) -> SupplierOutcomes:
-    """Lead time and fill fraction per supplier x order day; rounding noise per day x SKU."""
+    """Lead time and fill fraction per supplier x order day; rounding noise per day x SKU, each
+    SKU group's columns from its own stream (``rounding``: columns and generator per group)."""
     mean = suppliers["lead_mean"].to_numpy()[:, None]
     sd = suppliers["lead_sd"].to_numpy()[:, None]
     shape = (len(suppliers), n_days)
@@ -99,10 +102,14 @@ def draw_supplier_outcomes(
     fill = suppliers["fill_rate"].to_numpy()[:, None]
     a, b = fill * CONCENTRATION, (1 - fill) * CONCENTRATION
     beta = fill_rng.beta(np.maximum(a, 1e-9), np.maximum(b, 1e-9), shape)
+    fill_rounding = np.empty((n_days, n_skus))
+    for cols, rng in rounding:
+        block = fill_rounding[:, cols]
+        fill_rounding[:, cols] = rng.random(block.shape)
     return SupplierOutcomes(
         lead_days=lead_days.astype(np.int64),
         fill_fraction=np.where(fill >= 1, 1.0, beta),
-        fill_rounding=fill_rng.random((n_days, n_skus)),
+        fill_rounding=fill_rounding,
     )
 
 

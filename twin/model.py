@@ -30,7 +30,7 @@ import simpy
 
 from promotwin.arrays import FloatArray, IntArray, WorkBuffers
 from promotwin.demand.forecaster import Forecaster, OracleForecaster, PromotionForecastScore
-from promotwin.demand.model import DayDemand, DemandModel, PromotionCells
+from promotwin.demand.model import DayDemand, DemandModel, PromotionCells, group_streams
 from promotwin.demand.replay import ReplayDemand
 from promotwin.policies.contract import (
     InboundShipment,
@@ -136,11 +136,11 @@ def schedule_arrivals(
     env.timeout(arrive_at - env.now).callbacks.append(land)
 
 
-def _streams(seed: int) -> dict[str, np.random.Generator]:
-    """The run's random streams (the hidden truth's draws have their own, in DemandModel)."""
+def _seed_sequences(seed: int) -> dict[str, np.random.SeedSequence]:
+    """The run's random sources (the hidden truth's draws have their own, in DemandModel);
+    the per-SKU draws of each are spawned per SKU group from these (``group_streams``)."""
     names = ("demand", "lead_time", "fill", "forecast")
-    seqs = np.random.SeedSequence(seed).spawn(len(names))
-    return {n: np.random.default_rng(s) for n, s in zip(names, seqs, strict=True)}
+    return dict(zip(names, np.random.SeedSequence(seed).spawn(len(names)), strict=True))
 
 
 @dataclass(frozen=True)
@@ -178,8 +178,11 @@ class Twin:
         if ledger_detail is None:
             ledger_detail = "sku" if n_loc * n_sku <= SKU_DETAIL_MAX_CELLS else "summary"
         self.ledger = Ledger(ledger_detail)
-        self.rng = _streams(seed)
+        seeds = _seed_sequences(seed)
+        self.rng = {name: np.random.default_rng(seq) for name, seq in seeds.items()}
         self.model = DemandModel(scenario, net, truth_seed=seed)
+        self.demand_streams = self.model.streams(seeds["demand"])
+        groups = self.model.groups
         self.replay: ReplayDemand | None = None
         if history is not None:
             self.replay = ReplayDemand(history, scenario, net)
@@ -189,7 +192,12 @@ class Twin:
         regions = net.locations["region"].astype(str).tolist()
         self.run_forecast_score = RunForecastScore(regions, scenario.warmup_days)
         self.suppliers = draw_supplier_outcomes(
-            net.suppliers, self.days, n_sku, self.rng["lead_time"], self.rng["fill"]
+            net.suppliers,
+            self.days,
+            n_sku,
+            self.rng["lead_time"],
+            self.rng["fill"],
+            list(zip(self.model.group_columns, group_streams(seeds["fill"], groups), strict=True)),
         )
 
         nd = net.n_dcs
@@ -391,7 +399,7 @@ class Twin:
     def demand(self, day: int) -> DayDemand:
         if self.replay is not None:
             return self.replay.sample(day)
-        return self.model.sample(day, self.rng["demand"])
+        return self.model.sample(day, self.demand_streams)
 
     def limits(self) -> Limits:
         """Today's physical limits for execution (disruptions applied): made again only when a
