@@ -304,6 +304,38 @@ def test_layout_csv_checked_row_by_row_and_applied() -> None:
     assert s.serving_dc.tolist() == [0, 1]  # S1 is replenished by its own purchases
 
 
+def test_sales_channels_follow_the_kept_layout(tmp_path: Path) -> None:
+    from promotwin.shadow.runner import apply_kept_layout
+
+    state = small_state()
+    sales = pd.concat(
+        [state["sales"], state["sales"].assign(location="1", channel="ecommerce", units=5.0)],
+        ignore_index=True,
+    )
+    state = dataclasses.replace(state, tables={**state.tables, "sales": sales})
+    store = RunStore(tmp_path / "s.sqlite")
+    # S1 (erp 2) re-roled as a DC; the old DC (erp 1) as a store buying from suppliers
+    store.save_layout(
+        "test",
+        pd.DataFrame(
+            {
+                "erp_code": ["DC", "S1"],
+                "role": ["store", "dc"],
+                "serving_dc": ["", ""],
+                "supplied_by": ["supplier", "supplier"],
+                "reason": ["", ""],
+            }
+        ),
+    )
+    kept, _, _ = apply_kept_layout(store, state)
+    got = kept["sales"].groupby(["location", "channel"])["units"].sum().to_dict()
+    # every unit kept, each warehouse's sales now in the channel of its new role
+    assert got == {("1", "walk_in"): 20.0, ("2", "ecommerce"): 212.0}
+    assert kept["sales"].drop(columns="channel").equals(sales.drop(columns="channel"))
+    # without a kept layout the adapter's channels stand
+    assert apply_kept_layout(RunStore(tmp_path / "t.sqlite"), state)[0]["sales"].equals(sales)
+
+
 def test_store_made_before_degraded_runs_is_migrated(tmp_path: Path) -> None:
     import sqlite3
 
