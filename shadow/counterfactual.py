@@ -6,10 +6,11 @@ purchase orders due on their planned dates) on a network built from the ERP (the
 locations, lanes, suppliers with their planned lead times as fixed lead times, fill rate 1).
 The ``erp-actual`` run replays the purchases and transfers the ERP really made, on the day they
 were placed, arriving when the ERP received them (the last receipt of each line, the share
-received; a line not received by the period's end arrives after it). Both runs see the same
-supplier behaviour (common random numbers): on a day the ERP ordered from a supplier, the
-policy's orders to it take the ERP's actual lead time and fill too; on other days, the planned
-lead time. The policy run calls the same policy object the shadow runner uses, every day.
+received; a line not received by the period's end only matters after it and is left out).
+Both runs see the same supplier behaviour (common random numbers): on a day the ERP ordered
+from a supplier, the policy's orders to it take the ERP's actual lead time and fill too; on
+other days, the planned lead time. The policy run calls the same policy object the shadow
+runner uses, every day.
 Replayed demand is the ERP's recorded sales (censored by the ERP's own stock-outs: where the
 ERP ran out, true demand was higher — so the policy's lost sales are, if anything, understated).
 The twin's forecast for the policy is built from the ERP's trailing sales before the period.
@@ -210,20 +211,19 @@ def scenario_from_snapshot(
     return Scenario.model_validate(raw)
 
 
-def _receipt(r: dict[Any, Any], day: int, days: int, planned: float) -> tuple[int, float]:
-    """(days from order to arrival, units arrived within the period) of one ERP purchase line:
-    its last receipt if it arrived in the period, else after the period (never before its
-    planned lead time); with no receipt data (an older snapshot folder), its planned lead time
-    and all of it."""
+def _receipt(r: dict[Any, Any], day: int, days: int, planned: float) -> tuple[int, float] | None:
+    """(days from order to arrival, units arrived) of one ERP purchase line: its last receipt;
+    None if nothing of it arrived within the period (it only matters after it). With no
+    receipt data (an older snapshot folder): its planned lead time, all of it."""
     received_qty = r.get("received_qty")
     if received_qty is None or not np.isfinite(float(received_qty)):
         return max(int(round(planned)), 1), float(r["qty"])
     got = r.get("received_date")
     if got is None or pd.isna(got) or float(received_qty) <= 0:
-        return max(int(round(planned)), days - day), 0.0
+        return None
     lag = (pd.Timestamp(got).date() - r["order_date"]).days
     if day + lag >= days:
-        return max(int(round(planned)), days - day), 0.0
+        return None
     # received the day it was ordered: on the shelf for the next day's sales
     return max(lag, 1), float(received_qty)
 
@@ -240,7 +240,7 @@ def _replay_orders(
     li = {e: i for i, e in enumerate(built.location_erp)}
     si = {e: i for i, e in enumerate(built.sku_erp)}
     orders: dict[int, list[tuple[int, int, int, int, int]]] = {}
-    skipped = to_stores = 0
+    skipped = to_stores = late = 0
     for r in actions["purchases"].to_dict("records"):
         day = (r["order_date"] - start).days if isinstance(r["order_date"], dt.date) else -1
         d, k = li.get(r["destination"]), si.get(r["product"])
@@ -252,10 +252,13 @@ def _replay_orders(
             continue
         q = int(round(r["qty"]))
         v = int(s.sku_supplier[k])
-        orders.setdefault(day, []).append((ActionKind.PURCHASE, v, d, k, q))
         if receipts is not None:
-            lag, got = _receipt(r, day, days, float(s.lead_time_mean[v]))
-            receipts.add(s.supplier_ids[v], day, float(q), lag, got)
+            receipt = _receipt(r, day, days, float(s.lead_time_mean[v]))
+            if receipt is None:  # arrives after the period: no effect on it (costs on receipt)
+                late += 1
+                continue
+            receipts.add(s.supplier_ids[v], day, float(q), *receipt)
+        orders.setdefault(day, []).append((ActionKind.PURCHASE, v, d, k, q))
     lanes = set(zip(s.lanes["o"].tolist(), s.lanes["d"].tolist(), strict=True))
     for r in actions["transfers"].to_dict("records"):
         day = (r["date"] - start).days if isinstance(r["date"], dt.date) else -1
@@ -267,6 +270,10 @@ def _replay_orders(
         orders.setdefault(day, []).append((kind, o, d, k, int(round(r["qty"]))))
     if skipped:
         notes.append(f"{skipped} ERP action line(s) outside the period or network not replayed")
+    if late:
+        notes.append(
+            f"{late} ERP purchase line(s) not received by the period's end: they arrive after it"
+        )
     if to_stores:
         notes.append(
             f"{to_stores} ERP purchase line(s) straight to stores that the layout has their DC "
