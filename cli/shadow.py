@@ -363,6 +363,7 @@ def register(app: typer.Typer) -> None:
         """Replay START..END in the twin: the ERP's actual actions vs the policy, same demand."""
         from promotwin.shadow import ErpState, build_snapshot
         from promotwin.shadow.counterfactual import counterfactual
+        from promotwin.shadow.layout import rechannel
         from promotwin.shadow.runner import apply_kept_layout, read_erp
         from promotwin.shadow.snapshot import sales_history
 
@@ -381,6 +382,8 @@ def register(app: typer.Typer) -> None:
             state = apply_kept_layout(rs, raw)[0]
             built = build_snapshot(state, mapping)
             rs.save_mapping(adapter.name, mapping)
+            # the replayed sales' channels follow the kept roles, like the snapshot's
+            sales = rechannel(sales, raw["locations"], state["locations"])
             history = sales_history(ErpState.build(last, adapter.name, sales=sales), mapping)
             cats = dict(
                 zip(state["products"]["erp_id"], state["products"]["category"], strict=True)

@@ -5,7 +5,12 @@ Both runs start from the ERP's state at the end of the day before the period (on
 purchase orders due on their planned dates) on a network built from the ERP (the snapshot's
 locations, lanes, suppliers with their planned lead times as fixed lead times, fill rate 1).
 The ``erp-actual`` run replays the purchases and transfers the ERP really made, on the day they
-were placed; the policy run calls the same policy object the shadow runner uses, every day.
+were placed, arriving when the ERP received them (the last receipt of each line, the share
+received; a line not received by the period's end only matters after it and is left out).
+Both runs see the same supplier behaviour (common random numbers): on a day the ERP ordered
+from a supplier, the policy's orders to it take the ERP's actual lead time and fill too; on
+other days, the planned lead time. The policy run calls the same policy object the shadow
+runner uses, every day.
 Replayed demand is the ERP's recorded sales (censored by the ERP's own stock-outs: where the
 ERP ran out, true demand was higher — so the policy's lost sales are, if anything, understated).
 The twin's forecast for the policy is built from the ERP's trailing sales before the period.
@@ -13,6 +18,7 @@ The twin's forecast for the policy is built from the ERP's trailing sales before
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +33,7 @@ from promotwin.policies.registry import make_policy
 from promotwin.scenarios.schema import Scenario
 from promotwin.shadow.erpdata import ErpActions
 from promotwin.shadow.snapshot import BuiltSnapshot, SnapshotOptions
+from promotwin.twin.execution import SupplierOutcomes
 from promotwin.twin.kpis import compute_kpis
 from promotwin.twin.model import Twin
 from promotwin.twin.run import daily_frame
@@ -70,11 +77,32 @@ class ReplayActionsPolicy:
 
 
 @dataclass
+class Receipts:
+    """What the ERP's suppliers actually did with the orders placed in the period: per (twin
+    supplier id, order day) the days until the goods arrived and the share that arrived."""
+
+    lag_days: dict[tuple[str, int], float] = field(default_factory=dict)  # unit-weighted
+    ordered: dict[tuple[str, int], float] = field(default_factory=dict)
+    received: dict[tuple[str, int], float] = field(default_factory=dict)
+    lags: dict[tuple[str, int], set[int]] = field(default_factory=dict)
+
+    def add(self, supplier: str, day: int, qty: float, lag: int, received: float) -> None:
+        key = (supplier, day)
+        before = self.ordered.get(key, 0.0)
+        self.ordered[key] = before + qty
+        mean = self.lag_days.get(key, 0.0)
+        self.lag_days[key] = mean + (lag - mean) * qty / max(before + qty, 1e-9)
+        self.received[key] = self.received.get(key, 0.0) + received
+        self.lags.setdefault(key, set()).add(lag)
+
+
+@dataclass
 class CounterfactualResult:
     start: dt.date
     end: dt.date
     kpis: dict[str, dict[str, float]]  # run name -> KPIs
     notes: list[str] = field(default_factory=list)
+    receipts: Receipts = field(default_factory=Receipts)
 
     def table(self) -> pd.DataFrame:
         """KPI per run and the policy-minus-ERP difference."""
@@ -191,24 +219,56 @@ def scenario_from_snapshot(
     return Scenario.model_validate(raw)
 
 
+def _receipt(r: dict[Any, Any], day: int, days: int, planned: float) -> tuple[int, float] | None:
+    """(days from order to arrival, units arrived) of one ERP purchase line: its last receipt;
+    None if nothing of it arrived within the period (it only matters after it). With no
+    receipt data (an older snapshot folder): its planned lead time, all of it."""
+    received_qty = r.get("received_qty")
+    if received_qty is None or not np.isfinite(float(received_qty)):
+        return max(int(round(planned)), 1), float(r["qty"])
+    got = r.get("received_date")
+    if got is None or pd.isna(got) or float(received_qty) <= 0:
+        return None
+    lag = (pd.Timestamp(got).date() - r["order_date"]).days
+    if day + lag >= days:
+        return None
+    # received the day it was ordered: on the shelf for the next day's sales
+    return max(lag, 1), float(received_qty)
+
+
 def _replay_orders(
-    built: BuiltSnapshot, actions: ErpActions, start: dt.date, days: int, notes: list[str]
+    built: BuiltSnapshot,
+    actions: ErpActions,
+    start: dt.date,
+    days: int,
+    notes: list[str],
+    receipts: Receipts | None = None,
 ) -> dict[int, list[tuple[int, int, int, int, int]]]:
     s = built.snapshot
     li = {e: i for i, e in enumerate(built.location_erp)}
     si = {e: i for i, e in enumerate(built.sku_erp)}
     orders: dict[int, list[tuple[int, int, int, int, int]]] = {}
-    skipped = 0
+    skipped = to_stores = late = 0
     direct = supply.direct(s)
     for r in actions["purchases"].to_dict("records"):
         day = (r["order_date"] - start).days if isinstance(r["order_date"], dt.date) else -1
         d, k = li.get(r["destination"]), si.get(r["product"])
-        # purchases go to a DC, or to a store the supplier delivers to directly
-        if d is None or k is None or not (d < s.n_dcs or direct[d]) or not 0 <= day < days:
+        if d is None or k is None or not 0 <= day < days:
             skipped += 1
             continue
+        # purchases go to a DC, or to a store the supplier delivers to directly
+        if d >= s.n_dcs and not direct[d]:
+            to_stores += 1
+            continue
         q = int(round(r["qty"]))
-        orders.setdefault(day, []).append((ActionKind.PURCHASE, int(s.sku_supplier[k]), d, k, q))
+        v = int(s.sku_supplier[k])
+        if receipts is not None:
+            receipt = _receipt(r, day, days, float(s.lead_time_mean[v]))
+            if receipt is None:  # arrives after the period: no effect on it (costs on receipt)
+                late += 1
+                continue
+            receipts.add(s.supplier_ids[v], day, float(q), *receipt)
+        orders.setdefault(day, []).append((ActionKind.PURCHASE, v, d, k, q))
     lanes = set(zip(s.lanes["o"].tolist(), s.lanes["d"].tolist(), strict=True))
     for r in actions["transfers"].to_dict("records"):
         day = (r["date"] - start).days if isinstance(r["date"], dt.date) else -1
@@ -220,13 +280,43 @@ def _replay_orders(
         orders.setdefault(day, []).append((kind, o, d, k, int(round(r["qty"]))))
     if skipped:
         notes.append(f"{skipped} ERP action line(s) outside the period or network not replayed")
+    if late:
+        notes.append(
+            f"{late} ERP purchase line(s) not received by the period's end: they arrive after it"
+        )
+    if to_stores:
+        notes.append(
+            f"{to_stores} ERP purchase line(s) straight to stores the layout has only their DC "
+            "supply not replayed: set those stores' supplied_by to 'both' or 'supplier'"
+        )
     return orders
 
 
+def with_receipts(
+    outcomes: SupplierOutcomes, suppliers: pd.Index, got: Receipts
+) -> SupplierOutcomes:
+    """The twin's supplier outcomes with the ERP's actual ones on the days the ERP ordered:
+    an order placed that day to that supplier arrives after the ERP's lag with the share the
+    ERP received (the other days keep the planned lead time and full fill)."""
+    lead, fill = outcomes.lead_days.copy(), outcomes.fill_fraction.copy()
+    row = {sid: i for i, sid in enumerate(suppliers)}
+    for (sid, day), mean_lag in got.lag_days.items():
+        v = row[sid]
+        lead[v, day] = int(round(mean_lag))
+        fill[v, day] = min(got.received[sid, day] / max(got.ordered[sid, day], 1e-9), 1.0)
+    return dataclasses.replace(outcomes, lead_days=lead, fill_fraction=fill)
+
+
 def _run(
-    scenario: Scenario, policy: Policy, built: BuiltSnapshot, history: pd.DataFrame, seed: int
+    scenario: Scenario,
+    policy: Policy,
+    built: BuiltSnapshot,
+    history: pd.DataFrame,
+    seed: int,
+    receipts: Receipts,
 ) -> dict[str, float]:
     twin = Twin(scenario, policy, seed=seed, history=history)
+    twin.suppliers = with_receipts(twin.suppliers, twin.net.suppliers.index, receipts)
     s = built.snapshot
     # open orders arrive on their planned day; due day 1 = the period's first day (twin day 0)
     twin.start_from(s.on_hand, s.inbound, s.history_mean, day_offset=1)
@@ -272,11 +362,18 @@ def counterfactual(
         & sales["sku"].isin(known_k)
     ].reset_index(drop=True)
     notes: list[str] = []
-    orders = _replay_orders(built, actions, start, days, notes)
+    receipts = Receipts()
+    orders = _replay_orders(built, actions, start, days, notes, receipts)
+    mixed = sum(len(lags) > 1 for lags in receipts.lags.values())
+    if mixed:
+        notes.append(
+            f"{mixed} supplier order day(s) whose lines arrived on different days: replayed at "
+            "their unit-weighted mean lead time"
+        )
     erp_policy = ReplayActionsPolicy(orders, built.snapshot.unit_cost)
     pol = make_policy(policy) if isinstance(policy, str) else policy
     kpis = {
-        "erp-actual": _run(scenario, erp_policy, built, history, seed),
-        "policy": _run(scenario, pol, built, history, seed),
+        "erp-actual": _run(scenario, erp_policy, built, history, seed, receipts),
+        "policy": _run(scenario, pol, built, history, seed, receipts),
     }
-    return CounterfactualResult(start, end, kpis, notes)
+    return CounterfactualResult(start, end, kpis, notes, receipts)

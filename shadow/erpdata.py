@@ -91,6 +91,7 @@ OPTIONAL_COLUMNS: dict[str, dict[str, Any]] = {
     "locations": {"supplied_by": "", "reason": ""},
     "stock": {"committed": 0.0},
     "product_suppliers": {"unit_price": float("nan")},
+    "purchases": {"received_date": None, "received_qty": float("nan")},
 }
 
 ACTION_TABLES: dict[str, dict[str, tuple[str, str]]] = {
@@ -104,6 +105,8 @@ ACTION_TABLES: dict[str, dict[str, tuple[str, str]]] = {
         "qty": ("number", "units ordered"),
         "order_date": ("date", "date the order was placed"),
         "delivery_date": ("date", "planned delivery date"),
+        "received_date": ("date", "last day units were received; empty: none received yet"),
+        "received_qty": ("number", "units received so far (0 if none)"),
     },
     "requests": {
         "reference": ("string", "purchase request id"),

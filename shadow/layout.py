@@ -154,3 +154,21 @@ def apply(locations: pd.DataFrame, layout: pd.DataFrame) -> tuple[pd.DataFrame, 
     if unknown:
         notes.append(f"layout row(s) {unknown} match no ERP warehouse: ignored")
     return pd.DataFrame(rows, columns=locations.columns), notes
+
+
+def rechannel(sales: pd.DataFrame, before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
+    """``sales`` with the channels of re-roled warehouses following their new role: a
+    warehouse made a DC sells online (its walk-in and pickup rows become ecommerce); a DC made a
+    store sells over the counter (its ecommerce rows become walk-in). An adapter names a sale's
+    channel from the role it proposed, so a kept layout that changes the role changes it too."""
+    was = dict(zip(before["erp_id"], before["kind"], strict=True))
+    now = dict(zip(after["erp_id"], after["kind"], strict=True))
+    to_dc = [e for e, k in now.items() if k == "dc" and was.get(e) != "dc"]
+    to_store = [e for e, k in now.items() if k == "store" and was.get(e) == "dc"]
+    at_new_dc = sales["location"].isin(to_dc) & sales["channel"].isin(["walk_in", "pickup"])
+    at_new_store = sales["location"].isin(to_store) & (sales["channel"] == "ecommerce")
+    if not (at_new_dc.any() or at_new_store.any()):
+        return sales
+    return sales.assign(
+        channel=sales["channel"].mask(at_new_dc, "ecommerce").mask(at_new_store, "walk_in")
+    )

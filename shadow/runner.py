@@ -28,6 +28,7 @@ from promotwin.shadow.adapter import DraftLine, ErpAdapter, ErpError, ErpTimeout
 from promotwin.shadow.compare import compare
 from promotwin.shadow.erpdata import ErpActions, ErpState
 from promotwin.shadow.layout import apply as apply_layout
+from promotwin.shadow.layout import rechannel
 from promotwin.shadow.layout import to_layout as layout_of
 from promotwin.shadow.mapping import IdMapping
 from promotwin.shadow.snapshot import BuiltSnapshot, DataWarning, SnapshotOptions, build_snapshot
@@ -117,14 +118,15 @@ def apply_kept_layout(
 ) -> tuple[ErpState, pd.DataFrame, list[DataWarning]]:
     """The state with the location roles kept in the run store for its source, the layout to
     keep, and notes; without a kept layout, the adapter's proposal (ambiguous warehouses stay
-    without a role until given one)."""
+    without a role until given one). Sales channels follow the kept roles (``rechannel``)."""
     kept = store.load_layout(state.source)
     if kept is None:
         return state, layout_of(state["locations"]), []
     locations, notes = apply_layout(state["locations"], kept)
     added = layout_of(locations[~locations["code"].isin(set(kept["erp_code"]))])
     layout = pd.concat([kept, added], ignore_index=True)
-    tables = {**state.tables, "locations": locations}
+    sales = rechannel(state["sales"], state["locations"], locations)
+    tables = {**state.tables, "locations": locations, "sales": sales}
     return (
         dataclasses.replace(state, tables=tables),
         layout,

@@ -25,15 +25,19 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import copy
 import dataclasses
 import datetime as dt
+import gzip
 import http.client
 import json
 import math
 import socket
+import threading
 import urllib.parse
-import urllib.request
 import xmlrpc.client
+from collections.abc import Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any, cast
 
@@ -108,16 +112,6 @@ def _classify(exc: BaseException) -> ErpError:
         if exc.errcode == 429:
             return ErpUnavailable("the ERP is rate limiting logins (HTTP 429)")
         return ErpUnavailable(f"the ERP answered HTTP {exc.errcode} {exc.errmsg}")
-    if isinstance(exc, urllib.error.HTTPError):
-        if exc.code in (401, 403):
-            return ErpLoginRefused(f"the ERP refused the session (HTTP {exc.code})")
-        return ErpUnavailable(f"the ERP answered HTTP {exc.code}")
-    if isinstance(exc, urllib.error.URLError):
-        return (
-            _classify(exc.reason)
-            if isinstance(exc.reason, BaseException)
-            else ErpUnavailable(f"cannot reach the ERP ({exc.reason})")
-        )
     if isinstance(exc, ConnectionError | http.client.HTTPException | OSError):
         return ErpUnavailable(f"cannot reach the ERP ({type(exc).__name__}: {exc})")
     if isinstance(exc, xmlrpc.client.Fault):
@@ -155,16 +149,35 @@ class _XmlRpc:
             raise ErpLoginRefused("the ERP refused the login")
         user_id, session = cast(list[Any], result)[:2]  # Tryton answers [user id, session]
         token = base64.b64encode(f"{creds.user}:{user_id}:{session}".encode()).decode()
-        headers = [("Authorization", "Session " + token)]
+        self.headers = [("Authorization", "Session " + token)]
+        self.base, self.timeout = base, timeout
         try:
-            self.cfg = pconfig.XmlrpcConfig(base, transport=_TimeoutTransport(timeout, headers))
+            self.cfg = pconfig.XmlrpcConfig(
+                base, transport=_TimeoutTransport(timeout, self.headers)
+            )
         except Exception as exc:  # noqa: BLE001 - classified
             raise _classify(exc) from None
         self.context: dict[str, Any] = dict(self.cfg.context)
+        self.server = self.cfg.server
 
-    def call(self, model: str, method: str, *args: Any) -> Any:
-        proxy = self.cfg.get_proxy(model)
-        return getattr(proxy, method)(*args, self.context)
+    def call(
+        self, model: str, method: str, *args: Any, context: dict[str, Any] | None = None
+    ) -> Any:
+        # the method name Tryton expects, e.g. model.stock.move.search_read
+        func = getattr(getattr(self.server.model, model), method)
+        return func(*args, {**self.context, **(context or {})})
+
+    def fork(self) -> _XmlRpc:
+        """The same login session on a connection of its own (one per reading thread: an
+        ``http.client`` connection serves one request at a time)."""
+        twin = copy.copy(self)
+        twin.server = xmlrpc.client.ServerProxy(
+            self.base,
+            allow_none=True,
+            use_builtin_types=True,
+            transport=_TimeoutTransport(self.timeout, self.headers),
+        )
+        return twin
 
     def close(self) -> None:
         with contextlib.suppress(Exception):  # best effort: the server may be gone
@@ -189,7 +202,8 @@ class _TimeoutTransport(xmlrpc.client.Transport):
         return self.single_request(host, handler, request_body, verbose)
 
 
-READ_METHODS = (b".search_read<", b".read<", b".search<", b".search_count<", b".get_preferences<")
+READ_NAMES = ("search_read", "read", "search", "search_count", "get_preferences")
+READ_METHODS = tuple(f".{n}<".encode() for n in READ_NAMES)
 
 
 def _retry_safe(request_body: bytes) -> bool:
@@ -211,9 +225,15 @@ class _InProcess:
             raise ErpLoginRefused(f"no Tryton user {user!r} in database {database!r}") from None
         self.context = dict(self.cfg.context)
 
-    def call(self, model: str, method: str, *args: Any) -> Any:
+    def call(
+        self, model: str, method: str, *args: Any, context: dict[str, Any] | None = None
+    ) -> Any:
         proxy = self.cfg.get_proxy(model)
-        return getattr(proxy, method)(*args, self.context)
+        return getattr(proxy, method)(*args, {**self.context, **(context or {})})
+
+    def fork(self) -> _InProcess:
+        """Not forked: ``read_state`` reads in-process on one thread (``workers`` is 1)."""
+        return self
 
     def close(self) -> None:
         pass
@@ -264,13 +284,20 @@ def _json_hook(obj: dict[str, Any]) -> Any:
 
 
 class _JsonRpc:
-    """Tryton's JSON-RPC with a login session (stdlib ``urllib``)."""
+    """Tryton's JSON-RPC with a login session, on one kept-alive HTTP connection (stdlib
+    ``http.client``), answers gzip-compressed where the server or a proxy in front of it
+    compresses them. A request is sent once; only a read whose kept-alive connection the server
+    had closed is sent again, on a new connection (as ``xmlrpc.client`` does)."""
 
     def __init__(self, url: str, database: str, creds: Credentials, timeout: float):
-        self.url = url.rstrip("/") + f"/{database}/rpc/"
+        parts = urllib.parse.urlsplit(url)
+        self.secure = parts.scheme == "https"
+        self.netloc = parts.netloc
+        self.path = f"/{database}/rpc/"
         self.timeout = timeout
         self.auth: str | None = None
         self._id = 0
+        self._conn: http.client.HTTPConnection | None = None
         result = self._post("common.db.login", [creds.user, {"password": creds.password}])
         if not result:
             raise ErpLoginRefused("the ERP refused the login")
@@ -278,20 +305,52 @@ class _JsonRpc:
         self.auth = "Session " + base64.b64encode(token.encode()).decode()
         self.context: dict[str, Any] = self._post("model.res.user.get_preferences", [True, {}])
 
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._conn is None:
+            cls = http.client.HTTPSConnection if self.secure else http.client.HTTPConnection
+            self._conn = cls(self.netloc, timeout=self.timeout)
+        return self._conn
+
+    def _send(self, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        conn = self._connection()
+        try:
+            conn.request("POST", self.path, body, headers)
+            resp = conn.getresponse()
+            data = resp.read()
+        except BaseException:
+            conn.close()
+            self._conn = None
+            raise
+        if resp.getheader("Content-Encoding", "") == "gzip":
+            data = gzip.decompress(data)
+        if resp.will_close:
+            conn.close()
+            self._conn = None
+        return resp.status, data
+
     def _post(self, method: str, params: list[Any]) -> Any:
         self._id += 1
         body = strict_json.dumps(
             {"id": self._id, "method": method, "params": params}, default=_json_default
         ).encode()
-        headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json", "Accept-Encoding": "gzip"}
         if self.auth:
             headers["Authorization"] = self.auth
-        request = urllib.request.Request(self.url, body, headers, method="POST")
+        reused = self._conn is not None
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as resp:  # noqa: S310
-                answer = json.loads(resp.read(), object_hook=_json_hook)
+            try:
+                status, data = self._send(body, headers)
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                if not (reused and method.rsplit(".", 1)[-1] in READ_NAMES):
+                    raise
+                status, data = self._send(body, headers)  # the server closed an idle connection
         except Exception as exc:  # noqa: BLE001 - classified
             raise _classify(exc) from None
+        if status in (401, 403):
+            raise ErpLoginRefused(f"the ERP refused the session (HTTP {status})")
+        if status >= 400:
+            raise ErpUnavailable(f"the ERP answered HTTP {status}")
+        answer = json.loads(data, object_hook=_json_hook)
         if answer.get("error"):
             error = answer["error"]
             name = error[0] if isinstance(error, list) and error else str(error)
@@ -300,12 +359,35 @@ class _JsonRpc:
             raise ErpDataError(f"the ERP failed a request: {str(error)[:300]}")
         return answer.get("result")
 
-    def call(self, model: str, method: str, *args: Any) -> Any:
-        return self._post(f"model.{model}.{method}", [*args, self.context])
+    def call(
+        self, model: str, method: str, *args: Any, context: dict[str, Any] | None = None
+    ) -> Any:
+        return self._post(f"model.{model}.{method}", [*args, {**self.context, **(context or {})}])
+
+    def fork(self) -> _JsonRpc:
+        """The same login session on a connection of its own (one per reading thread)."""
+        twin = copy.copy(self)
+        twin._conn = None
+        return twin
 
     def close(self) -> None:
         with contextlib.suppress(ErpError):
             self._post("common.db.logout", [])
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+class _Inline(Executor):
+    """An executor that runs each call at once on the calling thread (in-process reads)."""
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        done: Future[Any] = Future()
+        try:
+            done.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller by result()
+            done.set_exception(exc)
+        return done
 
 
 def _open_moves(domain: list[Any], as_of: dt.date) -> list[Any]:
@@ -348,6 +430,7 @@ class TrytonAdapter:
         timeout: float = 30.0,
         database: str | None = None,
         order_sales: bool = True,
+        workers: int = 4,
     ):
         check_url(url, database)
         self.url = url
@@ -360,10 +443,15 @@ class TrytonAdapter:
         self._kinds: dict[str, str] = {}
         self._names: dict[str, str] = {}
         self._wh_of: dict[int, int] = {}
+        self.workers = workers  # connections reading at once (the server answers in threads)
+        self._local = threading.local()
 
     # -- connection --------------------------------------------------------------------------
 
     def _connect(self) -> _XmlRpc | _JsonRpc | _InProcess:
+        forked: _XmlRpc | _JsonRpc | _InProcess | None = getattr(self._local, "backend", None)
+        if forked is not None:
+            return forked
         if self._backend is not None:
             return self._backend
         parts = urllib.parse.urlsplit(self.url)
@@ -396,15 +484,39 @@ class TrytonAdapter:
             self._backend.close()
             self._backend = None
 
-    def _call(self, model: str, method: str, *args: Any) -> Any:
+    @contextlib.contextmanager
+    def _pool(self) -> Iterator[Executor]:
+        """Where independent reads go: ``workers`` threads, each with its own connection on the
+        same login session; in-process (trytond in this process) on this thread. After a
+        failed read the reads not yet sent are dropped (the run's retry starts over)."""
+        backend = self._connect()
+        if self.workers <= 1 or isinstance(backend, _InProcess):
+            yield _Inline()
+            return
+
+        def own_connection() -> None:
+            self._local.backend = backend.fork()
+
+        pool = ThreadPoolExecutor(self.workers, "tryton-read", own_connection)
+        try:
+            yield pool
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
+
+    def _call(
+        self, model: str, method: str, *args: Any, context: dict[str, Any] | None = None
+    ) -> Any:
         backend = self._connect()
         try:
-            return backend.call(model, method, *args)
+            return backend.call(model, method, *args, context=context)
         except ErpError:
             raise
         except Exception as exc:  # noqa: BLE001 - classified
             if isinstance(_classify(exc), ErpUnavailable):
                 self._backend = None  # reconnect (and log in again) on the next call
+                self._local.backend = None
             raise _classify(exc) from None
 
     def _search_read(
@@ -418,16 +530,7 @@ class TrytonAdapter:
         offset = 0
         while True:
             args: list[Any] = [domain, offset, ROW_CHUNK, [("id", "ASC")], fields]
-            if context:
-                backend = self._connect()
-                saved = backend.context
-                backend.context = {**saved, **context}
-                try:
-                    part = self._call(model, "search_read", *args)
-                finally:
-                    backend.context = saved
-            else:
-                part = self._call(model, "search_read", *args)
+            part = self._call(model, "search_read", *args, context=context)
             rows += part
             if len(part) < ROW_CHUNK:
                 return rows
@@ -436,15 +539,9 @@ class TrytonAdapter:
     def _read(
         self, model: str, ids: list[int], fields: list[str], context: dict[str, Any]
     ) -> list[dict[str, Any]]:
-        backend = self._connect()
         out: list[dict[str, Any]] = []
         for i in range(0, len(ids), READ_CHUNK):
-            saved = backend.context
-            backend.context = {**saved, **context}
-            try:
-                out += self._call(model, "read", ids[i : i + READ_CHUNK], fields)
-            finally:
-                backend.context = saved
+            out += self._call(model, "read", ids[i : i + READ_CHUNK], fields, context=context)
         return out
 
     # -- reading the state -------------------------------------------------------------------
@@ -531,22 +628,30 @@ class TrytonAdapter:
         as_of = as_of or dt.date.today()
         facts, lanes, wh_of = self._network()
         wh_ids = [int(f.erp_id) for f in facts]
-        order_points = self._order_points()
         start = as_of - dt.timedelta(days=history_days - 1)
-        moves = self._customer_moves(start, as_of)
-        ordered = self._sale_lines(start, as_of)
-        locations = self._layout(
-            facts, order_points, set(moves["location"]) | set(ordered["location"])
-        )
-        prod_rows = self._product_rows()
-        products = self._products(prod_rows)
-        product_suppliers = self._product_suppliers(prod_rows)
-        suppliers = self._suppliers(product_suppliers)
-        stock = self._stock(wh_ids, [r["id"] for r in prod_rows], as_of)
-        inbound = pd.concat(
-            [self._open_purchases(wh_ids, wh_of, as_of), self._in_transit(wh_ids, as_of)],
-            ignore_index=True,
-        )
+        # the reads below do not depend on each other: sent together, on `workers` connections
+        with self._pool() as pool:
+            order_points = pool.submit(self._order_points)
+            moves = pool.submit(self._customer_moves, start, as_of)
+            ordered = pool.submit(self._sale_lines, start, as_of)
+            product_rows = pool.submit(self._product_rows)
+            categories = pool.submit(self._search_read, "product.category", [], ["name"])
+            ps_rows = pool.submit(self._supplier_rows)
+            committed = pool.submit(self._committed, wh_ids, as_of)
+            purchases = pool.submit(self._open_purchases, wh_ids, wh_of, as_of)
+            transit = pool.submit(self._in_transit, wh_ids, as_of)
+            prod_rows = product_rows.result()
+            stock_parts = self._stock_reads(pool, wh_ids, [r["id"] for r in prod_rows], as_of)
+            product_suppliers = self._product_suppliers(prod_rows, *ps_rows.result())
+            suppliers = self._suppliers(product_suppliers)
+            stock = self._stock(stock_parts, committed.result())
+            locations = self._layout(
+                facts,
+                order_points.result(),
+                set(moves.result()["location"]) | set(ordered.result()["location"]),
+            )
+            products = self._products(prod_rows, categories.result())
+            inbound = pd.concat([purchases.result(), transit.result()], ignore_index=True)
         notes: list[str] = []
         if inbound["planned_date"].isna().any():
             notes.append(
@@ -565,8 +670,8 @@ class TrytonAdapter:
             product_suppliers=product_suppliers,
             **({"stock": stock} if stock is not None else {}),
             inbound=inbound,
-            sales=self._sales(moves, ordered),
-            order_points=order_points,
+            sales=self._sales(moves.result(), ordered.result()),
+            order_points=order_points.result(),
         )
 
     def _product_rows(self) -> list[dict[str, Any]]:
@@ -583,9 +688,11 @@ class TrytonAdapter:
             ],
         )
 
-    def _products(self, prod_rows: list[dict[str, Any]]) -> pd.DataFrame:
+    def _products(
+        self, prod_rows: list[dict[str, Any]], categories: list[dict[str, Any]]
+    ) -> pd.DataFrame:
         """The catalogue: a product's category is its template's first category."""
-        cats = {r["id"]: r["name"] for r in self._search_read("product.category", [], ["name"])}
+        cats = {r["id"]: r["name"] for r in categories}
         return pd.DataFrame(
             [
                 {
@@ -604,27 +711,34 @@ class TrytonAdapter:
             columns=["erp_id", "code", "name", "category", "price", "unit_cost"],
         )
 
-    def _product_suppliers(self, prod_rows: list[dict[str, Any]]) -> pd.DataFrame:
-        """Supplier lead times per product; a line set on the template holds for all its
-        variants."""
-        template_products: dict[int, list[int]] = {}
-        for r in prod_rows:
-            template_products.setdefault(r["template"], []).append(r["id"])
+    def _supplier_rows(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The ERP's product-supplier lines and their price lists."""
         ps_rows = self._search_read(
             "purchase.product_supplier",
             [],
             ["product", "template", "party", "lead_time", "sequence"],
         )
+        prices = self._search_read(
+            "purchase.product_supplier.price",
+            [],
+            ["product_supplier", "quantity", "unit_price"],
+        )
+        return ps_rows, prices
+
+    def _product_suppliers(
+        self,
+        prod_rows: list[dict[str, Any]],
+        ps_rows: list[dict[str, Any]],
+        prices: list[dict[str, Any]],
+    ) -> pd.DataFrame:
+        """Supplier lead times per product; a line set on the template holds for all its
+        variants."""
+        template_products: dict[int, list[int]] = {}
+        for r in prod_rows:
+            template_products.setdefault(r["template"], []).append(r["id"])
         # the price list's first break (the lowest minimal quantity) is the unit price
         price_of: dict[int, float] = {}
-        for r in sorted(
-            self._search_read(
-                "purchase.product_supplier.price",
-                [],
-                ["product_supplier", "quantity", "unit_price"],
-            ),
-            key=lambda r: (r["quantity"], r["id"]),
-        ):
+        for r in sorted(prices, key=lambda r: (r["quantity"], r["id"])):
             price_of.setdefault(r["product_supplier"], float(r["unit_price"]))
         ps = []
         for r in ps_rows:
@@ -652,30 +766,47 @@ class TrytonAdapter:
             columns=["erp_id", "code", "name"],
         )
 
-    def _stock(
-        self, wh_ids: list[int], product_ids: list[int], as_of: dt.date
-    ) -> pd.DataFrame | None:
-        """On hand per warehouse (children included) at the end of ``as_of``, and the units
-        committed to customer moves still open then; None without warehouses."""
-        committed = self._committed(wh_ids, as_of)
-        stock_parts = []
+    def _stock_reads(
+        self, pool: Executor, wh_ids: list[int], product_ids: list[int], as_of: dt.date
+    ) -> list[tuple[int, Future[list[dict[str, Any]]]]]:
+        """On hand per warehouse (children included) at the end of ``as_of``: one read per
+        warehouse and chunk of products, sent to ``pool``."""
+        reads = []
         for w in wh_ids:
             ctx: dict[str, Any] = {"locations": [w], "with_childs": True}
             if as_of < dt.date.today():
                 ctx["stock_date_end"] = as_of
-            rows = self._read("product.product", product_ids, ["quantity"], ctx)
-            stock_parts.append(
-                pd.DataFrame(
-                    {
-                        "location": str(w),
-                        "product": [str(r["id"]) for r in rows],
-                        "on_hand": [float(r["quantity"] or 0) for r in rows],
-                        "committed": [committed.get((w, r["id"]), 0.0) for r in rows],
-                        "forecast": np.nan,
-                    }
+            for i in range(0, len(product_ids), READ_CHUNK):
+                chunk = product_ids[i : i + READ_CHUNK]
+                reads.append(
+                    (
+                        w,
+                        pool.submit(
+                            self._call, "product.product", "read", chunk, ["quantity"], context=ctx
+                        ),
+                    )
                 )
-            )
-        return pd.concat(stock_parts, ignore_index=True) if stock_parts else None
+        return reads
+
+    def _stock(
+        self,
+        reads: list[tuple[int, Future[list[dict[str, Any]]]]],
+        committed: dict[tuple[int, int], float],
+    ) -> pd.DataFrame | None:
+        """On hand and the units committed to customer moves still open, per warehouse and
+        product; None without warehouses."""
+        rows = [(w, r) for w, read in reads for r in read.result()]
+        if not rows:
+            return None
+        return pd.DataFrame(
+            {
+                "location": [str(w) for w, _ in rows],
+                "product": [str(r["id"]) for _, r in rows],
+                "on_hand": [float(r["quantity"] or 0) for _, r in rows],
+                "committed": [committed.get((w, r["id"]), 0.0) for w, r in rows],
+                "forecast": np.nan,
+            }
+        )
 
     def _committed(self, wh_ids: list[int], as_of: dt.date) -> dict[tuple[int, int], float]:
         """Units on customer moves not yet shipped, per (warehouse, product): confirmed sales
@@ -912,6 +1043,7 @@ class TrytonAdapter:
                 "purchase.number",
             ],
         )
+        received = self._receipts([r["id"] for r in lines])
         purchases = pd.DataFrame(
             [
                 {
@@ -925,6 +1057,8 @@ class TrytonAdapter:
                     "qty": float(r["quantity"] or 0),
                     "order_date": (r.get("purchase.") or {}).get("purchase_date"),
                     "delivery_date": r.get("delivery_date"),
+                    "received_date": received.get(r["id"], (None, 0.0))[0],
+                    "received_qty": received.get(r["id"], (None, 0.0))[1],
                 }
                 for r in lines
             ],
@@ -938,6 +1072,8 @@ class TrytonAdapter:
                 "qty",
                 "order_date",
                 "delivery_date",
+                "received_date",
+                "received_qty",
             ],
         )
         lo = dt.datetime.combine(start, dt.time())
@@ -1012,6 +1148,22 @@ class TrytonAdapter:
         return ErpActions.build(
             start, end, purchases=purchases, requests=requests, transfers=transfers
         )
+
+    def _receipts(self, line_ids: list[int]) -> dict[int, tuple[dt.date, float]]:
+        """Per purchase line: the last day goods were received (done moves from the supplier)
+        and the units received; lines with nothing received are absent."""
+        out: dict[int, tuple[dt.date, float]] = {}
+        for i in range(0, len(line_ids), READ_CHUNK):
+            refs = [f"purchase.line,{n}" for n in line_ids[i : i + READ_CHUNK]]
+            for m in self._search_read(
+                "stock.move",
+                [("origin", "in", refs), ("state", "=", "done")],
+                ["origin", "internal_quantity", "effective_date"],
+            ):
+                line = int(str(m["origin"]).split(",")[1])
+                day, qty = out.get(line, (m["effective_date"], 0.0))
+                out[line] = (max(day, m["effective_date"]), qty + float(m["internal_quantity"]))
+        return out
 
     # -- the only write: draft purchases -----------------------------------------------------
 

@@ -33,6 +33,7 @@ from promotwin.shadow.compare import compare
 from promotwin.shadow.runner import parse_every
 
 AS_OF = dt.date(2026, 3, 10)
+SALES = ["date", "location", "sku", "channel", "units"]
 
 
 def small_state() -> ErpState:
@@ -314,6 +315,83 @@ def test_layout_csv_checked_row_by_row_and_applied() -> None:
     twin = scenario_from_snapshot(built, {}, 5, AS_OF)
     assert [(x.id, x.supplied_by) for x in twin.stores] == [("S1", "supplier")]
     assert twin.dcs[0].serves == ()
+
+
+def test_sales_channels_follow_the_kept_layout(tmp_path: Path) -> None:
+    from promotwin.shadow.runner import apply_kept_layout
+
+    state = small_state()
+    sales = pd.concat(
+        [state["sales"], state["sales"].assign(location="1", channel="ecommerce", units=5.0)],
+        ignore_index=True,
+    )
+    state = dataclasses.replace(state, tables={**state.tables, "sales": sales})
+    store = RunStore(tmp_path / "s.sqlite")
+    # S1 (erp 2) re-roled as a DC; the old DC (erp 1) as a store buying from suppliers
+    store.save_layout(
+        "test",
+        pd.DataFrame(
+            {
+                "erp_code": ["DC", "S1"],
+                "role": ["store", "dc"],
+                "serving_dc": ["", ""],
+                "supplied_by": ["supplier", "supplier"],
+                "reason": ["", ""],
+            }
+        ),
+    )
+    kept, _, _ = apply_kept_layout(store, state)
+    got = kept["sales"].groupby(["location", "channel"])["units"].sum().to_dict()
+    # every unit kept, each warehouse's sales now in the channel of its new role
+    assert got == {("1", "walk_in"): 20.0, ("2", "ecommerce"): 212.0}
+    assert kept["sales"].drop(columns="channel").equals(sales.drop(columns="channel"))
+    # without a kept layout the adapter's channels stand
+    assert apply_kept_layout(RunStore(tmp_path / "t.sqlite"), state)[0]["sales"].equals(sales)
+
+
+def test_counterfactual_replays_the_erps_actual_receipts() -> None:
+    from promotwin.shadow.counterfactual import counterfactual
+    from promotwin.shadow.erpdata import ErpActions
+
+    start, days = AS_OF + dt.timedelta(days=1), 6
+    end = start + dt.timedelta(days=days - 1)
+    built = build_snapshot(small_state(), IdMapping())
+    cost_b = float(built.snapshot.unit_cost[1])
+
+    def replay(**receipt: object) -> dict[str, float]:
+        """The ERP bought 30 B for the DC on the period's first day (planned lead 4 days)."""
+        line = {
+            "reference": "P1/purchase.line,1",
+            "state": "done",
+            "source": "planner",
+            "supplier": "7",
+            "destination": "1",
+            "product": "11",
+            "qty": 30.0,
+            "order_date": start,
+            "delivery_date": start + dt.timedelta(days=4),
+            **receipt,
+        }
+        actions = ErpActions.build(start, end, purchases=pd.DataFrame([line]))
+        return counterfactual(built, actions, pd.DataFrame(columns=SALES), "base-stock").kpis[
+            "erp-actual"
+        ]
+
+    planned = replay()  # no receipt data: arrives after the planned 4 days
+    early = replay(received_date=start + dt.timedelta(days=2), received_qty=30.0)
+    half = replay(received_date=start + dt.timedelta(days=2), received_qty=15.0)
+    never = replay(received_date=None, received_qty=0.0)
+    late = replay(received_date=end + dt.timedelta(days=3), received_qty=30.0)
+    got = {k: r["purchased_units"] - 12 for k, r in [("planned", planned), ("early", early)]}
+    got |= {k: r["purchased_units"] - 12 for k, r in [("half", half), ("never", never)]}
+    got["late"] = late["purchased_units"] - 12  # 12: the purchase open before the period
+    assert got == {"planned": 30, "early": 30, "half": 15, "never": 0, "late": 0}
+    # 30 units on the DC's shelf 2 days longer (day 2 instead of day 4) out of 6 days
+    held = early["avg_inventory_value"] - planned["avg_inventory_value"]
+    assert held == pytest.approx(30 * cost_b * 2 / days)
+    assert half["avg_inventory_value"] - never["avg_inventory_value"] == pytest.approx(
+        15 * cost_b * 4 / days
+    )
 
 
 def test_store_made_before_degraded_runs_is_migrated(tmp_path: Path) -> None:

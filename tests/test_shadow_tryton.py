@@ -266,6 +266,30 @@ def test_snapshot_folder_round_trip(tryton: Provisioned, db: str, tmp_path: Path
         assert again.digest == direct.digest, fmt
 
 
+def _receive_today(tryton: Provisioned, db: str, order: dict[str, Any]) -> int:
+    """Receive one of the seeded open purchase lines today (before its planned date), in the
+    ERP itself: its supplier move done. Returns the units."""
+    from proteus import config
+
+    cfg = config.set_trytond(db, config_file=str(tryton.conf))
+    moves = cfg.get_proxy("stock.move")
+    ids = tryton.seeded.ids
+    (move,) = moves.search(
+        [
+            ("from_location.type", "=", "supplier"),
+            ("product", "=", ids["product"][order["sku"]]),
+            ("to_location", "child_of", [ids["location"][order["dc"]]], "parent"),
+            ("state", "=", "draft"),
+        ],
+        0,
+        None,
+        None,
+        cfg.context,
+    )
+    moves.do([move], cfg.context)
+    return int(order["qty"])
+
+
 def test_counterfactual_replays_the_same_demand(tryton: Provisioned, db: str) -> None:
     seeded = tryton.seeded
     a = adapter(tryton, db)
@@ -273,9 +297,16 @@ def test_counterfactual_replays_the_same_demand(tryton: Provisioned, db: str) ->
     mapping = IdMapping()
     built = build_snapshot(a.read_state(start - dt.timedelta(days=1)), mapping)
     history = sales_history(ErpState.build(end, a.name, sales=a.read_sales(start, end)), mapping)
+    early = seeded.open_orders[0]
+    assert early["due"] > end  # planned after the period; it came today
+    units = _receive_today(tryton, db, early)
     actions = a.read_actions(start, end)
     assert len(actions["purchases"]) == len(seeded.open_orders)  # placed yesterday
+    got = actions["purchases"].dropna(subset=["received_date"])
+    assert got[["received_date", "received_qty"]].values.tolist() == [[end, units]]
     result = counterfactual(built, actions, history, "base-stock")
+    # the ERP's replay receives that line in the period (its planned date is after it)
+    assert result.kpis["erp-actual"]["purchased_units"] == units
     sale_days = {0, 1, 3, 6}  # days-ago of seeded sales inside the 7-day period
     expected = sum(q // 8 * len(sale_days) for q in seeded.sold.values())
     assert result.kpis["erp-actual"]["demand_units"] == expected
@@ -486,11 +517,11 @@ def test_server_stopped_mid_run_then_back(tryton: Provisioned, tmp_path: Path) -
 
         calls = 0
 
-        def _call(self, model: str, method: str, *args: Any) -> Any:
+        def _call(self, model: str, method: str, *args: Any, **kw: Any) -> Any:
             StopsServer.calls += 1
             if StopsServer.calls == 4:
                 srv.stop()
-            return super()._call(model, method, *args)
+            return super()._call(model, method, *args, **kw)
 
     store = RunStore(tmp_path / "s.sqlite")
     try:

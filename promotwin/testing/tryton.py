@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import os
+import pickle
 import socket
 import sqlite3
 import subprocess
@@ -488,7 +490,7 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/"
 
-    def start(self, timeout: float = 60.0) -> None:
+    def start(self, timeout: float = 180.0) -> None:
         log = self.conf.with_suffix(".log").open("ab")
         self.process = subprocess.Popen(
             [trytond_bin("trytond"), "-c", str(self.conf), "-d", *self.databases],
@@ -560,6 +562,9 @@ def _activated(base: Path) -> tuple[Path, Path, float] | str:
     folder = base / "tryton"
     conf = write_config(folder, free_port())
     reuse = os.environ.get(ENV_ACTIVATED)
+    kept = cache_dir() / f"blank-{_module_key()}.sqlite"
+    if not (reuse and Path(reuse).is_file()) and kept.is_file():
+        reuse = str(kept)
     if reuse and Path(reuse).is_file():  # activated before by the same trytond: a copy is ms
         t0 = time.perf_counter()
         copy_file_database(Path(reuse), folder / "db" / f"{BLANK}.sqlite")
@@ -570,7 +575,75 @@ def _activated(base: Path) -> tuple[Path, Path, float] | str:
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
         tail = getattr(exc, "stderr", b"") or b""
         _ACTIVATED[key] = f"cannot provision Tryton ({exc}): {tail[-400:].decode(errors='replace')}"
+        return _ACTIVATED[key]
+    _keep(folder / "db" / f"{BLANK}.sqlite", kept)
     return _ACTIVATED[key]
+
+
+# -- a cache across test sessions: activation (~25 s) and seeding (~7 s each) run once per
+# trytond version, seed code and day ("today" is the system clock, so a seed is a day's) -------
+
+ENV_CACHE = "TWIN_TRYTON_CACHE"  # folder of the cache; "off" turns it off
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get(ENV_CACHE) or Path.home() / ".cache" / "promotwin" / "tryton")
+
+
+def _cache_on() -> bool:
+    return os.environ.get(ENV_CACHE, "").lower() != "off"
+
+
+def _module_key() -> str:
+    """The installed trytond and module versions: another version needs another activation."""
+    from importlib import metadata
+
+    names = ["trytond", *(f"trytond_{m}" for m in MODULES)]
+    versions = []
+    for n in names:
+        try:
+            versions.append(f"{n}={metadata.version(n)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{n}=?")
+    return hashlib.sha256(";".join(versions).encode()).hexdigest()[:12]
+
+
+def _seed_key(template: str, seeder: Callable[[Any], Any]) -> str:
+    """Module versions, the template's name, today and the source of the seeding code."""
+    h = hashlib.sha256(f"{_module_key()}|{template}|{dt.date.today()}".encode())
+    for module in {__name__, seeder.__module__}:
+        source = getattr(sys.modules.get(module), "__file__", None)
+        h.update(Path(source).read_bytes() if source else module.encode())
+    return h.hexdigest()[:16]
+
+
+def _keep(database: Path, target: Path, seeded: Any = None) -> None:
+    """Keep a copy of ``database`` (and the seed's record) in the cache, written whole or not
+    at all (another session may be reading the cache at the same time)."""
+    if not _cache_on():
+        return
+    with contextlib.suppress(OSError, pickle.PicklingError, TypeError, AttributeError):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(f".{os.getpid()}.partial")
+        copy_file_database(database, partial)
+        if seeded is not None:
+            tmp = target.with_suffix(f".{os.getpid()}.pickle-partial")
+            tmp.write_bytes(pickle.dumps(seeded))
+            tmp.replace(target.with_suffix(".pickle"))
+        partial.replace(target)
+
+
+def _kept_seed(database: Path, source: Path) -> Any:
+    """The seed's record from the cache, its database copied to ``database``; None if absent."""
+    record = source.with_suffix(".pickle")
+    if not (_cache_on() and source.is_file() and record.is_file()):
+        return None
+    try:
+        seeded = pickle.loads(record.read_bytes())  # noqa: S301 - this user's own test cache
+    except (OSError, pickle.UnpicklingError, AttributeError, EOFError):
+        return None
+    copy_file_database(source, database)
+    return seeded
 
 
 def provision_with(
@@ -586,9 +659,14 @@ def provision_with(
         folder, conf, activation = activated
         from proteus import config
 
-        copy_database(folder, BLANK, template)
+        database = folder / "db" / f"{template}.sqlite"
+        kept = cache_dir() / f"{template}-{_seed_key(template, seeder)}.sqlite"
         t0 = time.perf_counter()
-        seeded = seeder(config.set_trytond(template, config_file=str(conf)))
+        seeded = _kept_seed(database, kept)
+        if seeded is None:
+            copy_database(folder, BLANK, template)
+            seeded = seeder(config.set_trytond(template, config_file=str(conf)))
+            _keep(database, kept, seeded)
         _PROVISIONED[key] = Provisioned(
             folder, conf, template, seeded, activation, time.perf_counter() - t0
         )
