@@ -94,6 +94,16 @@ PROMO_PRIOR_SD = 2.0  # a category's elasticity / lift (log scale): weak
 SKU_PRIOR_SD = 0.5  # a SKU's elasticity around its category's
 PROMO_TERMS = ("log_price", "display", "feature")
 BASELINE_PRIOR = 4.0  # periods of the SKU's level a series' baseline is shrunk with
+# GbmOptions.monotone: a deeper cut, a display, a feature ad never sell less; a higher price
+# than the shelf's never sells more (so trees cannot bend the start's price response back)
+MONOTONE = {
+    "depth": 1,
+    "display": 1,
+    "feature": 1,
+    "promo": 1,
+    "price_index": -1,
+    "price_over_cheapest": -1,
+}
 
 
 @dataclass(frozen=True)
@@ -118,6 +128,10 @@ class GbmOptions:
     # stocked-out rows: "likelihood" (censored likelihood inside the boosting), "impute" (EM
     # over whole refits) or "drop" (left out); measured in tests/test_intelligence_models.py
     censoring: str = "impute"
+    # the boosting's start: the series baselines times the log-linear promotion terms (True)
+    # or the baselines alone (False: the trees must learn the whole promotion response)
+    promo_start: bool = True
+    monotone: bool = False  # MONOTONE's constraints on the trees
 
 
 @dataclass
@@ -367,6 +381,9 @@ def _train(
         "verbose": -1,
         "metric": "poisson",
     }
+    if opts.monotone:
+        params["monotone_constraints"] = [MONOTONE.get(str(c), 0) for c in x.columns]
+        params["monotone_constraints_method"] = "intermediate"
     cats = list(CATEGORICAL)
     train = lgb.Dataset(x, y, init_score=log_base, categorical_feature=cats, free_raw_data=False)
     callbacks: list[Any] = []
@@ -475,12 +492,13 @@ def _final_fit(
     """The model on the whole training window with ``rounds`` trees, the stocked-out rows
     handled as ``opts.censoring`` says (``pred``: the first fit's means, to start from)."""
     if not censored.any():
-        return _train(x, y, _set_start(model, rows, y), opts, rounds)
+        return _train(x, y, _set_start(model, rows, y, opts), opts, rounds)
     if opts.censoring == "drop":
         keep = ~censored
-        return _train(x[keep], y[keep], _set_start(model, rows[keep], y[keep]), opts, rounds)
+        return _train(x[keep], y[keep], _set_start(model, rows[keep], y[keep], opts), opts, rounds)
     # the start from one imputation under the first fit
-    log_full = _set_start(model, rows, np.where(censored, censored_mean(y, pred, 1.0 / k_row), y))
+    imputed = np.where(censored, censored_mean(y, pred, 1.0 / k_row), y)
+    log_full = _set_start(model, rows, imputed, opts)
     if opts.censoring == "likelihood":
         objective = _censored_poisson(y, censored, k_row)
         return _train(x, y, log_full, opts, rounds, objective=objective)
@@ -541,12 +559,14 @@ def _promo_effects(rows: pd.DataFrame, y: FloatArray, log_base: FloatArray) -> d
     return {n: float(v) for n, v in zip(kept, fit.params, strict=True)}
 
 
-def _set_start(model: GbmModel, rows: pd.DataFrame, y: FloatArray) -> FloatArray:
-    """Fit the boosting's start (series baselines, promotion terms) on ``rows``; its score."""
+def _set_start(model: GbmModel, rows: pd.DataFrame, y: FloatArray, opts: GbmOptions) -> FloatArray:
+    """Fit the boosting's start (series baselines, promotion terms unless
+    ``opts.promo_start`` is off) on ``rows``; its score."""
     model.baseline = _baselines(rows, y)
     model.promo_effect = {}
     log_base = start_score(rows, model)
-    model.promo_effect = _promo_effects(rows, y, log_base)
+    if opts.promo_start:
+        model.promo_effect = _promo_effects(rows, y, log_base)
     return start_score(rows, model)
 
 
@@ -600,7 +620,7 @@ def fit_gbm(
     is_train = (rows["date"] < cut).to_numpy()
     # first fit: before the validation window, stocked-out rows left out; picks the rounds
     fit_rows = is_train & ~censored
-    _set_start(model, rows[fit_rows], y[fit_rows])
+    _set_start(model, rows[fit_rows], y[fit_rows], opts)
     log_b = start_score(rows, model)
     log_b = np.where(np.isnan(log_b), math.log(0.5), log_b)  # series first seen in validation
     valid_rows = ~is_train & ~censored
