@@ -24,11 +24,12 @@ Data where the truth is known:
 
 - synthetic: a 52-week history from the twin's demand generator (``recovery_scenario``, 6
   stores), fit on the first 40 weeks, the same four methods and table on the last 12;
-- twin: ``twin history SCENARIO --weeks N`` (sales censored by stock under base-stock, with
-  stock-out flags), the gbm model fitted on it, the season's calendar forecast once (as a twin
-  run does) against the scenario's true mean demand per cell-day (hidden truth included):
-  WAPE and bias on promoted and other cell-days, the plan's bias beside it, the fit's time and
-  peak memory and the calendar forecast's CPU.
+- twin: ``twin history SCENARIO --weeks N`` (default 52; sales censored by stock under
+  base-stock, with stock-out flags), the gbm model fitted on all of it, on its last 26 weeks,
+  and on those with the scenario's seasonal profile; each one's season calendar forecast (as a
+  twin run makes it) against the scenario's true mean demand per cell-day (hidden truth
+  included): WAPE and bias on promoted and other cell-days, the plan's bias beside it, the
+  fit's time and peak memory and the calendar forecast's CPU.
 
 Recovery: ``--reps`` histories drawn from the twin's demand generator with known elasticities,
 display/feature lift, cannibalisation and dip; the share of 90% intervals covering the truth.
@@ -53,6 +54,7 @@ from promotwin.demand.dominicks import load_cheese, load_orange_juice, load_tuna
 from promotwin.demand.fit import FitOptions, fit_history
 from promotwin.demand.gbm import GbmOptions
 from promotwin.demand.synthetic import recovery_scenario, simulate_history
+from promotwin.scenarios.schema import Scenario
 
 LOADERS = {"oj": load_orange_juice, "tuna": load_tuna, "cheese": load_cheese}
 TEST_SHARE = 0.25  # tuna and cheese: the last quarter of the weeks is the test
@@ -118,21 +120,48 @@ def run_synthetic(seed: int = 0) -> dict[str, object]:
 
 
 def run_twin(name: str, weeks: int, seed: int = 1) -> dict[str, object]:
-    """gbm fitted on the twin's own sales history, scored on the season against the truth."""
-    from promotwin.demand.forecaster import FittedForecaster
-    from promotwin.demand.model import DemandModel
-    from promotwin.demand.models import fit_model
+    """gbm fitted on the twin's own sales history, scored on the season against the truth:
+    on the whole ``weeks``, on its last half-year alone, and on that half-year with the
+    scenario's seasonal profile (``GbmOptions.seasonality``)."""
     from promotwin.policies.registry import make_policy
     from promotwin.scenarios.loading import load_scenario
-    from promotwin.scenarios.network import compile_network
     from promotwin.twin.history import sales_history
 
     sc = load_scenario(name)
+    c0 = time.process_time()
     history = sales_history(sc, weeks, make_policy("base-stock"), seed=seed)
     promoted_rows = history["promo"] > 0
     stocked = float(history.loc[promoted_rows, "stockout"].mean())
+    print(
+        f"twin {name}: {weeks}-week history ({len(history):,} rows, {stocked:.0%} of promoted "
+        f"rows stocked out), simulated in {time.process_time() - c0:.0f} s CPU"
+    )
+    half = min(weeks, 26)
+    recent = history[history["date"] > history["date"].max() - pd.Timedelta(weeks=half)]
+    profile = tuple((c, s.amplitude, s.peak_day) for c, s in sc.demand.seasonality.items())
+    fits = {
+        f"{weeks} weeks": (history, GbmOptions()),
+        f"{half} weeks": (recent, GbmOptions()),
+        f"{half} weeks + profile": (recent, GbmOptions(seasonality=profile)),
+    }
+    out: dict[str, object] = {"history_rows": len(history), "promoted_stocked_out": stocked}
+    for label, (rows, opts) in fits.items():
+        out[label] = score_twin(sc, rows, opts, seed, label)
+    return out
+
+
+def score_twin(
+    sc: Scenario, history: pd.DataFrame, opts: GbmOptions, seed: int, label: str
+) -> dict[str, object]:
+    """Fit gbm on ``history``; its season's calendar forecast (as a twin run makes it) against
+    the scenario's true mean demand per cell-day (hidden truth included)."""
+    from promotwin.demand.forecaster import FittedForecaster
+    from promotwin.demand.model import DemandModel
+    from promotwin.demand.models import fit_model
+    from promotwin.scenarios.network import compile_network
+
     t0, c0 = time.perf_counter(), time.process_time()
-    model = fit_model(history, "gbm", source=f"twin history {name}")
+    model = fit_model(history, "gbm", opts, source=f"twin history {sc.name}")
     fit_wall, fit_cpu = time.perf_counter() - t0, time.process_time() - c0
     net = compile_network(sc)
     world = DemandModel(sc, net, truth_seed=seed)
@@ -152,16 +181,13 @@ def run_twin(name: str, weeks: int, seed: int = 1) -> dict[str, object]:
     for pc in world.promotions:
         promo[max(pc.start_day, 0) : min(pc.end_day, days - 1) + 1] |= pc.cells
     out: dict[str, object] = {
-        "history_rows": len(history),
-        "promoted_rows_stocked_out": stocked,
         "fit_seconds": fit_wall,
         "fit_cpu_seconds": fit_cpu,
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
         "calendar_cpu_seconds": calendar_cpu,
     }
     print(
-        f"twin {name}: {weeks}-week history ({len(history):,} rows, {stocked:.0%} of promoted "
-        f"rows stocked out); gbm fit {fit_wall:.0f} s wall, {fit_cpu:.0f} s CPU; the season's "
+        f"  gbm on {label}: fit {fit_wall:.0f} s wall, {fit_cpu:.0f} s CPU; the season's "
         f"calendar forecast {calendar_cpu:.1f} s CPU"
     )
     for subset, sel in (("promoted", promo), ("other", ~promo)):
@@ -174,7 +200,7 @@ def run_twin(name: str, weeks: int, seed: int = 1) -> dict[str, object]:
         }
         out[subset] = row
         print(
-            f"  {subset:8s} cell-days {row['cell_days']:>8,}: gbm WAPE {row['wape']:.3f} "
+            f"    {subset:8s} cell-days {row['cell_days']:>8,}: gbm WAPE {row['wape']:.3f} "
             f"bias {row['bias']:+.1%} (the plan's bias {row['plan_bias']:+.1%}) vs the true mean"
         )
     return out
@@ -228,7 +254,7 @@ def main() -> None:
     ap.add_argument(
         "--twin", default="appliance_promo", help="scenario for the twin check ('' skips)"
     )
-    ap.add_argument("--weeks", type=int, default=26, help="weeks of twin history")
+    ap.add_argument("--weeks", type=int, default=52, help="weeks of twin history")
     args = ap.parse_args()
     out: dict[str, object] = {}
     for name in filter(None, args.datasets.split(",")):

@@ -132,6 +132,11 @@ class GbmOptions:
     # or the baselines alone (False: the trees must learn the whole promotion response)
     promo_start: bool = True
     monotone: bool = False  # MONOTONE's constraints on the trees
+    # the planner's seasonal profile, (category, amplitude, peak day of year) each: a multiplier
+    # ``1 + amplitude cos(2 pi (day of year - peak) / 365)`` in the start (baselines are fitted
+    # on the de-seasonalised sales), so a history shorter than a year still forecasts a peak it
+    # never saw; day-of-year trees cannot
+    seasonality: tuple[tuple[str, float, int], ...] = ()
 
 
 @dataclass
@@ -157,6 +162,8 @@ class GbmModel:
     series_price: dict[str, float] = field(default_factory=dict)
     # the log-linear promotion start: "<term>|<category>" -> coefficient (see _promo_effects)
     promo_effect: dict[str, float] = field(default_factory=dict)
+    # GbmOptions.seasonality: category -> [amplitude, peak day of year]
+    seasonality: dict[str, list[float]] = field(default_factory=dict)
     lightgbm_version: str = ""
     source: str = ""
     kind: ClassVar[str] = "gbm"
@@ -562,7 +569,7 @@ def _promo_effects(rows: pd.DataFrame, y: FloatArray, log_base: FloatArray) -> d
 def _set_start(model: GbmModel, rows: pd.DataFrame, y: FloatArray, opts: GbmOptions) -> FloatArray:
     """Fit the boosting's start (series baselines, promotion terms unless
     ``opts.promo_start`` is off) on ``rows``; its score."""
-    model.baseline = _baselines(rows, y)
+    model.baseline = _baselines(rows, y / np.exp(log_season(rows, model)))
     model.promo_effect = {}
     log_base = start_score(rows, model)
     if opts.promo_start:
@@ -570,10 +577,22 @@ def _set_start(model: GbmModel, rows: pd.DataFrame, y: FloatArray, opts: GbmOpti
     return start_score(rows, model)
 
 
+def log_season(rows: pd.DataFrame, model: GbmModel) -> FloatArray:
+    """Each row's log seasonal multiplier from the model's profile (0 without one)."""
+    if not model.seasonality:
+        return np.zeros(len(rows))
+    cat = rows["category"].astype(str)
+    amp = cat.map({c: v[0] for c, v in model.seasonality.items()}).fillna(0.0).to_numpy(np.float64)
+    peak = cat.map({c: v[1] for c, v in model.seasonality.items()}).fillna(0.0).to_numpy(np.float64)
+    doy = pd.DatetimeIndex(rows["date"]).day_of_year.to_numpy(np.float64)
+    return np.asarray(np.log1p(amp * np.cos(2 * np.pi * (doy - peak) / 365.0)), np.float64)
+
+
 def start_score(rows: pd.DataFrame, model: GbmModel) -> FloatArray:
-    """Each row's log start: its series' baseline and the log-linear promotion terms (NaN
-    for series the model has no baseline for)."""
+    """Each row's log start: its series' baseline, the seasonal profile and the log-linear
+    promotion terms (NaN for series the model has no baseline for)."""
     log_base = np.log(series_key(rows).map(model.baseline).to_numpy(np.float64))
+    log_base = log_base + log_season(rows, model)
     if not model.promo_effect:
         return log_base
     effect = model.promo_effect
@@ -614,6 +633,7 @@ def fit_gbm(
         )
     cut = pd.Timestamp(dates[-n_valid])
     model = _empty_model(clean, rows, pickup_share, period, source)
+    model.seasonality = {c: [float(a), float(d)] for c, a, d in opts.seasonality}
     y = rows["units"].to_numpy(np.float64)
     censored = censored_rows(rows)
     x = feature_frame(rows, model, {})
