@@ -52,7 +52,7 @@ import pandas as pd
 from promotwin.demand.backtest import GBM, GLM, PLAIN, BacktestResult, backtest
 from promotwin.demand.dominicks import load_cheese, load_orange_juice, load_tuna
 from promotwin.demand.fit import FitOptions, fit_history
-from promotwin.demand.gbm import GbmOptions
+from promotwin.demand.gbm import GbmOptions, seasonal_profile
 from promotwin.demand.synthetic import recovery_scenario, simulate_history
 from promotwin.scenarios.schema import Scenario
 
@@ -138,7 +138,7 @@ def run_twin(name: str, weeks: int, seed: int = 1) -> dict[str, object]:
     )
     half = min(weeks, 26)
     recent = history[history["date"] > history["date"].max() - pd.Timedelta(weeks=half)]
-    profile = tuple((c, s.amplitude, s.peak_day) for c, s in sc.demand.seasonality.items())
+    profile = seasonal_profile(sc.demand.seasonality)
     fits = {
         f"{weeks} weeks": (history, GbmOptions()),
         f"{half} weeks": (recent, GbmOptions()),

@@ -56,6 +56,7 @@ from promotwin.demand.glm_design import FloatArray, prepare, series_key
 from promotwin.demand.glm_estimation import censored_mean, censored_rows
 from promotwin.demand.history import validate_history
 from promotwin.demand.replay import HistoryError
+from promotwin.scenarios.schema import Seasonality
 
 GBM_FORMAT = "gbm-model/1"
 FEATURES = (
@@ -575,6 +576,13 @@ def _set_start(model: GbmModel, rows: pd.DataFrame, y: FloatArray, opts: GbmOpti
     if opts.promo_start:
         model.promo_effect = _promo_effects(rows, y, log_base)
     return start_score(rows, model)
+
+
+def seasonal_profile(
+    seasonality: Mapping[str, Seasonality],
+) -> tuple[tuple[str, float, int], ...]:
+    """A scenario's seasonality (``demand.seasonality``) as ``GbmOptions.seasonality``."""
+    return tuple((c, float(s.amplitude), int(s.peak_day)) for c, s in sorted(seasonality.items()))
 
 
 def log_season(rows: pd.DataFrame, model: GbmModel) -> FloatArray:

@@ -13,7 +13,7 @@ import pytest
 
 from promotwin.demand.fit import fit_history
 from promotwin.demand.forecasting import ForecastError, calendar, forecast, predict
-from promotwin.demand.gbm import GbmModel, GbmOptions
+from promotwin.demand.gbm import GbmModel, GbmOptions, seasonal_profile
 from promotwin.demand.glm_estimation import PROMO_PRIOR_SD, censored_mean
 from promotwin.demand.models import fit_model, load_model
 from promotwin.demand.replay import HistoryError
@@ -335,7 +335,7 @@ def test_gbm_with_a_seasonal_profile_forecasts_a_peak_its_history_never_saw() ->
     cats = {k.id: k.category for k in sc.skus}
     rows, _, _ = prepare(validate_history(test), cats)
     actual = rows["units"].sum()
-    profile = tuple((c, s.amplitude, s.peak_day) for c, s in season.items())
+    profile = seasonal_profile(season)
 
     def bias(opts: GbmOptions) -> float:
         m = fit_model(train, "gbm", opts, categories=cats)
