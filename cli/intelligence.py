@@ -31,7 +31,8 @@ def register(app: typer.Typer) -> None:
             str, typer.Option("--model", help="glm (interpretable, calibrates the twin) or gbm")
         ] = "glm",
         scenario: Annotated[
-            str | None, typer.Option(help="scenario whose SKU categories to use")
+            str | None,
+            typer.Option(help="scenario whose SKU categories (and, for gbm, season) to use"),
         ] = None,
         weekly: Annotated[
             bool, typer.Option(help="rows are weekly and gaps are not zero sales")
@@ -59,10 +60,14 @@ def register(app: typer.Typer) -> None:
         check_writable(out, "--out", "file")
         frame = read_history_file(history)
         cats = None
+        profile: tuple[tuple[str, float, int], ...] = ()
         if scenario is not None:
+            from promotwin.demand.gbm import seasonal_profile
             from promotwin.scenarios import load_scenario
 
-            cats = {k.id: k.category for k in load_scenario(scenario).skus}
+            sc = load_scenario(scenario)
+            cats = {k.id: k.category for k in sc.skus}
+            profile = seasonal_profile(sc.demand.seasonality)  # the planner's season, for gbm
         clean = validate_history(
             frame,
             skus=None if cats is None else list(cats),
@@ -82,7 +87,7 @@ def register(app: typer.Typer) -> None:
         opts = (
             FitOptions(fill_zeros=not weekly)
             if model == "glm"
-            else GbmOptions(fill_zeros=not weekly, seed=seed)
+            else GbmOptions(fill_zeros=not weekly, seed=seed, seasonality=profile)
         )
         with exclusive(out):
             fitted = fit_model(clean, model, opts, cats, source=str(history))

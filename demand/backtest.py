@@ -9,7 +9,8 @@ and promotions, and score each method on promoted (and all) item-periods.
   SKU ids, price (or ``1 - depth`` without prices), display and feature flags, Poisson
   objective, early stopping on the last 13 weeks (28 days) of training, LightGBM's defaults.
 - ``glm``: the promotion GLM (``demand/fit.py``), ``gbm``: the promotion gradient boosting
-  (``demand/gbm.py``), both through :func:`demand.models.fit_model`.
+  (``demand/gbm.py``), both through :func:`demand.models.fit_model`; optionally gbm variants
+  (other ``GbmOptions``) scored beside them as ``gbm <label>``.
 
 WAPE = sum |actual - forecast| / sum actual; bias = sum (forecast - actual) / sum actual;
 coverage = share of actuals inside the central 90% predictive interval (models with one).
@@ -34,17 +35,18 @@ from promotwin.demand.history import validate_history
 from promotwin.demand.models import ForecastModel, fit_model
 
 NAIVE, PLAIN, GLM, GBM = "naive", "plain lightgbm", "glm", "gbm"
-METHODS = (NAIVE, PLAIN, GLM, GBM)
 LEVEL = 0.90
 
 
 @dataclass
 class BacktestResult:
-    scores: pd.DataFrame  # method, subset (promoted / all), wape, bias, coverage_90, n, seconds
+    # method, subset (promoted / all), wape, bias, coverage_90, n, seconds, cpu_seconds
+    scores: pd.DataFrame
     predictions: pd.DataFrame  # test rows with one column per method (+ "<method> q05/q95")
     models: dict[str, ForecastModel]
     dropped_rows: int  # test rows of series never seen in training
-    seconds: dict[str, float] = field(default_factory=dict)  # fit + forecast time per method
+    seconds: dict[str, float] = field(default_factory=dict)  # fit + forecast wall per method
+    cpu_seconds: dict[str, float] = field(default_factory=dict)  # the same in CPU seconds
 
     def score(self, method: str, subset: str = "promoted", metric: str = "wape") -> float:
         s = self.scores
@@ -117,11 +119,11 @@ def plain_lightgbm(train: pd.DataFrame, test: pd.DataFrame, period: int) -> Floa
     return np.asarray(booster.predict(features(test), num_threads=1), dtype=np.float64)
 
 
-def _scores(frame: pd.DataFrame, subset: str) -> list[dict[str, object]]:
+def _scores(frame: pd.DataFrame, subset: str, methods: list[str]) -> list[dict[str, object]]:
     out: list[dict[str, object]] = []
     actual = frame["units"].to_numpy(np.float64)
     total = actual.sum()
-    for m in METHODS:
+    for m in methods:
         f = frame[m].to_numpy(np.float64)
         coverage = float("nan")
         if f"{m} q05" in frame.columns:
@@ -148,10 +150,17 @@ def backtest(
     glm_options: FitOptions | None = None,
     gbm_options: GbmOptions | None = None,
     season_days: int | None = None,
+    gbm_variants: Mapping[str, GbmOptions] | None = None,
 ) -> BacktestResult:
-    """Fit before ``split``, forecast from ``split`` on; scores on promoted and all test rows."""
+    """Fit before ``split``, forecast from ``split`` on; scores on promoted and all test rows
+    (``gbm_variants``: label -> options, each fitted and scored as method ``gbm <label>``)."""
     glm_opts = glm_options or FitOptions()
     gbm_opts = gbm_options or GbmOptions(fill_zeros=glm_opts.fill_zeros)
+    fits: list[tuple[str, str, FitOptions | GbmOptions]] = [
+        (GLM, GLM, glm_opts),
+        (GBM, GBM, gbm_opts),
+    ]
+    fits += [(f"{GBM} {label}", GBM, o) for label, o in (gbm_variants or {}).items()]
     clean = validate_history(history, source="backtest history")  # depth from the whole price plan
     cut = pd.Timestamp(split)
     train_raw = clean[clean["date"] < cut]
@@ -161,30 +170,34 @@ def backtest(
     train, _, period = prepare(train_raw, categories, glm_opts.fill_zeros)
     test, _, _ = prepare(test_raw, categories, glm_opts.fill_zeros, period_days=period)
     seconds: dict[str, float] = {}
+    cpu: dict[str, float] = {}
     models: dict[str, ForecastModel] = {}
-    for kind, opts in ((GLM, glm_opts), (GBM, gbm_opts)):
-        t0 = time.perf_counter()
-        models[kind] = fit_model(train_raw, kind, opts, categories, source="backtest training")
-        seconds[kind] = time.perf_counter() - t0
-    known = set(models[GLM].series) & set(models[GBM].series)
+    for method, kind, opts in fits:
+        t0, c0 = time.perf_counter(), time.process_time()
+        models[method] = fit_model(train_raw, kind, opts, categories, source="backtest training")
+        seconds[method], cpu[method] = time.perf_counter() - t0, time.process_time() - c0
+    known = set.intersection(*(set(m.series) for m in models.values()))
     seen = np.array([tuple(r) in known for r in test[["location", "sku", "group"]].to_numpy()])
     dropped = int((~seen).sum())
     test = test[seen].reset_index(drop=True)
     pred = test.assign(
         **{NAIVE: seasonal_naive(train, test, season_days or (364 if period == 7 else 7))}
     )
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     pred[PLAIN] = plain_lightgbm(train, test, period)
-    seconds[PLAIN] = time.perf_counter() - t0
+    seconds[PLAIN], cpu[PLAIN] = time.perf_counter() - t0, time.process_time() - c0
     for kind, model in models.items():
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         mean, k = predict(model, test)
         seconds[kind] += time.perf_counter() - t0
+        cpu[kind] += time.process_time() - c0
         p = k / (k + mean)
         pred[kind] = mean
         pred[f"{kind} q05"] = stats.nbinom.ppf((1 - LEVEL) / 2, k, p)
         pred[f"{kind} q95"] = stats.nbinom.ppf((1 + LEVEL) / 2, k, p)
+    methods = [NAIVE, PLAIN, *models]
     promoted = pred[pred["promo"] > 0]
-    scores = pd.DataFrame(_scores(promoted, "promoted") + _scores(pred, "all"))
+    scores = pd.DataFrame(_scores(promoted, "promoted", methods) + _scores(pred, "all", methods))
     scores["seconds"] = scores["method"].map(seconds)
-    return BacktestResult(scores, pred, models, dropped, seconds)
+    scores["cpu_seconds"] = scores["method"].map(cpu)
+    return BacktestResult(scores, pred, models, dropped, seconds, cpu)

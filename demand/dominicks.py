@@ -1,9 +1,17 @@
-"""Dominick's Finer Foods orange juice: real weekly store x brand sales with prices and promotions.
+"""Real weekly retail sales with prices and promotions, from the datasets of R's bayesm.
 
-The data ships in Debian's ``r-cran-bayesm`` package (``data/orangeJuice.rda``; package licence
-GPL-2+; the data comes from the James M. Kilts Center, University of Chicago Booth School of
-Business, for academic use). ``make data`` fetches it into ``data/external/`` (git-ignored); it
-is never committed. 83 stores x 11 brands, weeks 40-160 (June 1990 - October 1992).
+- Dominick's Finer Foods orange juice (``orangeJuice.rda``): 83 stores x 11 brands, weeks
+  40-160 (June 1990 - October 1992), prices, deals and feature ads.
+- Dominick's canned tuna (``tuna.rda``): the chain's weekly sales of 7 brands, 338 weeks, log
+  prices and a display measure (the share of stores with the brand on display); no feature ads.
+- Cheese (``cheese.rda``, IRI scanner data): one sliced-cheese brand's weekly volume at 88
+  retailers (52-68 weeks each), price and the share of volume on display.
+
+The files ship in Debian's ``r-cran-bayesm`` package (package licence GPL-2+; Dominick's data
+from the James M. Kilts Center, University of Chicago Booth School of Business, for academic
+use). ``make data`` fetches it into ``data/external/`` (git-ignored); it is never committed.
+All three load into the canonical history format with one promotion rule: a display, a feature
+ad, or a temporary price cut (>= 5% under the series' 13-week high).
 """
 
 from __future__ import annotations
@@ -15,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-RDA = Path("usr/lib/R/site-library/bayesm/data/orangeJuice.rda")
+RDA_DIR = Path("usr/lib/R/site-library/bayesm/data")
+RDA = RDA_DIR / "orangeJuice.rda"
 DEFAULT_DIR = Path(__file__).resolve().parents[1] / "data" / "external" / "bayesm"  # repo root
 WEEK_ONE = pd.Timestamp("1989-09-14")  # Dominick's week 1 starts Thursday 14 September 1989
 BRANDS = (
@@ -32,28 +41,68 @@ BRANDS = (
     "dominicks_128",
 )
 CATEGORY = "orange_juice"
+TUNA_BRANDS = (
+    "star_kist_6oz",
+    "chicken_of_the_sea_6oz",
+    "bumble_bee_solid_6oz",
+    "bumble_bee_chunk_6oz",
+    "geisha_6oz",
+    "bumble_bee_large",
+    "hh_chunk_lite_6oz",
+)
 TPR_WINDOW_WEEKS = 13
 TPR_DEPTH = 0.05
+# tuna and cheese measure display as a share (of stores, of volume); a week counts as on
+# display when at least a quarter is (both measures are bimodal: most weeks near 0 or near 1)
+DISPLAY_SHARE = 0.25
+CHEESE_START = pd.Timestamp("1990-01-01")  # cheese has no dates: its weeks are counted from here
 
 
 class DataUnavailable(FileNotFoundError):
     """The Dominick's file is not on this machine (run ``make data``)."""
 
 
-def find_orange_juice(directory: str | Path | None = None) -> Path:
-    """Path to ``orangeJuice.rda`` under ``directory`` / ``$PROMOTWIN_DATA_DIR`` / data/external."""
+def find_bayesm(name: str, directory: str | Path | None = None) -> Path:
+    """Path to bayesm's ``<name>.rda`` under ``directory`` / ``$PROMOTWIN_DATA_DIR`` /
+    data/external (``directory`` may also be the file itself)."""
     candidates = [directory, os.environ.get("PROMOTWIN_DATA_DIR"), DEFAULT_DIR]
     for c in candidates:
         if not c:
             continue
         base = Path(c)
-        for p in (base / RDA, base / "orangeJuice.rda", base):
+        for p in (base / RDA_DIR / f"{name}.rda", base / f"{name}.rda"):
             if p.is_file():
                 return p
+        if base.is_file() and base.name == f"{name}.rda":
+            return base
     raise DataUnavailable(
-        "Dominick's orange juice data not found: run `make data` (apt-get download r-cran-bayesm "
+        f"bayesm's {name} data not found: run `make data` (apt-get download r-cran-bayesm "
         f"into {DEFAULT_DIR}) or set PROMOTWIN_DATA_DIR"
     )
+
+
+def find_orange_juice(directory: str | Path | None = None) -> Path:
+    """Path to ``orangeJuice.rda`` under ``directory`` / ``$PROMOTWIN_DATA_DIR`` / data/external."""
+    if directory is not None and Path(directory).is_file():
+        return Path(directory)
+    return find_bayesm("orangeJuice", directory)
+
+
+def _read(name: str, path: str | Path | None) -> pd.DataFrame:
+    import rdata
+
+    return pd.DataFrame(rdata.read_rda(str(find_bayesm(name, path)))[name]).reset_index(drop=True)
+
+
+def mark_promotions(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (sorted by location, SKU, date) with ``promo``: a display, a feature ad, or a
+    temporary price cut (>= 5% under the series' 13-week high)."""
+    recent_high = frame.groupby(["location", "sku"])["price"].transform(
+        lambda s: s.rolling(TPR_WINDOW_WEEKS, center=True, min_periods=1).max()
+    )
+    cut = frame["price"] <= (1 - TPR_DEPTH) * recent_high
+    promo = (frame["display"] > 0) | (frame["feature"] > 0) | cut
+    return frame.assign(promo=promo.astype(int))
 
 
 def load_orange_juice(
@@ -68,8 +117,7 @@ def load_orange_juice(
     """
     import rdata
 
-    file = Path(path) if path is not None and Path(path).is_file() else find_orange_juice(path)
-    raw = rdata.read_rda(str(file))["orangeJuice"]
+    raw = rdata.read_rda(str(find_orange_juice(path)))["orangeJuice"]
     yx = pd.DataFrame(raw["yx"]).reset_index(drop=True)
     if stores is not None:
         yx = yx[yx["store"].isin(list(stores))]
@@ -89,10 +137,55 @@ def load_orange_juice(
             "category": CATEGORY,
         }
     ).sort_values(["location", "sku", "date"], ignore_index=True)
-    # promoted: a deal, a feature ad, or a temporary price cut (>= 5% under the 13-week high)
-    recent_high = frame.groupby(["location", "sku"])["price"].transform(
-        lambda s: s.rolling(TPR_WINDOW_WEEKS, center=True, min_periods=1).max()
-    )
-    cut = frame["price"] <= (1 - TPR_DEPTH) * recent_high
-    frame["promo"] = ((frame["display"] > 0) | (frame["feature"] > 0) | cut).astype(int)
-    return frame
+    return mark_promotions(frame)
+
+
+def load_tuna(path: str | Path | None = None) -> pd.DataFrame:
+    """Dominick's canned tuna in the canonical history format: one row per brand x week at one
+    location (``dominicks``, the chain), ``units`` the week's movement, ``price`` exp(log
+    price), ``display`` the display share >= ``DISPLAY_SHARE``, no feature ads, ``category``
+    tuna, and ``promo`` (see the module docstring)."""
+    raw = _read("tuna", path)
+    weeks = raw["WEEK"].to_numpy(np.int64)
+    parts = [
+        pd.DataFrame(
+            {
+                "date": WEEK_ONE + pd.to_timedelta((weeks - 1) * 7, unit="D"),
+                "location": "dominicks",
+                "sku": brand,
+                "channel": "walk_in",
+                "units": raw[f"MOVE{b}"].to_numpy(np.int64),
+                "price": np.exp(raw[f"LPRICE{b}"].to_numpy(np.float64)),
+                "display": (raw[f"NSALE{b}"].to_numpy(np.float64) >= DISPLAY_SHARE).astype(int),
+                "feature": 0,
+                "category": "tuna",
+            }
+        )
+        for b, brand in enumerate(TUNA_BRANDS, start=1)
+    ]
+    frame = pd.concat(parts).sort_values(["location", "sku", "date"], ignore_index=True)
+    return mark_promotions(frame)
+
+
+def load_cheese(path: str | Path | None = None) -> pd.DataFrame:
+    """The cheese data in the canonical history format: one row per retailer x week, one SKU
+    (``sliced_cheese``), ``display`` the display share >= ``DISPLAY_SHARE``, no feature ads.
+
+    The file has no week column; its rows run week by week (every retailer once a week, in
+    the same order), so a retailer's n-th row is its n-th week from ``CHEESE_START``."""
+    raw = _read("cheese", path)
+    week = raw.groupby("RETAILER", sort=False).cumcount().to_numpy(np.int64)
+    frame = pd.DataFrame(
+        {
+            "date": CHEESE_START + pd.to_timedelta(week * 7, unit="D"),
+            "location": raw["RETAILER"].astype(str).to_numpy(),
+            "sku": "sliced_cheese",
+            "channel": "walk_in",
+            "units": raw["VOLUME"].to_numpy(np.int64),
+            "price": raw["PRICE"].to_numpy(np.float64),
+            "display": (raw["DISP"].to_numpy(np.float64) >= DISPLAY_SHARE).astype(int),
+            "feature": 0,
+            "category": "cheese",
+        }
+    ).sort_values(["location", "sku", "date"], ignore_index=True)
+    return mark_promotions(frame)

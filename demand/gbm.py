@@ -56,6 +56,7 @@ from promotwin.demand.glm_design import FloatArray, prepare, series_key
 from promotwin.demand.glm_estimation import censored_mean, censored_rows
 from promotwin.demand.history import validate_history
 from promotwin.demand.replay import HistoryError
+from promotwin.scenarios.schema import Seasonality
 
 GBM_FORMAT = "gbm-model/1"
 FEATURES = (
@@ -94,6 +95,16 @@ PROMO_PRIOR_SD = 2.0  # a category's elasticity / lift (log scale): weak
 SKU_PRIOR_SD = 0.5  # a SKU's elasticity around its category's
 PROMO_TERMS = ("log_price", "display", "feature")
 BASELINE_PRIOR = 4.0  # periods of the SKU's level a series' baseline is shrunk with
+# GbmOptions.monotone: a deeper cut, a display, a feature ad never sell less; a higher price
+# than the shelf's never sells more (so trees cannot bend the start's price response back)
+MONOTONE = {
+    "depth": 1,
+    "display": 1,
+    "feature": 1,
+    "promo": 1,
+    "price_index": -1,
+    "price_over_cheapest": -1,
+}
 
 
 @dataclass(frozen=True)
@@ -118,6 +129,15 @@ class GbmOptions:
     # stocked-out rows: "likelihood" (censored likelihood inside the boosting), "impute" (EM
     # over whole refits) or "drop" (left out); measured in tests/test_intelligence_models.py
     censoring: str = "impute"
+    # the boosting's start: the series baselines times the log-linear promotion terms (True)
+    # or the baselines alone (False: the trees must learn the whole promotion response)
+    promo_start: bool = True
+    monotone: bool = False  # MONOTONE's constraints on the trees
+    # the planner's seasonal profile, (category, amplitude, peak day of year) each: a multiplier
+    # ``1 + amplitude cos(2 pi (day of year - peak) / 365)`` in the start (baselines are fitted
+    # on the de-seasonalised sales), so a history shorter than a year still forecasts a peak it
+    # never saw; day-of-year trees cannot
+    seasonality: tuple[tuple[str, float, int], ...] = ()
 
 
 @dataclass
@@ -143,6 +163,8 @@ class GbmModel:
     series_price: dict[str, float] = field(default_factory=dict)
     # the log-linear promotion start: "<term>|<category>" -> coefficient (see _promo_effects)
     promo_effect: dict[str, float] = field(default_factory=dict)
+    # GbmOptions.seasonality: category -> [amplitude, peak day of year]
+    seasonality: dict[str, list[float]] = field(default_factory=dict)
     lightgbm_version: str = ""
     source: str = ""
     kind: ClassVar[str] = "gbm"
@@ -380,6 +402,9 @@ def _train(
         "verbose": -1,
         "metric": "poisson",
     }
+    if opts.monotone:
+        params["monotone_constraints"] = [MONOTONE.get(str(c), 0) for c in x.columns]
+        params["monotone_constraints_method"] = "intermediate"
     cats = list(CATEGORICAL)
     train = lgb.Dataset(x, y, init_score=log_base, categorical_feature=cats, free_raw_data=False)
     callbacks: list[Any] = []
@@ -488,12 +513,13 @@ def _final_fit(
     """The model on the whole training window with ``rounds`` trees, the stocked-out rows
     handled as ``opts.censoring`` says (``pred``: the first fit's means, to start from)."""
     if not censored.any():
-        return _train(x, y, _set_start(model, rows, y), opts, rounds)
+        return _train(x, y, _set_start(model, rows, y, opts), opts, rounds)
     if opts.censoring == "drop":
         keep = ~censored
-        return _train(x[keep], y[keep], _set_start(model, rows[keep], y[keep]), opts, rounds)
+        return _train(x[keep], y[keep], _set_start(model, rows[keep], y[keep], opts), opts, rounds)
     # the start from one imputation under the first fit
-    log_full = _set_start(model, rows, np.where(censored, censored_mean(y, pred, 1.0 / k_row), y))
+    imputed = np.where(censored, censored_mean(y, pred, 1.0 / k_row), y)
+    log_full = _set_start(model, rows, imputed, opts)
     if opts.censoring == "likelihood":
         objective = _censored_poisson(y, censored, k_row)
         return _train(x, y, log_full, opts, rounds, objective=objective)
@@ -554,19 +580,39 @@ def _promo_effects(rows: pd.DataFrame, y: FloatArray, log_base: FloatArray) -> d
     return {n: float(v) for n, v in zip(kept, fit.params, strict=True)}
 
 
-def _set_start(model: GbmModel, rows: pd.DataFrame, y: FloatArray) -> FloatArray:
-    """Fit the boosting's start (series baselines, promotion terms) on ``rows``; its score."""
-    model.baseline = _baselines(rows, y)
+def _set_start(model: GbmModel, rows: pd.DataFrame, y: FloatArray, opts: GbmOptions) -> FloatArray:
+    """Fit the boosting's start (series baselines, promotion terms unless
+    ``opts.promo_start`` is off) on ``rows``; its score."""
+    model.baseline = _baselines(rows, y / np.exp(log_season(rows, model)))
     model.promo_effect = {}
     log_base = start_score(rows, model)
-    model.promo_effect = _promo_effects(rows, y, log_base)
+    if opts.promo_start:
+        model.promo_effect = _promo_effects(rows, y, log_base)
     return start_score(rows, model)
 
 
+def seasonal_profile(
+    seasonality: Mapping[str, Seasonality],
+) -> tuple[tuple[str, float, int], ...]:
+    """A scenario's seasonality (``demand.seasonality``) as ``GbmOptions.seasonality``."""
+    return tuple((c, float(s.amplitude), int(s.peak_day)) for c, s in sorted(seasonality.items()))
+
+
+def log_season(rows: pd.DataFrame, model: GbmModel) -> FloatArray:
+    """Each row's log seasonal multiplier from the model's profile (0 without one)."""
+    if not model.seasonality:
+        return np.zeros(len(rows))
+    cat = rows["category"].astype(str)
+    amp = np.nan_to_num(lookup(cat, {c: v[0] for c, v in model.seasonality.items()}))
+    peak = np.nan_to_num(lookup(cat, {c: v[1] for c, v in model.seasonality.items()}))
+    doy = pd.DatetimeIndex(rows["date"]).day_of_year.to_numpy(np.float64)
+    return np.asarray(np.log1p(amp * np.cos(2 * np.pi * (doy - peak) / 365.0)), np.float64)
+
+
 def start_score(rows: pd.DataFrame, model: GbmModel) -> FloatArray:
-    """Each row's log start: its series' baseline and the log-linear promotion terms (NaN
-    for series the model has no baseline for)."""
-    log_base = np.log(lookup(series_key(rows), model.baseline))
+    """Each row's log start: its series' baseline, the seasonal profile and the log-linear
+    promotion terms (NaN for series the model has no baseline for)."""
+    log_base = np.log(lookup(series_key(rows), model.baseline)) + log_season(rows, model)
     if not model.promo_effect:
         return log_base
     effect = model.promo_effect
@@ -607,13 +653,14 @@ def fit_gbm(
         )
     cut = pd.Timestamp(dates[-n_valid])
     model = _empty_model(clean, rows, pickup_share, period, source)
+    model.seasonality = {c: [float(a), float(d)] for c, a, d in opts.seasonality}
     y = rows["units"].to_numpy(np.float64)
     censored = censored_rows(rows)
     x = feature_frame(rows, model, {})
     is_train = (rows["date"] < cut).to_numpy()
     # first fit: before the validation window, stocked-out rows left out; picks the rounds
     fit_rows = is_train & ~censored
-    _set_start(model, rows[fit_rows], y[fit_rows])
+    _set_start(model, rows[fit_rows], y[fit_rows], opts)
     log_b = start_score(rows, model)
     log_b = np.where(np.isnan(log_b), math.log(0.5), log_b)  # series first seen in validation
     valid_rows = ~is_train & ~censored
