@@ -388,22 +388,16 @@ class BaseStockPolicy:
         mu = cover_sum([t.echelon_mean for t in terms], days)
         var = cover_sum([t.echelon_var for t in terms], days)
         level = np.ceil(mu + z * np.sqrt(var) + store_safety)
-        due_soon = np.zeros((nd, s.n_skus))
-        for ship in s.inbound:
-            if ship.kind in ("purchase", "expedite") and ship.destination < nd:
-                arrives = ship.due_day <= s.day + fast[ship.sku]
-                np.add.at(due_soon[ship.destination], ship.sku[arrives], ship.qty[arrives])
+        dcs = np.arange(nd)
+        due_soon = _supply_due_within(s, dcs, fast)
         position = s.on_hand[:nd] + s.in_transit[:nd] + due_soon + stores_e
         qty = np.maximum(level - position, 0).astype(np.int64)
-        dcs, skus = np.nonzero(qty)
-        plan.add(
-            ActionKind.EXPEDITE,
-            s.sku_supplier[skus],
+        _add_expedites(
+            plan,
+            s,
             dcs,
-            skus,
-            qty[dcs, skus],
-            s.unit_cost[skus] + s.expedite_premium[skus],
-            (mu / np.maximum(level, 1e-9))[dcs, skus],
+            qty,
+            mu / np.maximum(level, 1e-9),
             "base-stock: position due within the expedite lead time below its level",
         )
         return qty
@@ -448,28 +442,53 @@ class BaseStockPolicy:
         fast = s.expedite_lead_time[s.sku_supplier]  # [S] days
         mu = cover_sum(fc, fast[None, :])
         level = np.ceil(mu + z * np.sqrt(cover_sum(fc, fast[None, :], per_day=s.forecast_var)))
-        row_of = np.full(s.n_locations, -1, np.int64)
-        row_of[rows] = np.arange(len(rows))
-        due_soon = np.zeros((len(rows), s.n_skus))
-        for ship in s.inbound:
-            r = row_of[ship.destination]
-            if ship.kind in ("purchase", "expedite") and r >= 0:
-                arrives = ship.due_day <= s.day + fast[ship.sku]
-                np.add.at(due_soon[r], ship.sku[arrives], ship.qty[arrives])
-        position = s.on_hand[rows] + s.in_transit[rows] + due_soon
+        position = s.on_hand[rows] + s.in_transit[rows] + _supply_due_within(s, rows, fast)
         qty = np.maximum(level - position, 0).astype(np.int64)
-        at, skus = np.nonzero(qty)
-        plan.add(
-            ActionKind.EXPEDITE,
-            s.sku_supplier[skus],
-            rows[at],
-            skus,
-            qty[at, skus],
-            s.unit_cost[skus] + s.expedite_premium[skus],
-            (mu / np.maximum(level, 1e-9))[at, skus],
+        _add_expedites(
+            plan,
+            s,
+            rows,
+            qty,
+            mu / np.maximum(level, 1e-9),
             "base-stock: direct-store position due within the expedite lead time below its level",
         )
         return qty
+
+
+def _supply_due_within(s: PlanningSnapshot, rows: IntArray, fast: IntArray) -> FloatArray:
+    """``[len(rows), S]`` units of purchase and expedite orders to the locations ``rows`` due
+    within each SKU's expedite lead time ``fast`` (what an expedite today would arrive with)."""
+    row_of = np.full(s.n_locations, -1, np.int64)
+    row_of[rows] = np.arange(len(rows))
+    due_soon = np.zeros((len(rows), s.n_skus))
+    for ship in s.inbound:
+        r = row_of[ship.destination]
+        if ship.kind in ("purchase", "expedite") and r >= 0:
+            arrives = ship.due_day <= s.day + fast[ship.sku]
+            np.add.at(due_soon[r], ship.sku[arrives], ship.qty[arrives])
+    return due_soon
+
+
+def _add_expedites(
+    plan: PlanBuilder,
+    s: PlanningSnapshot,
+    rows: IntArray,
+    qty: IntArray,
+    cover: FloatArray,
+    reason: str,
+) -> None:
+    """Expedite lines for the positive cells of ``qty`` ``[len(rows), S]`` (location ``rows``)."""
+    at, skus = np.nonzero(qty)
+    plan.add(
+        ActionKind.EXPEDITE,
+        s.sku_supplier[skus],
+        rows[at],
+        skus,
+        qty[at, skus],
+        s.unit_cost[skus] + s.expedite_premium[skus],
+        cover[at, skus],
+        reason,
+    )
 
 
 def add_second_source(
