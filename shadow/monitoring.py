@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from promotwin import strict_json
 from promotwin.policies.contract import FloatArray, IntArray, PlanningSnapshot
 from promotwin.workflow.config import GovernanceConfig, Monitoring
 
@@ -116,8 +117,8 @@ def keep_forecast(
             source,
             str(snap.date),
             len(mean),
-            json.dumps(list(snap.location_ids)),
-            json.dumps(list(snap.sku_ids)),
+            strict_json.dumps(list(snap.location_ids)),
+            strict_json.dumps(list(snap.sku_ids)),
             zlib.compress(mean.tobytes(), 1),
         ),
     )

@@ -56,10 +56,13 @@ def test_sensing_recovers_a_cluster_deviation_through_stock_outs(appliance: Scen
     kept = urban & ~obs.censored
     naive = obs.sales[kept].sum() / obs.prior[kept].sum()  # stocked-out days left out
     assert naive < 1 + URBAN - 0.15, naive
-    for region in REGIONS:
-        for cluster, truth in (("urban", 1 + URBAN), ("suburban", 1 + SUBURBAN), ("rural", 1.0)):
-            got = sensed[("SUMMER-COOL", f"{cluster} cluster, {region}")]
-            assert abs(got - truth) < 0.1, (cluster, region, got)
+    # tolerances from the spread over seeds 1-8 (sd 0.02-0.07 per region x cluster a week in,
+    # about half that for the mean of the three regions): a cell within 0.16, a cluster's
+    # mean within 0.06; leaving the stocked-out days out misses by more than 0.15 (above)
+    for cluster, truth in (("urban", 1 + URBAN), ("suburban", 1 + SUBURBAN), ("rural", 1.0)):
+        got = [sensed[("SUMMER-COOL", f"{cluster} cluster, {region}")] for region in REGIONS]
+        assert max(abs(g - truth) for g in got) < 0.16, (cluster, got)
+        assert abs(np.mean(got) - truth) < 0.06, (cluster, got)
 
 
 def test_sensing_pools_a_cluster_over_its_skus_from_the_first_day(appliance: Scenario) -> None:
@@ -67,9 +70,14 @@ def test_sensing_pools_a_cluster_over_its_skus_from_the_first_day(appliance: Sce
     all its SKUs at once, so the deviation is visible after the launch day already."""
     sensing = _run(_surprise(appliance, store_days=60, dc_days=60), days_in=1)
     sensed = sensing.segment_uplift()
-    for region in REGIONS:
-        assert abs(sensed[("SUMMER-COOL", f"urban cluster, {region}")] - (1 + URBAN)) < 0.15
-        assert abs(sensed[("SUMMER-COOL", f"suburban cluster, {region}")] - (1 + SUBURBAN)) < 0.15
+    # after one day a region x cluster factor has sd up to 0.16 over seeds 1-8 (and shrinks
+    # toward the prior by about 0.05): each region shows the deviation's sign and at least a
+    # quarter of its size, the three regions' mean is within 0.1 of it
+    urban = [sensed[("SUMMER-COOL", f"urban cluster, {region}")] for region in REGIONS]
+    suburban = [sensed[("SUMMER-COOL", f"suburban cluster, {region}")] for region in REGIONS]
+    assert min(urban) > 1 + URBAN / 4 and max(suburban) < 1 + SUBURBAN / 4, (urban, suburban)
+    assert abs(np.mean(urban) - (1 + URBAN)) < 0.1, urban
+    assert abs(np.mean(suburban) - (1 + SUBURBAN)) < 0.1, suburban
 
 
 @pytest.fixture(scope="module")
